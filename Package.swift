@@ -1,0 +1,69 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Module layout; dependencies point one way, from the edge to the core:
+//
+//   pbft (CLI) ─▶ PBFTCluster ─▶ PBFTCrypto ─▶ PBFTWire
+//                      │              └──▶ CSodium (libsodium)
+//                      └──▶ PBFTCore ─▶ PBFTWire
+//
+// PBFTWire and PBFTCore are pure: no Foundation, no NIO, no clock, no randomness.
+// Later issues add PBFTRuntime (UDP shell), PBFTSimulator and PBFTLauncher beside PBFTCluster.
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "pbft",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "pbft", targets: ["pbft"]),
+        .library(name: "PBFTWire", targets: ["PBFTWire"]),
+        .library(name: "PBFTCrypto", targets: ["PBFTCrypto"]),
+        .library(name: "PBFTCore", targets: ["PBFTCore"]),
+        .library(name: "PBFTCluster", targets: ["PBFTCluster"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        .target(name: "PBFTWire", swiftSettings: strict),
+        .target(name: "PBFTCrypto", dependencies: ["CSodium", "PBFTWire"], swiftSettings: strict),
+        .target(name: "PBFTCore", dependencies: ["PBFTWire"], swiftSettings: strict),
+        .target(
+            name: "PBFTCluster",
+            dependencies: ["PBFTWire", "PBFTCrypto", "PBFTCore", "TOMLKit"],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "pbft",
+            dependencies: [
+                "PBFTCluster", "PBFTCrypto", "PBFTWire", "PBFTCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "PBFTWireTests", dependencies: ["PBFTWire", "PBFTCrypto"], swiftSettings: strict),
+        .testTarget(
+            name: "PBFTCryptoTests",
+            dependencies: ["PBFTCrypto", "PBFTWire"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "PBFTCoreTests", dependencies: ["PBFTCore"], swiftSettings: strict),
+        .testTarget(
+            name: "PBFTClusterTests",
+            dependencies: ["PBFTCluster", "PBFTCrypto", "PBFTWire", "PBFTCore"],
+            swiftSettings: strict
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

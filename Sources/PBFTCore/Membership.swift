@@ -1,0 +1,120 @@
+public import PBFTWire
+
+/// The membership of one configuration epoch: its replicas (with addresses and keys), the
+/// clients allowed to send requests, the operator's key, and the fault threshold `f`.
+///
+/// Replicas are kept sorted by id; the primary of view `v` is the replica at index
+/// `v mod n` of that order (§4.1: `p = v mod |R|`), so ids need not be dense.
+public struct Membership: Hashable, Sendable {
+    public let epoch: Epoch
+    public let f: Int
+    public let replicas: [ReplicaDescriptor]
+    /// Sorted by client id.
+    public let clients: [ClientKey]
+    public let operatorKey: PublicKey
+
+    public struct ClientKey: Hashable, Sendable {
+        public var id: ClientID
+        public var publicKey: PublicKey
+        public init(id: ClientID, publicKey: PublicKey) {
+            self.id = id
+            self.publicKey = publicKey
+        }
+    }
+
+    /// Checks every rule of a configuration and sorts the lists; throws the first rule broken.
+    public init(epoch: Epoch, f: Int, replicas: [ReplicaDescriptor], clients: [ClientKey], operatorKey: PublicKey) throws(MembershipError) {
+        let replicas = replicas.sorted { $0.id < $1.id }
+        let clients = clients.sorted { $0.id < $1.id }
+        guard f >= 1 else { throw .faultToleranceTooSmall(f) }
+        // §4: n >= 3f+1 replicas tolerate f faulty ones.
+        guard replicas.count >= 3 * f + 1 else { throw .tooFewReplicas(n: replicas.count, f: f) }
+        if let id = Self.firstDuplicate(replicas.map(\.id)) { throw .duplicateReplicaID(id) }
+        if let address = Self.firstDuplicate(replicas.map { "\($0.host):\($0.port)" }) { throw .duplicateAddress(address) }
+        if let id = Self.firstDuplicate(clients.map(\.id)) { throw .duplicateClientID(id) }
+        let keys = replicas.map(\.publicKey) + clients.map(\.publicKey) + [operatorKey]
+        if let key = Self.firstDuplicate(keys) { throw .duplicatePublicKey(key) }
+        self.epoch = epoch
+        self.f = f
+        self.replicas = replicas
+        self.clients = clients
+        self.operatorKey = operatorKey
+    }
+
+    /// `n`, the number of replicas.
+    public var n: Int { replicas.count }
+    /// 2f+1: prepared, committed-local, stable checkpoint, view-change quorum.
+    public var quorum: Int { 2 * f + 1 }
+    /// f+1: enough to contain one correct replica (replies, joining a higher view).
+    public var weakQuorum: Int { f + 1 }
+
+    /// The largest f that `n` replicas tolerate: floor((n-1)/3).
+    public static func maxFaultTolerance(replicas n: Int) -> Int { max(0, (n - 1) / 3) }
+
+    public func primary(of view: ViewNumber) -> ReplicaID {
+        replicas[Int(view.rawValue % UInt64(replicas.count))].id
+    }
+
+    public func replica(_ id: ReplicaID) -> ReplicaDescriptor? {
+        guard let index = replicaIndex(id) else { return nil }
+        return replicas[index]
+    }
+
+    /// The replica's position in id order, by binary search.
+    public func replicaIndex(_ id: ReplicaID) -> Int? {
+        Self.binarySearch(replicas.count) { replicas[$0].id < id } .flatMap { replicas[$0].id == id ? $0 : nil }
+    }
+
+    public func clientKey(_ id: ClientID) -> PublicKey? {
+        Self.binarySearch(clients.count) { clients[$0].id < id }.flatMap { clients[$0].id == id ? clients[$0].publicKey : nil }
+    }
+
+    /// The first index for which `isBefore` is false, or nil if there is none.
+    private static func binarySearch(_ count: Int, isBefore: (Int) -> Bool) -> Int? {
+        var low = 0, high = count
+        while low < high {
+            let mid = (low + high) / 2
+            if isBefore(mid) { low = mid + 1 } else { high = mid }
+        }
+        return low < count ? low : nil
+    }
+
+    private static func firstDuplicate<T: Hashable>(_ values: [T]) -> T? {
+        var seen = Set<T>()
+        for value in values where !seen.insert(value).inserted { return value }
+        return nil
+    }
+}
+
+extension Membership: KeyDirectory {
+    /// Keys of this epoch only; a message signed for another epoch has no key here.
+    public func publicKey(of principal: Principal, epoch: Epoch) -> PublicKey? {
+        guard epoch == self.epoch else { return nil }
+        switch principal {
+        case .replica(let id): return replica(id)?.publicKey
+        case .client(let id): return clientKey(id)
+        case .operator: return operatorKey
+        }
+    }
+}
+
+/// A configuration rule that a membership breaks.
+public enum MembershipError: Error, Hashable, Sendable, CustomStringConvertible {
+    case faultToleranceTooSmall(Int)
+    case tooFewReplicas(n: Int, f: Int)
+    case duplicateReplicaID(ReplicaID)
+    case duplicateAddress(String)
+    case duplicateClientID(ClientID)
+    case duplicatePublicKey(PublicKey)
+
+    public var description: String {
+        switch self {
+        case .faultToleranceTooSmall(let f): "f = \(f): f must be at least 1"
+        case .tooFewReplicas(let n, let f): "n = \(n) replicas cannot tolerate f = \(f): PBFT needs n >= 3f+1 = \(3 * f + 1)"
+        case .duplicateReplicaID(let id): "replica id \(id.rawValue) appears twice"
+        case .duplicateAddress(let address): "address \(address) is used by two replicas"
+        case .duplicateClientID(let id): "client id \(id.rawValue) appears twice"
+        case .duplicatePublicKey(let key): "public key \(key) is listed twice"
+        }
+    }
+}

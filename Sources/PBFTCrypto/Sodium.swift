@@ -1,0 +1,46 @@
+import CSodium
+public import PBFTWire
+
+/// libsodium must be initialised once before use; `sodium_init` is itself safe to call
+/// from several threads, and a Swift global is initialised exactly once, lazily and
+/// atomically, so every entry point of this module starts with `Sodium.ready()`.
+enum Sodium {
+    private static let initialised: Bool = sodium_init() >= 0
+
+    static func ready() {
+        precondition(initialised, "libsodium failed to initialise (sodium_init returned -1)")
+    }
+}
+
+/// Cryptographic helpers that are not signatures.
+public enum Crypto {
+    /// SHA-256 of `bytes`.
+    public static func sha256(_ bytes: [UInt8]) -> Digest {
+        Sodium.ready()
+        var out = [UInt8](repeating: 0, count: Int(crypto_hash_sha256_BYTES))
+        bytes.withUnsafeBufferPointer { input in
+            _ = crypto_hash_sha256(&out, input.baseAddress, UInt64(input.count))
+        }
+        return Digest(bytes: out)!
+    }
+
+    /// Compares two byte strings in time that depends only on their lengths, never on
+    /// where they differ. Different lengths compare unequal.
+    public static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        Sodium.ready()
+        guard a.count == b.count else { return false }
+        guard !a.isEmpty else { return true }
+        return a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in sodium_memcmp(pa.baseAddress!, pb.baseAddress!, a.count) == 0 }
+        }
+    }
+
+    /// `count` bytes from the operating system's secure random source. For key generation
+    /// only; the protocol core never sees it.
+    public static func randomBytes(_ count: Int) -> [UInt8] {
+        Sodium.ready()
+        var out = [UInt8](repeating: 0, count: count)
+        out.withUnsafeMutableBytes { randombytes_buf($0.baseAddress!, count) }
+        return out
+    }
+}

@@ -1,0 +1,292 @@
+/// `<REQUEST, o, t, c>σc` (§4.1): a client asks for operation `o` at timestamp `t`.
+/// The client `c` is the envelope's sender.
+public struct Request: Hashable, Sendable {
+    public var timestamp: Timestamp
+    /// Opaque to the protocol; the application decodes it.
+    public var operation: [UInt8]
+
+    public init(timestamp: Timestamp, operation: [UInt8]) {
+        self.timestamp = timestamp
+        self.operation = operation
+    }
+}
+
+/// A replica as a reconfiguration names it: identity, UDP address and public key.
+public struct ReplicaDescriptor: Hashable, Sendable {
+    public var id: ReplicaID
+    public var host: String
+    public var port: UInt16
+    public var publicKey: PublicKey
+
+    public init(id: ReplicaID, host: String, port: UInt16, publicKey: PublicKey) {
+        self.id = id
+        self.host = host
+        self.port = port
+        self.publicKey = publicKey
+    }
+}
+
+/// A change of membership, signed by the operator and ordered like any request; it takes
+/// effect at the next checkpoint boundary as a new epoch.
+public enum ReconfigurationChange: Hashable, Sendable {
+    case addReplica(ReplicaDescriptor)
+    case removeReplica(ReplicaID)
+    case replaceReplica(old: ReplicaID, new: ReplicaDescriptor)
+    case setFaultTolerance(UInt32)
+}
+
+/// An operator-signed reconfiguration request; the timestamp orders the operator's
+/// requests exactly as a client's timestamps order a client's.
+public struct Reconfiguration: Hashable, Sendable {
+    public var timestamp: Timestamp
+    public var change: ReconfigurationChange
+
+    public init(timestamp: Timestamp, change: ReconfigurationChange) {
+        self.timestamp = timestamp
+        self.change = change
+    }
+}
+
+/// `<PRE-PREPARE, v, n, d>σp` (§4.2). The batch whose digest is `d` travels beside the
+/// signed message (see `Frame`), as the paper piggybacks `m`: certificates then carry
+/// the pre-prepare without the requests.
+public struct PrePrepare: Hashable, Sendable {
+    public var view: ViewNumber
+    public var sequence: SequenceNumber
+    public var batchDigest: Digest
+
+    public init(view: ViewNumber, sequence: SequenceNumber, batchDigest: Digest) {
+        self.view = view
+        self.sequence = sequence
+        self.batchDigest = batchDigest
+    }
+}
+
+/// `<PREPARE, v, n, d, i>σi` and `<COMMIT, v, n, D(m), i>σi` share this shape (§4.2).
+public struct Vote: Hashable, Sendable {
+    public var view: ViewNumber
+    public var sequence: SequenceNumber
+    public var batchDigest: Digest
+
+    public init(view: ViewNumber, sequence: SequenceNumber, batchDigest: Digest) {
+        self.view = view
+        self.sequence = sequence
+        self.batchDigest = batchDigest
+    }
+}
+
+/// `<REPLY, v, t, c, i, r>σi` (§4.1). The replica `i` is the envelope's sender.
+public struct Reply: Hashable, Sendable {
+    public var view: ViewNumber
+    public var timestamp: Timestamp
+    /// The client (or the operator) whose request this answers.
+    public var requester: Principal
+    public var result: [UInt8]
+
+    public init(view: ViewNumber, timestamp: Timestamp, requester: Principal, result: [UInt8]) {
+        self.view = view
+        self.timestamp = timestamp
+        self.requester = requester
+        self.result = result
+    }
+}
+
+/// `<CHECKPOINT, n, d, i>σi` (§4.3): replica `i` executed through `n` and its state
+/// (application and reply cache) has digest `d`.
+public struct Checkpoint: Hashable, Sendable {
+    public var sequence: SequenceNumber
+    public var stateDigest: Digest
+
+    public init(sequence: SequenceNumber, stateDigest: Digest) {
+        self.sequence = sequence
+        self.stateDigest = stateDigest
+    }
+}
+
+/// Proof that a request prepared (§4.4): the pre-prepare (signed by the primary of its
+/// view), the batch it orders, and 2f matching prepares from distinct backups.
+public struct PreparedCertificate: Hashable, Sendable {
+    /// An envelope holding a `.prePrepare`.
+    public var prePrepare: Envelope
+    /// Client-signed request envelopes whose digest is the pre-prepare's.
+    public var batch: [Envelope]
+    /// Envelopes holding `.prepare` votes matching the pre-prepare.
+    public var prepares: [Envelope]
+
+    public init(prePrepare: Envelope, batch: [Envelope], prepares: [Envelope]) {
+        self.prePrepare = prePrepare
+        self.batch = batch
+        self.prepares = prepares
+    }
+}
+
+/// `<VIEW-CHANGE, v+1, n, C, P, i>σi` (§4.4).
+public struct ViewChange: Hashable, Sendable {
+    public var newView: ViewNumber
+    /// `n`: the sequence number of the sender's last stable checkpoint.
+    public var stableSequence: SequenceNumber
+    /// `C`: 2f+1 checkpoint envelopes proving that checkpoint stable.
+    public var checkpointProof: [Envelope]
+    /// `P`: a certificate for each request prepared above `n`.
+    public var prepared: [PreparedCertificate]
+
+    public init(newView: ViewNumber, stableSequence: SequenceNumber, checkpointProof: [Envelope], prepared: [PreparedCertificate]) {
+        self.newView = newView
+        self.stableSequence = stableSequence
+        self.checkpointProof = checkpointProof
+        self.prepared = prepared
+    }
+}
+
+/// `<NEW-VIEW, v+1, V, O>σp` (§4.4).
+public struct NewView: Hashable, Sendable {
+    public var view: ViewNumber
+    /// `V`: the 2f+1 view-change envelopes the new primary collected.
+    public var viewChanges: [Envelope]
+    /// `O`: pre-prepare envelopes for the new view, each signed by the new primary; a null
+    /// request has `Digest.zero` as its batch digest. Their batches are in `V`'s certificates.
+    public var prePrepares: [Envelope]
+
+    public init(view: ViewNumber, viewChanges: [Envelope], prePrepares: [Envelope]) {
+        self.view = view
+        self.viewChanges = viewChanges
+        self.prePrepares = prePrepares
+    }
+}
+
+/// A request for one chunk of the state at a stable checkpoint.
+public struct StateRequest: Hashable, Sendable {
+    public var sequence: SequenceNumber
+    public var stateDigest: Digest
+    public var chunkIndex: UInt32
+
+    public init(sequence: SequenceNumber, stateDigest: Digest, chunkIndex: UInt32) {
+        self.sequence = sequence
+        self.stateDigest = stateDigest
+        self.chunkIndex = chunkIndex
+    }
+}
+
+/// One chunk of the snapshot at a stable checkpoint. The receiver checks the whole
+/// snapshot against the certified `stateDigest` before installing it.
+public struct StateChunk: Hashable, Sendable {
+    public var sequence: SequenceNumber
+    public var stateDigest: Digest
+    public var chunkIndex: UInt32
+    public var chunkCount: UInt32
+    public var totalBytes: UInt64
+    public var bytes: [UInt8]
+
+    public init(sequence: SequenceNumber, stateDigest: Digest, chunkIndex: UInt32, chunkCount: UInt32, totalBytes: UInt64, bytes: [UInt8]) {
+        self.sequence = sequence
+        self.stateDigest = stateDigest
+        self.chunkIndex = chunkIndex
+        self.chunkCount = chunkCount
+        self.totalBytes = totalBytes
+        self.bytes = bytes
+    }
+}
+
+/// Every message of the protocol. The case decides the message type byte on the wire.
+public enum Message: Hashable, Sendable {
+    case request(Request)
+    case reconfiguration(Reconfiguration)
+    case prePrepare(PrePrepare)
+    case prepare(Vote)
+    case commit(Vote)
+    case reply(Reply)
+    case checkpoint(Checkpoint)
+    case viewChange(ViewChange)
+    case newView(NewView)
+    case stateRequest(StateRequest)
+    case stateChunk(StateChunk)
+
+    public var type: MessageType {
+        switch self {
+        case .request: .request
+        case .reconfiguration: .reconfiguration
+        case .prePrepare: .prePrepare
+        case .prepare: .prepare
+        case .commit: .commit
+        case .reply: .reply
+        case .checkpoint: .checkpoint
+        case .viewChange: .viewChange
+        case .newView: .newView
+        case .stateRequest: .stateRequest
+        case .stateChunk: .stateChunk
+        }
+    }
+}
+
+/// The message type byte. Values are part of the wire format: never renumber.
+public enum MessageType: UInt8, CaseIterable, Sendable, CustomStringConvertible {
+    case request = 1
+    case reconfiguration = 2
+    case prePrepare = 3
+    case prepare = 4
+    case commit = 5
+    case reply = 6
+    case checkpoint = 7
+    case viewChange = 8
+    case newView = 9
+    case stateRequest = 10
+    case stateChunk = 11
+
+    public var description: String {
+        switch self {
+        case .request: "request"
+        case .reconfiguration: "reconfiguration"
+        case .prePrepare: "pre-prepare"
+        case .prepare: "prepare"
+        case .commit: "commit"
+        case .reply: "reply"
+        case .checkpoint: "checkpoint"
+        case .viewChange: "view-change"
+        case .newView: "new-view"
+        case .stateRequest: "state-request"
+        case .stateChunk: "state-chunk"
+        }
+    }
+
+    /// Who may send a message of this type: clients send requests, the operator sends
+    /// reconfigurations, replicas send everything else.
+    public func accepts(_ sender: Principal) -> Bool {
+        switch (self, sender) {
+        case (.request, .client): true
+        case (.reconfiguration, .operator): true
+        case (.request, _), (.reconfiguration, _): false
+        case (_, .replica): true
+        default: false
+        }
+    }
+}
+
+/// A signed message: the unit that is signed, verified, nested in certificates and sent.
+/// The signature covers the exact bytes `Envelope.signedBytes` produces (version, type,
+/// sender, epoch, payload length, payload).
+public struct Envelope: Hashable, Sendable {
+    public var sender: Principal
+    public var epoch: Epoch
+    public var message: Message
+    public var signature: Signature
+
+    public init(sender: Principal, epoch: Epoch, message: Message, signature: Signature) {
+        self.sender = sender
+        self.epoch = epoch
+        self.message = message
+        self.signature = signature
+    }
+}
+
+/// What one datagram (or one reassembled message) carries: an envelope and, only for a
+/// pre-prepare, the batch of client-signed requests it orders, outside the primary's
+/// signature (the batch digest inside it authenticates the batch).
+public struct Frame: Hashable, Sendable {
+    public var envelope: Envelope
+    public var batch: [Envelope]
+
+    public init(envelope: Envelope, batch: [Envelope] = []) {
+        self.envelope = envelope
+        self.batch = batch
+    }
+}
