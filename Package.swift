@@ -51,11 +51,11 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "PBFTWireTests", dependencies: ["PBFTWire", "PBFTCrypto"], swiftSettings: strict),
+        .testTarget(name: "PBFTWireTests", dependencies: ["PBFTWire", "PBFTCrypto", "PBFTCore"], swiftSettings: strict),
         .testTarget(
             name: "PBFTCryptoTests",
             dependencies: ["PBFTCrypto", "PBFTWire"],
-            resources: [.copy("Fixtures")],
+            exclude: ["Fixtures"],
             swiftSettings: strict
         ),
         .testTarget(name: "PBFTCoreTests", dependencies: ["PBFTCore"], swiftSettings: strict),
