@@ -24,6 +24,8 @@ let package = Package(
         .library(name: "PBFTCrypto", targets: ["PBFTCrypto"]),
         .library(name: "PBFTCore", targets: ["PBFTCore"]),
         .library(name: "PBFTCluster", targets: ["PBFTCluster"]),
+        .library(name: "PBFTKeyValue", targets: ["PBFTKeyValue"]),
+        .library(name: "PBFTSimulator", targets: ["PBFTSimulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
@@ -38,6 +40,12 @@ let package = Package(
         .target(name: "PBFTWire", swiftSettings: strict),
         .target(name: "PBFTCrypto", dependencies: ["CSodium", "PBFTWire"], swiftSettings: strict),
         .target(name: "PBFTCore", dependencies: ["PBFTWire"], swiftSettings: strict),
+        .target(name: "PBFTKeyValue", dependencies: ["PBFTCore", "PBFTWire"], swiftSettings: strict),
+        .target(
+            name: "PBFTSimulator",
+            dependencies: ["PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue"],
+            swiftSettings: strict
+        ),
         .target(
             name: "PBFTCluster",
             dependencies: ["PBFTWire", "PBFTCrypto", "PBFTCore", "TOMLKit"],
@@ -46,7 +54,7 @@ let package = Package(
         .executableTarget(
             name: "pbft",
             dependencies: [
-                "PBFTCluster", "PBFTCrypto", "PBFTWire", "PBFTCore",
+                "PBFTCluster", "PBFTCrypto", "PBFTWire", "PBFTCore", "PBFTSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -58,7 +66,11 @@ let package = Package(
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),
-        .testTarget(name: "PBFTCoreTests", dependencies: ["PBFTCore"], swiftSettings: strict),
+        .testTarget(
+            name: "PBFTCoreTests",
+            dependencies: ["PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue", "PBFTSimulator"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "PBFTClusterTests",
             dependencies: ["PBFTCluster", "PBFTCrypto", "PBFTWire", "PBFTCore"],

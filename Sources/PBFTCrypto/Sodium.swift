@@ -44,3 +44,24 @@ public enum Crypto {
         return out
     }
 }
+
+/// SHA-256 as the core's digest function.
+public struct SHA256Digester: MessageDigester {
+    public init() {}
+    public func digest(_ bytes: [UInt8]) -> Digest { Crypto.sha256(bytes) }
+}
+
+extension Crypto {
+    /// Keyed BLAKE2b with an output of `length` bytes (16 to 64); the key is 16 to 64 bytes.
+    public static func blake2b(_ bytes: [UInt8], key: [UInt8], length: Int) -> [UInt8] {
+        Sodium.ready()
+        precondition((16...64).contains(length) && (16...64).contains(key.count), "BLAKE2b sizes out of range")
+        var out = [UInt8](repeating: 0, count: length)
+        bytes.withUnsafeBufferPointer { m in
+            key.withUnsafeBufferPointer { k in
+                _ = crypto_generichash(&out, length, m.baseAddress, UInt64(m.count), k.baseAddress, k.count)
+            }
+        }
+        return out
+    }
+}

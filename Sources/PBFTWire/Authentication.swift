@@ -11,6 +11,12 @@ public protocol SignatureVerifier: Sendable {
     func isValid(_ signature: Signature, of bytes: [UInt8], by publicKey: PublicKey) -> Bool
 }
 
+/// A collision-resistant digest (SHA-256 in production), injected into the core so that it
+/// stays free of crypto libraries while computing batch and state digests.
+public protocol MessageDigester: Sendable {
+    func digest(_ bytes: [UInt8]) -> Digest
+}
+
 /// Who holds which public key in which epoch.
 public protocol KeyDirectory: Sendable {
     func publicKey(of principal: Principal, epoch: Epoch) -> PublicKey?
@@ -90,7 +96,7 @@ public struct Authenticator<Verifier: SignatureVerifier, Keys: KeyDirectory>: Se
         case .newView(let newView):
             for viewChange in newView.viewChanges { try verify(viewChange, field: field + ".V") }
             for prePrepare in newView.prePrepares { try verify(prePrepare, field: field + ".O") }
-        case .request, .reconfiguration, .prePrepare, .prepare, .commit, .reply, .checkpoint, .stateRequest, .stateChunk:
+        case .request, .reconfiguration, .prePrepare, .prepare, .commit, .reply, .checkpoint, .stateRequest, .stateChunk, .status:
             break
         }
     }

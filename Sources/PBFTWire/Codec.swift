@@ -153,6 +153,8 @@ extension ByteWriter {
             u32(s.chunkCount)
             u64(s.totalBytes)
             lengthPrefixed(s.bytes)
+        case .status(let s):
+            u64(s.view.rawValue); u64(s.stableSequence.rawValue); u64(s.lastExecuted.rawValue)
         }
     }
 }
@@ -319,6 +321,11 @@ extension ByteReader {
             return .stateChunk(StateChunk(
                 sequence: sequence, stateDigest: digest, chunkIndex: index,
                 chunkCount: count, totalBytes: total, bytes: bytes))
+        case .status:
+            return .status(Status(
+                view: ViewNumber(try u64("status.view")),
+                stableSequence: SequenceNumber(try u64("status.stableSequence")),
+                lastExecuted: SequenceNumber(try u64("status.lastExecuted"))))
         }
     }
 }

@@ -187,6 +187,23 @@ public struct StateChunk: Hashable, Sendable {
     }
 }
 
+/// A replica's progress, broadcast when it seems stuck or behind, so peers resend what it
+/// lacks (pre-prepares with batches, their own prepares, commits and checkpoints). Datagrams
+/// get lost; this is how a replica that missed messages catches up while the others still
+/// hold the log it needs.
+public struct Status: Hashable, Sendable {
+    public var view: ViewNumber
+    /// The sender's low water mark h (its last stable checkpoint).
+    public var stableSequence: SequenceNumber
+    public var lastExecuted: SequenceNumber
+
+    public init(view: ViewNumber, stableSequence: SequenceNumber, lastExecuted: SequenceNumber) {
+        self.view = view
+        self.stableSequence = stableSequence
+        self.lastExecuted = lastExecuted
+    }
+}
+
 /// Every message of the protocol. The case decides the message type byte on the wire.
 public enum Message: Hashable, Sendable {
     case request(Request)
@@ -200,6 +217,7 @@ public enum Message: Hashable, Sendable {
     case newView(NewView)
     case stateRequest(StateRequest)
     case stateChunk(StateChunk)
+    case status(Status)
 
     public var type: MessageType {
         switch self {
@@ -214,6 +232,7 @@ public enum Message: Hashable, Sendable {
         case .newView: .newView
         case .stateRequest: .stateRequest
         case .stateChunk: .stateChunk
+        case .status: .status
         }
     }
 }
@@ -231,6 +250,7 @@ public enum MessageType: UInt8, CaseIterable, Sendable, CustomStringConvertible 
     case newView = 9
     case stateRequest = 10
     case stateChunk = 11
+    case status = 12
 
     public var description: String {
         switch self {
@@ -245,6 +265,7 @@ public enum MessageType: UInt8, CaseIterable, Sendable, CustomStringConvertible 
         case .newView: "new-view"
         case .stateRequest: "state-request"
         case .stateChunk: "state-chunk"
+        case .status: "status"
         }
     }
 

@@ -1,13 +1,13 @@
 import ArgumentParser
 
 /// `pbft`: one executable, a subcommand per job. Subcommands grow issue by issue:
-/// keygen now; replica, client, launch, ctl, run, bench, sim and check later.
+/// keygen and sim now; replica, client, launch, ctl, run, bench, sim and check later.
 @main
 struct PBFTCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pbft",
         abstract: "PBFT replicas, clients and a fault-injection testbed, with Ed25519-signed messages.",
         version: "0.1.0",
-        subcommands: [Keygen.self]
+        subcommands: [Keygen.self, Sim.self]
     )
 }

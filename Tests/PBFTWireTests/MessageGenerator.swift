@@ -10,8 +10,10 @@ struct MessageGenerator {
     struct Scale {
         var listTypical: Int
         var bytesTypical: Int
-        static let small = Scale(listTypical: 2, bytesTypical: 16)
-        static let roundTrip = Scale(listTypical: 4, bytesTypical: 96)
+        /// Byte fields never exceed this, whatever their limit.
+        var bytesCap: Int
+        static let small = Scale(listTypical: 2, bytesTypical: 16, bytesCap: 256)
+        static let roundTrip = Scale(listTypical: 4, bytesTypical: 96, bytesCap: .max)
     }
 
     var rng: SplitMix64
@@ -68,6 +70,7 @@ struct MessageGenerator {
         case .newView: .newView(newView())
         case .stateRequest: .stateRequest(StateRequest(sequence: sequence(), stateDigest: digest(), chunkIndex: rng.edgy32()))
         case .stateChunk: .stateChunk(stateChunk())
+        case .status: .status(Status(view: view(), stableSequence: sequence(), lastExecuted: sequence()))
         }
     }
 
@@ -166,7 +169,7 @@ struct MessageGenerator {
     }
 
     mutating func bytes(upTo limit: Int) -> [UInt8] {
-        rng.bytes(rng.length(upTo: limit, typical: scale.bytesTypical))
+        rng.bytes(rng.length(upTo: min(limit, scale.bytesCap), typical: scale.bytesTypical))
     }
 
     mutating func list<T>(upTo limit: Int, typical: Int? = nil, _ element: (inout Self) -> T) -> [T] {

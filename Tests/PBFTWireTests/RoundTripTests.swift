@@ -90,7 +90,12 @@ import Testing
                     port: 1, publicKey: PublicKey(bytes: [UInt8](repeating: 1, count: 32))!)))),
         ]
         for message in messages {
-            let sender: Principal = message.type == .reconfiguration ? .operator : .replica(ReplicaID(0))
+            let sender: Principal =
+                switch message.type {
+                case .request: .client(ClientID(1))
+                case .reconfiguration: .operator
+                default: .replica(ReplicaID(0))
+                }
             let envelope = Envelope(sender: sender, epoch: Epoch(0), message: message, signature: .zero)
             #expect(try Envelope.decode(envelope.encoded()) == envelope, "\(message.type)")
         }

@@ -1,0 +1,68 @@
+public import PBFTWire
+
+// Checkpoints and garbage collection (§4.3).
+
+extension Replica {
+    /// The checkpointed state: the application's snapshot and the reply cache, each
+    /// length-prefixed, so its digest covers everything that decides future replies.
+    func checkpointState() -> [UInt8] {
+        let snapshot = app.snapshot()
+        var state: [UInt8] = []
+        Bytes.append(UInt64(snapshot.count), to: &state)
+        state.append(contentsOf: snapshot)
+        state.append(contentsOf: replyCache.encoded())
+        return state
+    }
+
+    /// §4.3: after executing a multiple of K, a replica multicasts a signed checkpoint with
+    /// the digest of its state, and keeps that state until a later checkpoint is stable.
+    mutating func takeCheckpoint(at n: SequenceNumber) {
+        let state = checkpointState()
+        let checkpoint = Checkpoint(sequence: n, stateDigest: digester.digest(state))
+        ownCheckpoints[n] = (checkpoint.stateDigest, state)
+        let envelope = sign(.checkpoint(checkpoint))
+        _ = checkpointVotes[n, default: VoteSet()].insert(envelope, digest: checkpoint.stateDigest, from: id)
+        emit(.checkpointTaken(checkpoint))
+        emit(.broadcast(Frame(envelope: envelope)))
+        checkStable(n)
+    }
+
+    /// Checkpoint messages above h and inside the window are kept, one per replica per
+    /// sequence number; anything else is dropped, so their memory is bounded by n * L / K.
+    mutating func onCheckpoint(_ checkpoint: Checkpoint, envelope: Envelope) {
+        guard let sender = replicaSender(envelope) else { return }
+        guard checkpoint.sequence.rawValue % UInt64(configuration.checkpointInterval) == 0 else { return drop(.outsideWaterMarks) }
+        guard waterMarks.contains(checkpoint.sequence) else {
+            return drop(checkpoint.sequence <= waterMarks.low ? .duplicate : .outsideWaterMarks)
+        }
+        switch checkpointVotes[checkpoint.sequence, default: VoteSet()].insert(envelope, digest: checkpoint.stateDigest, from: sender) {
+        case .added: checkStable(checkpoint.sequence)
+        case .duplicate: drop(.duplicate)
+        case .conflicting: drop(.conflicting)
+        }
+    }
+
+    /// §4.3: a checkpoint with 2f+1 matching messages is stable: h advances to it and the
+    /// log entries, checkpoint messages and states below it are discarded. A replica makes
+    /// only a checkpoint it has itself reached stable; one that is behind needs the state
+    /// first (state transfer).
+    mutating func checkStable(_ n: SequenceNumber) {
+        guard n > waterMarks.low, let votes = checkpointVotes[n],
+              let digest = votes.digest(withAtLeast: membership.quorum),
+              let own = ownCheckpoints[n], own.digest == digest
+        else { return }
+        stableProof = votes.envelopes(matching: digest)
+        waterMarks.advance(to: n)
+        log = log.filter { $0.key > n }
+        checkpointVotes = checkpointVotes.filter { $0.key > n }
+        ownCheckpoints = ownCheckpoints.filter { $0.key >= n }
+        emit(.checkpointStable(Checkpoint(sequence: n, stateDigest: digest)))
+        proposeBatches()
+    }
+
+    /// The state bytes of this replica's stable checkpoint, for state transfer.
+    public var stableState: (checkpoint: Checkpoint, state: [UInt8])? {
+        guard let own = ownCheckpoints[waterMarks.low] else { return nil }
+        return (Checkpoint(sequence: waterMarks.low, stateDigest: own.digest), own.state)
+    }
+}

@@ -1,0 +1,252 @@
+public import PBFTWire
+
+// The normal case (§4.2): request, pre-prepare, prepare, commit, execution, reply.
+
+extension Envelope {
+    /// The timestamp of a request or reconfiguration; nil for other messages.
+    public var requestTimestamp: Timestamp? {
+        switch message {
+        case .request(let r): r.timestamp
+        case .reconfiguration(let r): r.timestamp
+        default: nil
+        }
+    }
+}
+
+extension Replica {
+    // MARK: Requests
+
+    /// §4.1/§4.2: a request already executed gets the cached reply; an older one is
+    /// ignored; a new one is queued. The primary batches it; a backup forwards it to the
+    /// primary and starts its view-change timer.
+    mutating func onRequest(_ envelope: Envelope) {
+        let requester = envelope.sender
+        guard let timestamp = envelope.requestTimestamp else { return drop(.unexpectedMessage) }
+        if let cached = replyCache.entry(for: requester), timestamp <= cached.timestamp {
+            guard timestamp == cached.timestamp else { return drop(.staleRequest) }
+            // A retransmission: the client may have missed our reply.
+            let reply = Reply(view: view, timestamp: timestamp, requester: requester, result: cached.result)
+            emit(.reply(sign(.reply(reply)), to: requester))
+            return
+        }
+        if let assigned = inLog[requester], timestamp <= assigned { return drop(.duplicate) }
+        if let queued = pendingRequests[requester], let queuedTimestamp = queued.requestTimestamp, timestamp <= queuedTimestamp {
+            if !isPrimary, timestamp == queuedTimestamp {
+                // The client retransmitted to everyone: make sure the primary has it.
+                emit(.send(Frame(envelope: envelope), to: primary))
+            }
+            return drop(.duplicate)
+        }
+        guard pendingRequests[requester] != nil || pendingRequests.count < configuration.requestsPendingMax else {
+            return drop(.pendingFull)
+        }
+        if pendingRequests.updateValue(envelope, forKey: requester) == nil { pendingOrder.append(requester) }
+        if isPrimary {
+            proposeBatches()
+        } else {
+            emit(.send(Frame(envelope: envelope), to: primary))
+            startViewChangeTimerIfNeeded()
+        }
+    }
+
+    /// The primary assigns sequence numbers to queued requests while the window allows:
+    /// inside the water marks and with at most `sequencesInFlightMax` unexecuted. Requests
+    /// that arrive while the window is full wait and go out together: batching adapts to load.
+    mutating func proposeBatches() {
+        guard isPrimary else { return }
+        while !pendingOrder.isEmpty {
+            let next = SequenceNumber(lastAssigned.rawValue + 1)
+            guard waterMarks.contains(next),
+                  next.rawValue - lastExecuted.rawValue <= UInt64(configuration.sequencesInFlightMax)
+            else { return }
+            var batch: [Envelope] = []
+            while batch.count < configuration.batchSizeMax, !pendingOrder.isEmpty {
+                let requester = pendingOrder.removeFirst()
+                if let request = pendingRequests.removeValue(forKey: requester) { batch.append(request) }
+            }
+            guard !batch.isEmpty else { return }
+            let prePrepare = PrePrepare(view: view, sequence: next, batchDigest: batchDigest(batch))
+            let envelope = sign(.prePrepare(prePrepare))
+            lastAssigned = next
+            accept(prePrepare, envelope: envelope, batch: batch)
+            emit(.broadcast(Frame(envelope: envelope, batch: batch)))
+        }
+    }
+
+    // MARK: Pre-prepare
+
+    /// §4.2: a backup accepts a pre-prepare if it is signed by the primary of the current
+    /// view, its sequence number lies between the water marks, its digest is the digest of
+    /// its batch, and it has not accepted another pre-prepare for the same view and
+    /// sequence number with a different digest. It then multicasts a prepare.
+    mutating func onPrePrepare(_ prePrepare: PrePrepare, envelope: Envelope, batch: [Envelope]) {
+        guard let sender = replicaSender(envelope) else { return }
+        guard prePrepare.view == view else { return drop(prePrepare.view < view ? .staleView : .futureView) }
+        guard sender == primary else { return drop(.notFromPrimary) }
+        guard waterMarks.contains(prePrepare.sequence) else { return drop(.outsideWaterMarks) }
+        if let existing = log[prePrepare.sequence]?.batchDigest {
+            return drop(existing == prePrepare.batchDigest ? .duplicate : .conflicting)
+        }
+        guard isValidBatch(batch) else { return drop(.invalidBatch) }
+        guard batchDigest(batch) == prePrepare.batchDigest else { return drop(.wrongDigest) }
+        precondition(!isPrimary, "the primary of \(view) received a pre-prepare it did not send")
+
+        accept(prePrepare, envelope: envelope, batch: batch)
+        let prepare = sign(.prepare(Vote(view: view, sequence: prePrepare.sequence, batchDigest: prePrepare.batchDigest)))
+        _ = log[prePrepare.sequence, default: Slot()].prepares.insert(prepare, digest: prePrepare.batchDigest, from: id)
+        emit(.broadcast(Frame(envelope: prepare)))
+        checkPrepared(prePrepare.sequence)
+    }
+
+    /// A batch a correct primary could have sent: 1 to batchSizeMax requests or
+    /// reconfigurations, at most one per requester, each from a member of the configuration.
+    func isValidBatch(_ batch: [Envelope]) -> Bool {
+        guard (1...configuration.batchSizeMax).contains(batch.count) else { return false }
+        var seen = Set<Principal>()
+        for request in batch {
+            guard request.requestTimestamp != nil, seen.insert(request.sender).inserted else { return false }
+            switch request.sender {
+            case .client(let client): guard membership.clientKey(client) != nil else { return false }
+            case .operator: break
+            case .replica: return false
+            }
+        }
+        return true
+    }
+
+    mutating func accept(_ prePrepare: PrePrepare, envelope: Envelope, batch: [Envelope]) {
+        var slot = log[prePrepare.sequence, default: Slot()]
+        slot.prePrepare = envelope
+        slot.batchDigest = prePrepare.batchDigest
+        slot.batch = batch
+        log[prePrepare.sequence] = slot
+        for request in batch {
+            guard let timestamp = request.requestTimestamp else { continue }
+            if timestamp > inLog[request.sender] ?? Timestamp(0) { inLog[request.sender] = timestamp }
+        }
+    }
+
+    // MARK: Prepare and commit
+
+    /// §4.2: prepares from backups of the current view with a sequence number between the
+    /// water marks are logged, whether or not the pre-prepare has arrived yet.
+    mutating func onPrepare(_ vote: Vote, envelope: Envelope) {
+        guard let sender = replicaSender(envelope) else { return }
+        guard vote.view == view else { return drop(vote.view < view ? .staleView : .futureView) }
+        guard sender != primary else { return drop(.unexpectedSender) }
+        guard waterMarks.contains(vote.sequence) else { return drop(.outsideWaterMarks) }
+        switch log[vote.sequence, default: Slot()].prepares.insert(envelope, digest: vote.batchDigest, from: sender) {
+        case .added: checkPrepared(vote.sequence)
+        case .duplicate: drop(.duplicate)
+        case .conflicting: drop(.conflicting)
+        }
+    }
+
+    mutating func onCommit(_ vote: Vote, envelope: Envelope) {
+        guard let sender = replicaSender(envelope) else { return }
+        guard vote.view == view else { return drop(vote.view < view ? .staleView : .futureView) }
+        guard waterMarks.contains(vote.sequence) else { return drop(.outsideWaterMarks) }
+        switch log[vote.sequence, default: Slot()].commits.insert(envelope, digest: vote.batchDigest, from: sender) {
+        case .added: checkCommitted(vote.sequence)
+        case .duplicate: drop(.duplicate)
+        case .conflicting: drop(.conflicting)
+        }
+    }
+
+    /// §4.2: prepared(m, v, n, i) holds once the log has the pre-prepare and 2f prepares
+    /// from different backups that match it; the replica then multicasts a commit.
+    mutating func checkPrepared(_ n: SequenceNumber) {
+        guard var slot = log[n], !slot.prepared, let digest = slot.batchDigest else { return }
+        guard slot.prepares.count(matching: digest, excluding: primary) >= 2 * f else { return }
+        slot.prepared = true
+        let commit = sign(.commit(Vote(view: view, sequence: n, batchDigest: digest)))
+        _ = slot.commits.insert(commit, digest: digest, from: id)
+        log[n] = slot
+        emit(.broadcast(Frame(envelope: commit)))
+        checkCommitted(n)
+    }
+
+    /// §4.2: committed-local(m, v, n, i) holds once prepared and 2f+1 matching commits
+    /// (possibly including its own) are logged.
+    mutating func checkCommitted(_ n: SequenceNumber) {
+        guard var slot = log[n], slot.prepared, !slot.committed, let digest = slot.batchDigest else { return }
+        guard slot.commits.count(matching: digest) >= membership.quorum else { return }
+        slot.committed = true
+        log[n] = slot
+        executeReady()
+    }
+
+    // MARK: Execution
+
+    /// §4.2: requests execute strictly in sequence-number order, each once.
+    mutating func executeReady() {
+        var executedAny = false
+        while let slot = log[SequenceNumber(lastExecuted.rawValue + 1)], slot.committed {
+            let n = SequenceNumber(lastExecuted.rawValue + 1)
+            execute(slot, at: n)
+            lastExecuted = n
+            executedAny = true
+            if n.rawValue % UInt64(configuration.checkpointInterval) == 0 { takeCheckpoint(at: n) }
+        }
+        guard executedAny else { return }
+        lastProgressTick = now
+        restartViewChangeTimer()
+        proposeBatches()
+    }
+
+    mutating func execute(_ slot: Slot, at n: SequenceNumber) {
+        precondition(slot.committed && n.rawValue == lastExecuted.rawValue + 1, "executing \(n) out of order after \(lastExecuted)")
+        var executed: [ExecutedRequest] = []
+        for request in slot.batch {
+            let requester = request.sender
+            guard let timestamp = request.requestTimestamp else { continue }
+            if inLog[requester] == timestamp { inLog[requester] = nil }
+            if let queued = pendingRequests[requester]?.requestTimestamp, queued <= timestamp { removePending(requester) }
+            // Exactly once: a request no newer than the last one executed for its client is skipped.
+            guard !replyCache.hasExecuted(requester, timestamp) else { continue }
+            let result: [UInt8]
+            switch request.message {
+            case .request(let r): result = app.execute(r.operation, from: requester)
+            default: result = Array("error: reconfiguration is not supported by this version".utf8)
+            }
+            replyCache.record(requester, timestamp, result: result)
+            let reply = Reply(view: view, timestamp: timestamp, requester: requester, result: result)
+            emit(.reply(sign(.reply(reply)), to: requester))
+            executed.append(ExecutedRequest(
+                requester: requester, timestamp: timestamp,
+                requestDigest: digester.digest(request.encoded()), resultDigest: digester.digest(result)))
+        }
+        counters.batchesExecuted += 1
+        counters.requestsExecuted += executed.count
+        emit(.executed(ExecutedBatch(sequence: n, view: view, batchDigest: slot.batchDigest ?? .zero, requests: executed)))
+    }
+
+    mutating func removePending(_ requester: Principal) {
+        guard pendingRequests.removeValue(forKey: requester) != nil else { return }
+        if let index = pendingOrder.firstIndex(of: requester) { pendingOrder.remove(at: index) }
+    }
+
+    // MARK: View-change timer
+
+    /// §4.4: a backup starts its timer when it learns of a request and the timer is not
+    /// already running.
+    mutating func startViewChangeTimerIfNeeded() {
+        guard !isPrimary, viewChangeDeadline == nil, !pendingRequests.isEmpty else { return }
+        viewChangeDeadline = now + UInt64(configuration.viewChangeTimeoutTicks)
+    }
+
+    /// §4.4: when a request executes the timer stops, and restarts if other requests are
+    /// still waiting.
+    mutating func restartViewChangeTimer() {
+        viewChangeDeadline = nil
+        startViewChangeTimerIfNeeded()
+    }
+
+    /// The primary did not execute a known request in time. Moving to view v+1 is the view
+    /// change's work (the next part of the protocol); here the expiry is counted and the
+    /// timer rearmed.
+    mutating func onViewChangeTimeout() {
+        counters.viewChangeTimeouts += 1
+        restartViewChangeTimer()
+    }
+}

@@ -1,0 +1,62 @@
+import PBFTWire
+
+// Retransmission. Datagrams get lost, so a replica that has work ahead of it (log entries
+// above what it executed, or queued requests) but has made no progress for a status
+// interval tells the others where it stands; each peer answers, at most once per interval,
+// with what it holds that the sender may lack. The paper's implementation does the same
+// with status messages.
+
+extension Replica {
+    var hasWorkAhead: Bool {
+        !pendingRequests.isEmpty || log.keys.contains { $0 > lastExecuted }
+            || checkpointVotes.keys.contains { $0 > lastExecuted }
+    }
+
+    mutating func sendStatusIfStuck() {
+        let interval = UInt64(configuration.statusIntervalTicks)
+        guard now - lastProgressTick >= interval, now - lastStatusTick >= interval, hasWorkAhead else { return }
+        lastStatusTick = now
+        counters.statusSent += 1
+        let status = Status(view: view, stableSequence: waterMarks.low, lastExecuted: lastExecuted)
+        emit(.broadcast(Frame(envelope: sign(.status(status)))))
+    }
+
+    /// Resends, for each sequence number the peer has not executed, the pre-prepare with its
+    /// batch (forwarding the primary's signed message is as good as the primary sending it),
+    /// this replica's own prepare and commit, and its checkpoints above the peer's h.
+    mutating func onStatus(_ status: Status, envelope: Envelope) {
+        guard let sender = replicaSender(envelope) else { return }
+        guard status.view == view else { return drop(status.view < view ? .staleView : .futureView) }
+        if let last = lastStatusAnswer[sender], now - last < UInt64(configuration.statusIntervalTicks) {
+            return drop(.duplicate)
+        }
+        lastStatusAnswer[sender] = now
+        var resent = 0
+        for n in log.keys.sorted() where n > status.lastExecuted {
+            guard let slot = log[n] else { continue }
+            if let prePrepare = slot.prePrepare, sender != primary {
+                emit(.send(Frame(envelope: prePrepare, batch: slot.batch), to: sender))
+                resent += 1
+            }
+            if let prepare = slot.prepares.vote(of: id) {
+                emit(.send(Frame(envelope: prepare.envelope), to: sender))
+                resent += 1
+            }
+            if let commit = slot.commits.vote(of: id) {
+                emit(.send(Frame(envelope: commit.envelope), to: sender))
+                resent += 1
+            }
+        }
+        if status.stableSequence < waterMarks.low, let own = stableProof.first(where: { $0.sender == .replica(id) }) {
+            emit(.send(Frame(envelope: own), to: sender))
+            resent += 1
+        }
+        for n in checkpointVotes.keys.sorted() where n > status.stableSequence {
+            if let own = checkpointVotes[n]?.vote(of: id) {
+                emit(.send(Frame(envelope: own.envelope), to: sender))
+                resent += 1
+            }
+        }
+        counters.retransmitted += resent
+    }
+}

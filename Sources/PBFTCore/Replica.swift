@@ -1,0 +1,229 @@
+public import PBFTWire
+
+/// What happens to a replica: time passes, or an authenticated message arrives.
+public enum Event: Sendable {
+    /// One tick of the replica's clock; every timeout is a number of ticks.
+    case tick
+    /// A frame whose signatures the shell has verified.
+    case message(Authenticated<Frame>)
+}
+
+/// What a replica asks its shell to do, in order. Every envelope in an action is already
+/// signed by this replica; the shell encodes and sends it.
+public enum Action: Sendable, Equatable {
+    case send(Frame, to: ReplicaID)
+    /// To every other replica of the configuration.
+    case broadcast(Frame)
+    case reply(Envelope, to: Principal)
+    /// A batch was executed: the record the execution log and the checkers read.
+    case executed(ExecutedBatch)
+    /// This replica took a checkpoint after executing `sequence`.
+    case checkpointTaken(Checkpoint)
+    /// A checkpoint became stable; the log at and below it was discarded.
+    case checkpointStable(Checkpoint)
+}
+
+/// One executed sequence number, for the execution log.
+public struct ExecutedBatch: Hashable, Sendable {
+    public var sequence: SequenceNumber
+    public var view: ViewNumber
+    public var batchDigest: Digest
+    /// The requests that executed, in order; retransmitted or superseded ones that the
+    /// reply cache skipped are not listed.
+    public var requests: [ExecutedRequest]
+}
+
+public struct ExecutedRequest: Hashable, Sendable {
+    public var requester: Principal
+    public var timestamp: Timestamp
+    public var requestDigest: Digest
+    public var resultDigest: Digest
+}
+
+/// Why a message was dropped. Each is an ordinary event: counted, never a crash.
+public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
+    case staleView, futureView, outsideWaterMarks, notFromPrimary, wrongDigest, conflicting
+    case duplicate, staleRequest, unexpectedSender, invalidBatch, pendingFull, unexpectedMessage
+
+    public var description: String {
+        switch self {
+        case .staleView: "stale view"
+        case .futureView: "future view"
+        case .outsideWaterMarks: "outside water marks"
+        case .notFromPrimary: "not from the primary"
+        case .wrongDigest: "wrong digest"
+        case .conflicting: "conflicting"
+        case .duplicate: "duplicate"
+        case .staleRequest: "stale request"
+        case .unexpectedSender: "unexpected sender"
+        case .invalidBatch: "invalid batch"
+        case .pendingFull: "pending requests full"
+        case .unexpectedMessage: "unexpected message"
+        }
+    }
+}
+
+/// Counters a replica keeps about itself, for status and tests.
+public struct ReplicaCounters: Hashable, Sendable {
+    public var dropped = [Int](repeating: 0, count: DropReason.allCases.count)
+    public var requestsExecuted = 0
+    public var batchesExecuted = 0
+    public var viewChangeTimeouts = 0
+    public var statusSent = 0
+    public var retransmitted = 0
+
+    public subscript(reason: DropReason) -> Int {
+        get { dropped[reason.rawValue] }
+        set { dropped[reason.rawValue] = newValue }
+    }
+
+    public var droppedTotal: Int { dropped.reduce(0, +) }
+}
+
+/// One sequence number's entry in the log (§4.2).
+struct Slot {
+    /// The accepted pre-prepare of the current view, with its batch.
+    var prePrepare: Envelope?
+    var batchDigest: Digest?
+    var batch: [Envelope] = []
+    var prepares = VoteSet()
+    var commits = VoteSet()
+    var prepared = false
+    var committed = false
+}
+
+/// A PBFT replica as a pure, deterministic state machine: `step(_:)` takes an event and
+/// returns the actions to carry out, in order. No I/O, clock or randomness inside; time is
+/// ticks, signatures come from the injected signer and digests from the injected digester.
+///
+/// Handlers are split by topic: `Replica+Normal.swift` (requests, pre-prepare, prepare,
+/// commit, execution), `Replica+Checkpoint.swift` (checkpoints, garbage collection) and
+/// `Replica+Status.swift` (retransmission to replicas that missed messages).
+public struct Replica<App: StateMachine>: Sendable {
+    public let configuration: Configuration
+    public let id: ReplicaID
+    let signer: any MessageSigner
+    let digester: any MessageDigester
+
+    public internal(set) var app: App
+    public internal(set) var view = ViewNumber(0)
+    public internal(set) var waterMarks: WaterMarks
+    public internal(set) var lastExecuted = SequenceNumber(0)
+    /// The last sequence number this replica assigned while primary.
+    var lastAssigned = SequenceNumber(0)
+    var log: [SequenceNumber: Slot] = [:]
+    public internal(set) var replyCache = ReplyCache()
+
+    /// Requests known but not yet in the log (primary) or not yet executed (backups), at
+    /// most one per requester, in arrival order.
+    var pendingRequests: [Principal: Envelope] = [:]
+    var pendingOrder: [Principal] = []
+    /// The newest timestamp per requester that sits in an accepted, unexecuted pre-prepare.
+    var inLog: [Principal: Timestamp] = [:]
+
+    /// Checkpoint messages above h, by sequence number.
+    var checkpointVotes: [SequenceNumber: VoteSet] = [:]
+    /// This replica's own checkpoints above h and at h: digest and the state bytes.
+    var ownCheckpoints: [SequenceNumber: (digest: Digest, state: [UInt8])] = [:]
+    /// The 2f+1 checkpoint messages proving h stable (C in a view-change).
+    public internal(set) var stableProof: [Envelope] = []
+
+    public internal(set) var now: UInt64 = 0
+    /// The tick at which a backup suspects the primary, while it knows of a request that
+    /// has not executed (§4.4). Its expiry starts a view change.
+    public internal(set) var viewChangeDeadline: UInt64?
+    var lastProgressTick: UInt64 = 0
+    var lastStatusTick: UInt64 = 0
+    var lastStatusAnswer: [ReplicaID: UInt64] = [:]
+
+    public internal(set) var counters = ReplicaCounters()
+    var outbox: [Action] = []
+
+    public init(configuration: Configuration, id: ReplicaID, app: App, signer: any MessageSigner, digester: any MessageDigester) throws(ConfigurationError) {
+        try configuration.validate()
+        guard configuration.membership.replica(id) != nil else {
+            throw .invalid("replica \(id) is not a member of the configuration")
+        }
+        guard signer.principal == .replica(id) else {
+            throw .invalid("the signer signs as \(signer.principal), not as replica \(id)")
+        }
+        self.configuration = configuration
+        self.id = id
+        self.app = app
+        self.signer = signer
+        self.digester = digester
+        self.waterMarks = WaterMarks(window: configuration.logWindow)
+    }
+
+    var membership: Membership { configuration.membership }
+    var epoch: Epoch { membership.epoch }
+    var f: Int { membership.f }
+    public var primary: ReplicaID { configuration.primary(of: view) }
+    public var isPrimary: Bool { primary == id }
+
+    /// The one entry point. Actions come out in the order they must be carried out.
+    public mutating func step(_ event: Event) -> [Action] {
+        precondition(outbox.isEmpty, "step re-entered")
+        switch event {
+        case .tick: onTick()
+        case .message(let frame): onFrame(frame.value)
+        }
+        defer { outbox.removeAll(keepingCapacity: true) }
+        return outbox
+    }
+
+    mutating func onTick() {
+        now += 1
+        if let deadline = viewChangeDeadline, now >= deadline { onViewChangeTimeout() }
+        sendStatusIfStuck()
+    }
+
+    mutating func onFrame(_ frame: Frame) {
+        let envelope = frame.envelope
+        switch envelope.message {
+        case .request, .reconfiguration: onRequest(envelope)
+        case .prePrepare(let p): onPrePrepare(p, envelope: envelope, batch: frame.batch)
+        case .prepare(let vote): onPrepare(vote, envelope: envelope)
+        case .commit(let vote): onCommit(vote, envelope: envelope)
+        case .checkpoint(let c): onCheckpoint(c, envelope: envelope)
+        case .status(let s): onStatus(s, envelope: envelope)
+        case .reply, .viewChange, .newView, .stateRequest, .stateChunk:
+            drop(.unexpectedMessage)
+        }
+    }
+
+    /// The sender as a replica of this configuration, or nil (counted) if it is not one.
+    mutating func replicaSender(_ envelope: Envelope) -> ReplicaID? {
+        guard case .replica(let sender) = envelope.sender, membership.replica(sender) != nil, sender != id else {
+            drop(.unexpectedSender)
+            return nil
+        }
+        return sender
+    }
+
+    mutating func emit(_ action: Action) { outbox.append(action) }
+
+    /// Drops the message being handled: counted by reason, nothing else changes.
+    mutating func drop(_ reason: DropReason) { counters[reason] += 1 }
+
+    func sign(_ message: Message) -> Envelope { Envelope.seal(message, epoch: epoch, signer: signer) }
+
+    /// The batch digest: the digest of the length-prefixed encodings of its requests.
+    func batchDigest(_ batch: [Envelope]) -> Digest {
+        var bytes: [UInt8] = []
+        for request in batch {
+            let encoded = request.encoded()
+            Bytes.append(UInt64(encoded.count), to: &bytes)
+            bytes.append(contentsOf: encoded)
+        }
+        return digester.digest(bytes)
+    }
+
+    /// The last stable checkpoint h.
+    public var lowWaterMark: SequenceNumber { waterMarks.low }
+    /// Entries held in the log; bounded by the window L.
+    public var logCount: Int { log.count }
+    public var pendingCount: Int { pendingRequests.count }
+    public var checkpointVoteCount: Int { checkpointVotes.values.reduce(0) { $0 + $1.count } }
+    public var ownCheckpointCount: Int { ownCheckpoints.count }
+}

@@ -1,0 +1,100 @@
+import PBFTCore
+import PBFTWire
+
+/// The checks every simulated run must pass; each returns human-readable violations.
+public enum Checkers {
+    public static func check(_ result: SimulationResult) -> [String] {
+        agreement(result) + integrity(result) + checkpoints(result) + replies(result)
+    }
+
+    /// Agreement: every replica executed the same batch, with the same requests and results,
+    /// at each sequence number; and each replica's log is gap-free from 1.
+    public static func agreement(_ result: SimulationResult) -> [String] {
+        var violations: [String] = []
+        var reference: [SequenceNumber: (ReplicaID, ExecutedBatch)] = [:]
+        for replica in result.executions.keys.sorted() {
+            for (index, batch) in result.executions[replica]!.enumerated() {
+                if batch.sequence.rawValue != UInt64(index + 1) {
+                    violations.append("agreement: \(replica) executed \(batch.sequence) as its execution #\(index + 1)")
+                    break
+                }
+                if let (other, theirs) = reference[batch.sequence] {
+                    if theirs.batchDigest != batch.batchDigest || theirs.requests != batch.requests {
+                        violations.append("agreement: \(replica) and \(other) executed different batches at \(batch.sequence)")
+                    }
+                } else {
+                    reference[batch.sequence] = (replica, batch)
+                }
+            }
+        }
+        return violations
+    }
+
+    /// Integrity: each request executes at most once per replica, and only requests a
+    /// client signed execute.
+    public static func integrity(_ result: SimulationResult) -> [String] {
+        var violations: [String] = []
+        for replica in result.executions.keys.sorted() {
+            var seen = Set<String>()
+            for batch in result.executions[replica]! {
+                for request in batch.requests {
+                    if !seen.insert("\(request.requester)/\(request.timestamp)").inserted {
+                        violations.append("integrity: \(replica) executed \(request.requester)/\(request.timestamp) twice")
+                    }
+                    if !result.signedRequests.contains(request.requestDigest) {
+                        violations.append("integrity: \(replica) executed a request no client signed at \(batch.sequence)")
+                    }
+                }
+            }
+        }
+        return violations
+    }
+
+    /// Checkpoint digests agree: all replicas that took a checkpoint at a sequence number
+    /// computed the same state digest.
+    public static func checkpoints(_ result: SimulationResult) -> [String] {
+        var violations: [String] = []
+        var reference: [SequenceNumber: (ReplicaID, Digest)] = [:]
+        for replica in result.checkpoints.keys.sorted() {
+            for checkpoint in result.checkpoints[replica]! {
+                if let (other, digest) = reference[checkpoint.sequence] {
+                    if digest != checkpoint.stateDigest {
+                        violations.append("checkpoint: \(replica) and \(other) disagree on the state at \(checkpoint.sequence)")
+                    }
+                } else {
+                    reference[checkpoint.sequence] = (replica, checkpoint.stateDigest)
+                }
+            }
+        }
+        return violations
+    }
+
+    /// A client's accepted result is the one the replicas computed for that request.
+    public static func replies(_ result: SimulationResult) -> [String] {
+        var executed: [String: Digest] = [:]
+        for batches in result.executions.values {
+            for batch in batches {
+                for request in batch.requests { executed["\(request.requester)/\(request.timestamp)"] = request.resultDigest }
+            }
+        }
+        var violations: [String] = []
+        for operation in result.history where operation.completedTick != nil {
+            let key = "\(Principal.client(operation.client))/\(operation.timestamp)"
+            guard let resultDigest = executed[key] else {
+                violations.append("reply: \(key) completed at its client but no replica executed it")
+                continue
+            }
+            guard let value = operation.result, SHA256.digest(value.encoded()) == resultDigest else {
+                violations.append("reply: \(key) completed with a result no replica computed")
+                continue
+            }
+        }
+        return violations
+    }
+}
+
+import PBFTCrypto
+
+enum SHA256 {
+    static func digest(_ bytes: [UInt8]) -> Digest { Crypto.sha256(bytes) }
+}

@@ -1,0 +1,294 @@
+public import PBFTCore
+import PBFTCrypto
+public import PBFTKeyValue
+public import PBFTWire
+
+/// Everything that decides a simulated run. The same options give the same run, bit for bit.
+public struct SimulationOptions: Hashable, Sendable {
+    public var seed: UInt64
+    public var replicas: Int
+    public var clients: Int
+    public var requestsPerClient: Int
+    /// Distinct keys the clients' operations touch.
+    public var keySpace: Int
+    public var valueBytes: Int
+    public var faults: NetworkFaults
+    public var isolations: [Isolation]
+    /// Real Ed25519 instead of the keyed-BLAKE2b stand-in.
+    public var realSignatures: Bool
+    public var checkpointInterval: Int
+    public var logWindow: Int
+    public var batchSizeMax: Int
+    public var sequencesInFlightMax: Int
+    public var clientRetransmitTicks: Int
+    /// The run stops here whether or not every request completed.
+    public var ticksMax: UInt64
+
+    public init(
+        seed: UInt64, replicas: Int = 4, clients: Int = 4, requestsPerClient: Int = 25, keySpace: Int = 16,
+        valueBytes: Int = 8, faults: NetworkFaults = .none, isolations: [Isolation] = [], realSignatures: Bool = false,
+        checkpointInterval: Int = 8, logWindow: Int = 16, batchSizeMax: Int = 8, sequencesInFlightMax: Int = 8,
+        clientRetransmitTicks: Int = 60, ticksMax: UInt64 = 20_000
+    ) {
+        self.seed = seed
+        self.replicas = replicas
+        self.clients = clients
+        self.requestsPerClient = requestsPerClient
+        self.keySpace = keySpace
+        self.valueBytes = valueBytes
+        self.faults = faults
+        self.isolations = isolations
+        self.realSignatures = realSignatures
+        self.checkpointInterval = checkpointInterval
+        self.logWindow = logWindow
+        self.batchSizeMax = batchSizeMax
+        self.sequencesInFlightMax = sequencesInFlightMax
+        self.clientRetransmitTicks = clientRetransmitTicks
+        self.ticksMax = ticksMax
+    }
+
+    /// Random faults and sizes for the swarm, all drawn from `seed`.
+    public static func random(seed: UInt64, replicas: Int) -> SimulationOptions {
+        var rng = SplitMix64(seed: seed)
+        let maxDelay = Int.random(in: 1...8, using: &rng)
+        let faults = NetworkFaults(
+            loss: Double.random(in: 0...0.15, using: &rng),
+            duplication: Double.random(in: 0...0.15, using: &rng),
+            delayTicks: 1...maxDelay)
+        let k = [2, 4, 8][Int.random(in: 0..<3, using: &rng)]
+        return SimulationOptions(
+            seed: seed, replicas: replicas, clients: Int.random(in: 1...4, using: &rng),
+            requestsPerClient: Int.random(in: 5...20, using: &rng), keySpace: Int.random(in: 2...10, using: &rng),
+            faults: faults, checkpointInterval: k, logWindow: k * Int.random(in: 2...4, using: &rng),
+            batchSizeMax: Int.random(in: 1...8, using: &rng), sequencesInFlightMax: Int.random(in: 1...k * 2, using: &rng))
+    }
+}
+
+/// One client operation as the client saw it: invoked at one tick, completed at another.
+public struct Operation: Hashable, Sendable {
+    public var client: ClientID
+    public var timestamp: Timestamp
+    public var operation: KeyValueOperation
+    public var invokedTick: UInt64
+    public var completedTick: UInt64?
+    public var result: KeyValueResult?
+}
+
+/// What a run produced: each replica's execution log and checkpoints, the clients'
+/// history, the network's counts, and the verdicts of the checkers.
+public struct SimulationResult: Sendable {
+    public var options: SimulationOptions
+    public var ticks: UInt64
+    public var executions: [ReplicaID: [ExecutedBatch]]
+    public var checkpoints: [ReplicaID: [Checkpoint]]
+    public var stableCheckpoints: [ReplicaID: [Checkpoint]]
+    public var history: [Operation]
+    public var signedRequests: Set<Digest>
+    public var datagramsSent: Int
+    public var datagramsLost: Int
+    public var rejectedFrames: Int
+    public var replicaCounters: [ReplicaID: ReplicaCounters]
+    public var maxLogEntries: Int
+    public var finalLogEntries: [ReplicaID: Int]
+    public var violations: [String]
+    /// One line per replica describing where it ended, for diagnosing a failing seed.
+    public var finalStates: [String] = []
+
+    public var passed: Bool { violations.isEmpty }
+    public var completedOperations: Int { history.filter { $0.completedTick != nil }.count }
+    public var executedRequests: Int { executions.values.map { $0.reduce(0) { $0 + $1.requests.count } }.max() ?? 0 }
+}
+
+/// A cluster of replicas and clients running the real core over a deterministic network.
+public struct Simulation {
+    public let options: SimulationOptions
+    public private(set) var replicas: [Replica<KeyValueStore>] = []
+    private var clients: [Client] = []
+    private var network: Network
+    private var rng: SplitMix64
+    private let authenticator: Authenticator<SimulationVerifier, Membership>
+    private let membership: Membership
+    private var tick: UInt64 = 0
+    private var remaining: [Int]
+    private var result: SimulationResult
+
+    public init(_ options: SimulationOptions) throws {
+        self.options = options
+        rng = SplitMix64(seed: options.seed)
+        network = Network(faults: options.faults, isolations: options.isolations)
+        remaining = Array(repeating: options.requestsPerClient, count: options.clients)
+
+        // Keys: real Ed25519 from seeded seeds, or the stand-in over arbitrary public keys.
+        let scheme = SimulatedScheme(seed: options.seed)
+        var keyRNG = SplitMix64(seed: options.seed ^ 0xC0FFEE)
+        var signers: [Principal: any MessageSigner] = [:]
+        func makeKey(_ principal: Principal) -> PublicKey {
+            let seed = (0..<32).map { _ in UInt8(truncatingIfNeeded: keyRNG.next()) }
+            if options.realSignatures {
+                let key = SigningKey(seed: seed)!
+                signers[principal] = Ed25519Signer(principal: principal, key: key)
+                return key.publicKey
+            }
+            let publicKey = PublicKey(bytes: seed)!
+            signers[principal] = scheme.signer(for: principal, publicKey: publicKey)
+            return publicKey
+        }
+        let descriptors = (0..<options.replicas).map { i in
+            ReplicaDescriptor(id: ReplicaID(UInt32(i)), host: "sim", port: UInt16(1 + i), publicKey: makeKey(.replica(ReplicaID(UInt32(i)))))
+        }
+        let clientKeys = (0..<options.clients).map { j in
+            Membership.ClientKey(id: ClientID(UInt32(j)), publicKey: makeKey(.client(ClientID(UInt32(j)))))
+        }
+        membership = try Membership(
+            epoch: Epoch(0), f: Membership.maxFaultTolerance(replicas: options.replicas),
+            replicas: descriptors, clients: clientKeys, operatorKey: makeKey(.operator))
+        let verifier: SimulationVerifier = options.realSignatures ? .ed25519(Ed25519Verifier()) : .simulated(scheme.verifier)
+        authenticator = Authenticator(verifier: verifier, keys: membership)
+
+        let configuration = Configuration(
+            membership: membership, checkpointInterval: options.checkpointInterval, logWindow: options.logWindow,
+            batchSizeMax: options.batchSizeMax, sequencesInFlightMax: options.sequencesInFlightMax,
+            viewChangeTimeoutTicks: 400, statusIntervalTicks: 20)
+        for descriptor in descriptors {
+            replicas.append(try Replica(
+                configuration: configuration, id: descriptor.id, app: KeyValueStore(),
+                signer: signers[.replica(descriptor.id)]!, digester: SHA256Digester()))
+        }
+        for key in clientKeys {
+            clients.append(Client(membership: membership, signer: signers[.client(key.id)]!, retransmitTimeoutTicks: options.clientRetransmitTicks))
+        }
+        result = SimulationResult(
+            options: options, ticks: 0, executions: [:], checkpoints: [:], stableCheckpoints: [:], history: [],
+            signedRequests: [], datagramsSent: 0, datagramsLost: 0, rejectedFrames: 0, replicaCounters: [:],
+            maxLogEntries: 0, finalLogEntries: [:], violations: [])
+    }
+
+    /// Runs until every client finished its requests (and the network drained a little
+    /// longer, so replicas catch up) or `ticksMax`, then checks the run.
+    public mutating func run() -> SimulationResult {
+        var quietTicks: UInt64 = 0
+        while tick < options.ticksMax {
+            step()
+            let clientsDone = remaining.allSatisfy { $0 == 0 } && clients.allSatisfy { !$0.isBusy }
+            quietTicks = clientsDone ? quietTicks + 1 : 0
+            if quietTicks > 200 { break }
+        }
+        return finish()
+    }
+
+    /// One tick: deliver what is due, then tick every replica and client, then let idle
+    /// clients start their next operation.
+    public mutating func step() {
+        tick += 1
+        for datagram in network.due(at: tick) { deliver(datagram) }
+        for index in replicas.indices {
+            let actions = replicas[index].step(.tick)
+            perform(actions, from: index)
+        }
+        for index in clients.indices {
+            let actions = clients[index].step(.tick)
+            perform(actions, client: index)
+            if !clients[index].isBusy, remaining[index] > 0 { submitNext(index) }
+        }
+        result.maxLogEntries = max(result.maxLogEntries, replicas.map(\.logCount).max() ?? 0)
+    }
+
+    private mutating func submitNext(_ index: Int) {
+        remaining[index] -= 1
+        let key = Array("k\(Int.random(in: 0..<options.keySpace, using: &rng))".utf8)
+        let value = (0..<options.valueBytes).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let operation: KeyValueOperation
+        switch Int.random(in: 0..<10, using: &rng) {
+        case 0..<3: operation = .get(key: key)
+        case 3..<7: operation = .put(key: key, value: value)
+        case 7: operation = .delete(key: key)
+        default:
+            let expected: [UInt8]? = Bool.random(using: &rng) ? nil : value
+            operation = .compareAndSet(key: key, expected: expected, new: value)
+        }
+        let actions = clients[index].submit(operation.encoded())
+        let client = ClientID(UInt32(index))
+        result.history.append(Operation(client: client, timestamp: clients[index].lastTimestamp, operation: operation, invokedTick: tick))
+        for case .send(let frame, _) in actions { result.signedRequests.insert(SHA256Digester().digest(frame.envelope.encoded())) }
+        perform(actions, client: index)
+    }
+
+    private mutating func deliver(_ datagram: Network.Datagram) {
+        let frame: Authenticated<Frame>
+        do { frame = try authenticator.open(datagram.bytes) } catch {
+            result.rejectedFrames += 1
+            return
+        }
+        switch datagram.to {
+        case .replica(let id):
+            let index = Int(id.rawValue)
+            let actions = replicas[index].step(.message(frame))
+            perform(actions, from: index)
+        case .client(let id):
+            let index = Int(id.rawValue)
+            let actions = clients[index].step(.message(frame))
+            perform(actions, client: index)
+        }
+    }
+
+    private mutating func perform(_ actions: [Action], from index: Int) {
+        let me = replicas[index].id
+        for action in actions {
+            switch action {
+            case .send(let frame, let to):
+                network.send(frame.encoded(), from: .replica(me), to: .replica(to), now: tick, rng: &rng)
+            case .broadcast(let frame):
+                let bytes = frame.encoded()
+                for other in membership.replicas where other.id != me {
+                    network.send(bytes, from: .replica(me), to: .replica(other.id), now: tick, rng: &rng)
+                }
+            case .reply(let envelope, let requester):
+                guard case .client(let client) = requester else { continue }
+                network.send(Frame(envelope: envelope).encoded(), from: .replica(me), to: .client(client), now: tick, rng: &rng)
+            case .executed(let batch):
+                result.executions[me, default: []].append(batch)
+            case .checkpointTaken(let checkpoint):
+                result.checkpoints[me, default: []].append(checkpoint)
+            case .checkpointStable(let checkpoint):
+                result.stableCheckpoints[me, default: []].append(checkpoint)
+            }
+        }
+    }
+
+    private mutating func perform(_ actions: [Client.Action], client index: Int) {
+        let me = NodeID.client(ClientID(UInt32(index)))
+        for action in actions {
+            switch action {
+            case .send(let frame, let to):
+                network.send(frame.encoded(), from: me, to: .replica(to), now: tick, rng: &rng)
+            case .broadcast(let frame):
+                let bytes = frame.encoded()
+                for replica in membership.replicas { network.send(bytes, from: me, to: .replica(replica.id), now: tick, rng: &rng) }
+            case .completed(let timestamp, let bytes):
+                let client = ClientID(UInt32(index))
+                guard let i = result.history.lastIndex(where: { $0.client == client && $0.timestamp == timestamp }) else { continue }
+                result.history[i].completedTick = tick
+                result.history[i].result = KeyValueResult.decode(bytes)
+            }
+        }
+    }
+
+    private mutating func finish() -> SimulationResult {
+        result.ticks = tick
+        result.datagramsSent = network.sent
+        result.datagramsLost = network.lost
+        for replica in replicas {
+            result.replicaCounters[replica.id] = replica.counters
+            result.finalLogEntries[replica.id] = replica.logCount
+            let dropped = DropReason.allCases.filter { replica.counters[$0] > 0 }.map { "\($0)=\(replica.counters[$0])" }
+            result.finalStates.append(
+                "\(replica.id): \(replica.view) h=\(replica.lowWaterMark.rawValue) executed=\(replica.lastExecuted.rawValue) log=\(replica.logCount) pending=\(replica.pendingCount) timeouts=\(replica.counters.viewChangeTimeouts) status=\(replica.counters.statusSent) resent=\(replica.counters.retransmitted) dropped: \(dropped.joined(separator: " "))")
+        }
+        result.violations = Checkers.check(result)
+        return result
+    }
+
+    /// Read access for scenario tests.
+    public var currentTick: UInt64 { tick }
+    public var clientsIdle: Bool { remaining.allSatisfy { $0 == 0 } && clients.allSatisfy { !$0.isBusy } }
+}

@@ -1,0 +1,39 @@
+/// Many seeded runs, each with its own random faults and sizes, each checked.
+public struct SwarmSummary: Sendable {
+    public var runs = 0
+    public var failures: [(seed: UInt64, violations: [String])] = []
+    public var incomplete: [UInt64] = []
+    public var completedOperations = 0
+    public var simulatedTicks: UInt64 = 0
+    public var worstLogEntries = 0
+}
+
+public enum Swarm {
+    /// Runs seeds `firstSeed ..< firstSeed + runs`. Every `realSignatureEvery`-th run uses
+    /// real Ed25519 (0: never). `onRun` sees each result as it finishes.
+    public static func run(
+        firstSeed: UInt64, runs: Int, replicas: [Int], realSignatureEvery: Int = 10,
+        onRun: (SimulationResult) -> Void = { _ in }
+    ) throws -> SwarmSummary {
+        var summary = SwarmSummary()
+        for i in 0..<runs {
+            let seed = firstSeed &+ UInt64(i)
+            var options = SimulationOptions.random(seed: seed, replicas: replicas[i % replicas.count])
+            options.realSignatures = realSignatureEvery > 0 && i % realSignatureEvery == 0
+            var simulation = try Simulation(options)
+            let result = simulation.run()
+            summary.runs += 1
+            summary.simulatedTicks += result.ticks
+            summary.completedOperations += result.completedOperations
+            summary.worstLogEntries = max(summary.worstLogEntries, result.maxLogEntries)
+            var violations = result.violations
+            // No replica crashes and the network keeps delivering: every operation must complete.
+            if result.completedOperations != result.history.count || result.history.count != options.clients * options.requestsPerClient {
+                violations.append("liveness: \(result.completedOperations) of \(options.clients * options.requestsPerClient) operations completed in \(result.ticks) ticks")
+            }
+            if !violations.isEmpty { summary.failures.append((seed, violations)) }
+            onRun(result)
+        }
+        return summary
+    }
+}
