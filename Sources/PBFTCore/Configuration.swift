@@ -21,6 +21,8 @@ public struct Configuration: Hashable, Sendable {
     /// Ticks without progress before a replica that has work ahead asks peers for what it
     /// is missing, and the least interval between two answers to one peer.
     public var statusIntervalTicks: Int
+    /// Bytes of state in one state-transfer chunk.
+    public var stateChunkBytes: Int
     public var limits: WireLimits
 
     public init(
@@ -32,6 +34,7 @@ public struct Configuration: Hashable, Sendable {
         requestsPendingMax: Int = 4096,
         viewChangeTimeoutTicks: Int = 200,
         statusIntervalTicks: Int = 20,
+        stateChunkBytes: Int = 32 << 10,
         limits: WireLimits = .default
     ) {
         self.membership = membership
@@ -42,6 +45,7 @@ public struct Configuration: Hashable, Sendable {
         self.requestsPendingMax = requestsPendingMax
         self.viewChangeTimeoutTicks = viewChangeTimeoutTicks
         self.statusIntervalTicks = statusIntervalTicks
+        self.stateChunkBytes = stateChunkBytes
         self.limits = limits
     }
 
@@ -64,6 +68,9 @@ public struct Configuration: Hashable, Sendable {
         }
         guard requestsPendingMax >= batchSizeMax else {
             throw .invalid("requestsPendingMax = \(requestsPendingMax) must be at least batchSizeMax = \(batchSizeMax)")
+        }
+        guard (1...limits.stateChunkBytesMax).contains(stateChunkBytes) else {
+            throw .invalid("stateChunkBytes = \(stateChunkBytes) must be in 1...\(limits.stateChunkBytesMax) (the wire limit stateChunkBytesMax)")
         }
         guard viewChangeTimeoutTicks >= 1 else { throw .invalid("viewChangeTimeoutTicks must be at least 1") }
         guard statusIntervalTicks >= 1 else { throw .invalid("statusIntervalTicks must be at least 1") }

@@ -32,8 +32,14 @@ extension Replica {
     mutating func onCheckpoint(_ checkpoint: Checkpoint, envelope: Envelope) {
         guard let sender = replicaSender(envelope) else { return }
         guard checkpoint.sequence.rawValue % UInt64(configuration.checkpointInterval) == 0 else { return drop(.outsideWaterMarks) }
-        guard waterMarks.contains(checkpoint.sequence) else {
-            return drop(checkpoint.sequence <= waterMarks.low ? .duplicate : .outsideWaterMarks)
+        guard checkpoint.sequence > waterMarks.low else { return drop(.duplicate) }
+        guard checkpoint.sequence <= waterMarks.high else {
+            // Beyond the window: keep only each replica's newest, to learn we are behind.
+            if case .checkpoint(let held)? = aheadCheckpoints[sender]?.message, held.sequence >= checkpoint.sequence {
+                return drop(.duplicate)
+            }
+            aheadCheckpoints[sender] = envelope
+            return
         }
         switch checkpointVotes[checkpoint.sequence, default: VoteSet()].insert(envelope, digest: checkpoint.stateDigest, from: sender) {
         case .added: checkStable(checkpoint.sequence)

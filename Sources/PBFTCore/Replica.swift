@@ -17,6 +17,9 @@ public enum Action: Sendable, Equatable {
     case reply(Envelope, to: Principal)
     /// A batch was executed: the record the execution log and the checkers read.
     case executed(ExecutedBatch)
+    /// State transfer installed this checkpoint's state: the sequence numbers up to it were
+    /// not executed here one by one.
+    case stateInstalled(Checkpoint)
     /// This replica took a checkpoint after executing `sequence`.
     case checkpointTaken(Checkpoint)
     /// A checkpoint became stable; the log at and below it was discarded.
@@ -71,6 +74,8 @@ public struct ReplicaCounters: Hashable, Sendable {
     public var viewChangeTimeouts = 0
     public var statusSent = 0
     public var retransmitted = 0
+    public var stateTransfersStarted = 0
+    public var stateTransfersCompleted = 0
 
     public subscript(reason: DropReason) -> Int {
         get { dropped[reason.rawValue] }
@@ -127,6 +132,10 @@ public struct Replica<App: StateMachine>: Sendable {
     var ownCheckpoints: [SequenceNumber: (digest: Digest, state: [UInt8])] = [:]
     /// The 2f+1 checkpoint messages proving h stable (C in a view-change).
     public internal(set) var stableProof: [Envelope] = []
+    /// The newest checkpoint message from each replica beyond H: how a replica far behind
+    /// learns that it is (bounded by n).
+    var aheadCheckpoints: [ReplicaID: Envelope] = [:]
+    var stateFetch: StateFetch?
 
     public internal(set) var now: UInt64 = 0
     /// The tick at which a backup suspects the primary, while it knows of a request that
@@ -176,6 +185,7 @@ public struct Replica<App: StateMachine>: Sendable {
         now += 1
         if let deadline = viewChangeDeadline, now >= deadline { onViewChangeTimeout() }
         sendStatusIfStuck()
+        driveStateTransfer()
     }
 
     mutating func onFrame(_ frame: Frame) {
@@ -187,7 +197,9 @@ public struct Replica<App: StateMachine>: Sendable {
         case .commit(let vote): onCommit(vote, envelope: envelope)
         case .checkpoint(let c): onCheckpoint(c, envelope: envelope)
         case .status(let s): onStatus(s, envelope: envelope)
-        case .reply, .viewChange, .newView, .stateRequest, .stateChunk:
+        case .stateRequest(let r): onStateRequest(r, envelope: envelope)
+        case .stateChunk(let c): onStateChunk(c, envelope: envelope)
+        case .reply, .viewChange, .newView:
             drop(.unexpectedMessage)
         }
     }

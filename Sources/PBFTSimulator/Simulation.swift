@@ -91,6 +91,8 @@ public struct SimulationResult: Sendable {
     public var maxLogEntries: Int
     public var finalLogEntries: [ReplicaID: Int]
     public var violations: [String]
+    /// Sequence numbers at which each replica installed a state by state transfer.
+    public var stateTransfers: [ReplicaID: [SequenceNumber]] = [:]
     /// One line per replica describing where it ended, for diagnosing a failing seed.
     public var finalStates: [String] = []
 
@@ -249,6 +251,8 @@ public struct Simulation {
                 result.executions[me, default: []].append(batch)
             case .checkpointTaken(let checkpoint):
                 result.checkpoints[me, default: []].append(checkpoint)
+            case .stateInstalled(let checkpoint):
+                result.stateTransfers[me, default: []].append(checkpoint.sequence)
             case .checkpointStable(let checkpoint):
                 result.stableCheckpoints[me, default: []].append(checkpoint)
             }
@@ -282,7 +286,7 @@ public struct Simulation {
             result.finalLogEntries[replica.id] = replica.logCount
             let dropped = DropReason.allCases.filter { replica.counters[$0] > 0 }.map { "\($0)=\(replica.counters[$0])" }
             result.finalStates.append(
-                "\(replica.id): \(replica.view) h=\(replica.lowWaterMark.rawValue) executed=\(replica.lastExecuted.rawValue) log=\(replica.logCount) pending=\(replica.pendingCount) timeouts=\(replica.counters.viewChangeTimeouts) status=\(replica.counters.statusSent) resent=\(replica.counters.retransmitted) dropped: \(dropped.joined(separator: " "))")
+                "\(replica.id): \(replica.view) h=\(replica.lowWaterMark.rawValue) executed=\(replica.lastExecuted.rawValue) log=\(replica.logCount) pending=\(replica.pendingCount) timeouts=\(replica.counters.viewChangeTimeouts) status=\(replica.counters.statusSent) resent=\(replica.counters.retransmitted) transfers=\(replica.counters.stateTransfersStarted)/\(replica.counters.stateTransfersCompleted) dropped: \(dropped.joined(separator: " "))")
         }
         result.violations = Checkers.check(result)
         return result

@@ -1,0 +1,207 @@
+import PBFTWire
+
+// State transfer. A replica that is behind a checkpoint that 2f+1 replicas signed (so at
+// least f+1 correct ones reached that state) cannot replay the log below it, since the
+// others discarded it once the checkpoint became stable. It fetches the checkpointed state
+// in bounded chunks from one of the signers, checks the whole state against the certified
+// digest, and installs it; a source that sends anything else is dropped for the next one.
+
+/// A fetch in progress.
+struct StateFetch {
+    var target: Checkpoint
+    /// The 2f+1 checkpoint messages that certify `target`.
+    var proof: [Envelope]
+    /// Replicas that signed the target, other than this one: the possible sources.
+    var sources: [ReplicaID]
+    var sourceIndex = 0
+    var received: [UInt8] = []
+    var chunksReceived: UInt32 = 0
+    var chunkCount: UInt32?
+    var totalBytes: UInt64?
+    var deadline: UInt64
+
+    var source: ReplicaID { sources[sourceIndex % sources.count] }
+}
+
+extension Replica {
+    /// The highest checkpoint above what this replica executed that 2f+1 replicas signed
+    /// with one digest, and their messages.
+    func certifiedCheckpointAhead() -> (Checkpoint, [Envelope])? {
+        var best: (Checkpoint, [Envelope])?
+        for (n, votes) in checkpointVotes where n > lastExecuted {
+            guard let digest = votes.digest(withAtLeast: membership.quorum), n > best?.0.sequence ?? SequenceNumber(0) else { continue }
+            best = (Checkpoint(sequence: n, stateDigest: digest), votes.envelopes(matching: digest))
+        }
+        var ahead = VoteSetsBySequence()
+        for envelope in aheadCheckpoints.values {
+            guard case .checkpoint(let c) = envelope.message, case .replica(let sender) = envelope.sender else { continue }
+            ahead.insert(envelope, checkpoint: c, from: sender)
+        }
+        if let (checkpoint, proof) = ahead.highestCertified(quorum: membership.quorum),
+           checkpoint.sequence > best?.0.sequence ?? SequenceNumber(0), checkpoint.sequence > lastExecuted {
+            best = (checkpoint, proof)
+        }
+        return best
+    }
+
+    /// Called on each tick: starts a fetch when stuck behind a certified checkpoint, and
+    /// moves to the next source when the current one stays silent.
+    mutating func driveStateTransfer() {
+        let patience = UInt64(2 * configuration.statusIntervalTicks)
+        if let fetch = stateFetch, fetch.target.sequence <= lastExecuted {
+            // Caught up by ordinary execution meanwhile: the fetch is moot.
+            stateFetch = nil
+        }
+        if var fetch = stateFetch {
+            guard now >= fetch.deadline else { return }
+            // The source was silent or lied. Sources discard a checkpoint's state once a later
+            // one is stable, so aim at the newest certified checkpoint before trying again.
+            if let (target, proof) = certifiedCheckpointAhead(), target.sequence > fetch.target.sequence {
+                stateFetch = nil
+                return startFetch(target, proof: proof)
+            }
+            fetch.sourceIndex += 1
+            fetch.received = []
+            fetch.chunksReceived = 0
+            fetch.chunkCount = nil
+            fetch.totalBytes = nil
+            fetch.deadline = now + patience
+            stateFetch = fetch
+            requestNextChunk()
+            return
+        }
+        guard now - lastProgressTick >= UInt64(configuration.statusIntervalTicks),
+              let (target, proof) = certifiedCheckpointAhead()
+        else { return }
+        startFetch(target, proof: proof)
+    }
+
+    mutating func startFetch(_ target: Checkpoint, proof: [Envelope]) {
+        let sources = proof.compactMap { envelope -> ReplicaID? in
+            guard case .replica(let r) = envelope.sender, r != id else { return nil }
+            return r
+        }
+        guard !sources.isEmpty else { return }
+        // Start with a source that depends on who we are, so laggards spread the load.
+        let patience = UInt64(2 * configuration.statusIntervalTicks)
+        stateFetch = StateFetch(target: target, proof: proof, sources: sources, sourceIndex: Int(id.rawValue), deadline: now + patience)
+        counters.stateTransfersStarted += 1
+        requestNextChunk()
+    }
+
+    mutating func requestNextChunk() {
+        guard let fetch = stateFetch else { return }
+        let request = StateRequest(sequence: fetch.target.sequence, stateDigest: fetch.target.stateDigest, chunkIndex: fetch.chunksReceived)
+        emit(.send(Frame(envelope: sign(.stateRequest(request))), to: fetch.source))
+    }
+
+    /// Serves a chunk of a checkpointed state this replica holds; anything else is dropped.
+    mutating func onStateRequest(_ request: StateRequest, envelope: Envelope) {
+        guard let sender = replicaSender(envelope) else { return }
+        guard let own = ownCheckpoints[request.sequence], own.digest == request.stateDigest else { return drop(.outsideWaterMarks) }
+        let chunkBytes = configuration.stateChunkBytes
+        let total = own.state.count
+        let chunkCount = max(1, (total + chunkBytes - 1) / chunkBytes)
+        guard Int(request.chunkIndex) < chunkCount else { return drop(.unexpectedMessage) }
+        let start = Int(request.chunkIndex) * chunkBytes
+        let bytes = Array(own.state[start..<min(start + chunkBytes, total)])
+        let chunk = StateChunk(
+            sequence: request.sequence, stateDigest: request.stateDigest, chunkIndex: request.chunkIndex,
+            chunkCount: UInt32(chunkCount), totalBytes: UInt64(total), bytes: bytes)
+        emit(.send(Frame(envelope: sign(.stateChunk(chunk))), to: sender))
+    }
+
+    /// Accepts the next chunk from the current source only, checks that its sizes agree with
+    /// the chunks before it, and installs the state once complete and matching the digest.
+    mutating func onStateChunk(_ chunk: StateChunk, envelope: Envelope) {
+        guard let sender = replicaSender(envelope) else { return }
+        if let fetch = stateFetch, fetch.target.sequence <= lastExecuted { stateFetch = nil }
+        guard var fetch = stateFetch, sender == fetch.source,
+              chunk.sequence == fetch.target.sequence, chunk.stateDigest == fetch.target.stateDigest,
+              chunk.chunkIndex == fetch.chunksReceived
+        else { return drop(.unexpectedMessage) }
+        let chunkBytes = UInt64(configuration.stateChunkBytes)
+        let expectedCount = max(1, (chunk.totalBytes + chunkBytes - 1) / chunkBytes)
+        let expectedLength = min(chunkBytes, chunk.totalBytes - min(chunk.totalBytes, UInt64(chunk.chunkIndex) * chunkBytes))
+        guard UInt64(chunk.chunkCount) == expectedCount, UInt64(chunk.bytes.count) == expectedLength,
+              fetch.chunkCount.map({ $0 == chunk.chunkCount }) ?? true,
+              fetch.totalBytes.map({ $0 == chunk.totalBytes }) ?? true
+        else {
+            stateFetch?.deadline = now  // move to the next source at the next tick
+            return drop(.invalidBatch)
+        }
+        fetch.chunkCount = chunk.chunkCount
+        fetch.totalBytes = chunk.totalBytes
+        fetch.received.append(contentsOf: chunk.bytes)
+        fetch.chunksReceived += 1
+        fetch.deadline = now + UInt64(2 * configuration.statusIntervalTicks)
+        stateFetch = fetch
+        guard fetch.chunksReceived == chunk.chunkCount else { return requestNextChunk() }
+        guard digester.digest(fetch.received) == fetch.target.stateDigest, install(fetch) else {
+            // f+1 correct replicas signed this digest, so this source lied: try the next one.
+            counters[.wrongDigest] += 1
+            stateFetch?.deadline = now
+            return
+        }
+    }
+
+    /// Replaces the application state, reply cache and water marks with the fetched
+    /// checkpoint, then executes whatever committed entries follow it.
+    mutating func install(_ fetch: StateFetch) -> Bool {
+        let state = fetch.received
+        var offset = 0
+        guard let length = Bytes.readU64(state, &offset), length <= UInt64(state.count - offset) else { return false }
+        let snapshot = Array(state[offset..<(offset + Int(length))])
+        offset += Int(length)
+        guard let cache = ReplyCache.decode(state, offset: &offset), offset == state.count else { return false }
+        var restored = app
+        do { try restored.restore(snapshot) } catch { return false }
+
+        let n = fetch.target.sequence
+        precondition(n > lastExecuted, "installing \(n) at or below what was executed (\(lastExecuted))")
+        app = restored
+        replyCache = cache
+        lastExecuted = n
+        lastAssigned = max(lastAssigned, n)
+        waterMarks.advance(to: n)
+        stableProof = fetch.proof
+        log = log.filter { $0.key > n }
+        checkpointVotes = checkpointVotes.filter { $0.key > n }
+        ownCheckpoints = [n: (fetch.target.stateDigest, state)]
+        aheadCheckpoints = aheadCheckpoints.filter {
+            if case .checkpoint(let c) = $0.value.message { return c.sequence > n } else { return false }
+        }
+        for requester in pendingOrder where replyCache.hasExecuted(requester, pendingRequests[requester]?.requestTimestamp ?? Timestamp(0)) {
+            removePending(requester)
+        }
+        inLog = inLog.filter { !replyCache.hasExecuted($0.key, $0.value) }
+        stateFetch = nil
+        counters.stateTransfersCompleted += 1
+        lastProgressTick = now
+        emit(.stateInstalled(fetch.target))
+        emit(.checkpointStable(fetch.target))
+        restartViewChangeTimer()
+        executeReady()
+        proposeBatches()
+        return true
+    }
+}
+
+/// Checkpoint messages grouped by (sequence number, digest), for finding one that 2f+1
+/// replicas signed among those beyond the window.
+struct VoteSetsBySequence {
+    private var sets: [SequenceNumber: VoteSet] = [:]
+
+    mutating func insert(_ envelope: Envelope, checkpoint: Checkpoint, from replica: ReplicaID) {
+        _ = sets[checkpoint.sequence, default: VoteSet()].insert(envelope, digest: checkpoint.stateDigest, from: replica)
+    }
+
+    func highestCertified(quorum: Int) -> (Checkpoint, [Envelope])? {
+        for n in sets.keys.sorted(by: >) {
+            if let digest = sets[n]!.digest(withAtLeast: quorum) {
+                return (Checkpoint(sequence: n, stateDigest: digest), sets[n]!.envelopes(matching: digest))
+            }
+        }
+        return nil
+    }
+}
