@@ -1,0 +1,221 @@
+import PBFTCore
+import PBFTKeyValue
+import PBFTWire
+import Testing
+
+/// Scripted interactions with single replicas: each rule of §4.2 and §4.3, with invalid
+/// and boundary inputs.
+@Suite struct NormalCaseTests {
+    @Test func backupAcceptsAValidPrePrepareAndPrepares() throws {
+        var h = try Harness()
+        let batch = [h.request(client: 0, timestamp: 1)]
+        let actions = try h.deliver(h.prePrepare(sequence: 1, batch: batch), to: 1)
+        guard case .prepare(let vote)? = actions.first?.broadcastMessage else {
+            Issue.record("expected a prepare broadcast, got \(actions)")
+            return
+        }
+        #expect(vote.sequence == SequenceNumber(1))
+        #expect(vote.batchDigest == h.batchDigest(batch))
+        #expect(h.replicas[1].counters.droppedTotal == 0)
+    }
+
+    @Test func waterMarkBoundaries() throws {
+        var h = try Harness(checkpointInterval: 4, logWindow: 8)
+        let batch = [h.request(client: 0, timestamp: 1)]
+        try h.deliver(h.prePrepare(sequence: 0, batch: batch), to: 1)
+        #expect(h.replicas[1].counters[.outsideWaterMarks] == 1, "n = h is below the window")
+        try h.deliver(h.prePrepare(sequence: 9, batch: batch), to: 1)
+        #expect(h.replicas[1].counters[.outsideWaterMarks] == 2, "n = H+1 is beyond it")
+        let atHigh = try h.deliver(h.prePrepare(sequence: 8, batch: batch), to: 1)
+        #expect(atHigh.contains { $0.broadcastMessage.map { if case .prepare = $0 { true } else { false } } ?? false }, "n = H is inside")
+        #expect(h.replicas[1].counters[.outsideWaterMarks] == 2)
+    }
+
+    @Test func rejectsWhatACorrectPrimaryWouldNotSend() throws {
+        var h = try Harness()
+        let batch = [h.request(client: 0, timestamp: 1)]
+        try h.deliver(h.prePrepare(sequence: 1, batch: batch, from: 2), to: 1)
+        #expect(h.replicas[1].counters[.notFromPrimary] == 1)
+        try h.deliver(h.prePrepare(view: 1, sequence: 1, batch: batch, from: 1), to: 2)
+        #expect(h.replicas[2].counters[.futureView] == 1)
+        try h.deliver(h.prePrepare(sequence: 1, batch: batch, digest: Digest(bytes: [UInt8](repeating: 7, count: 32))!), to: 1)
+        #expect(h.replicas[1].counters[.wrongDigest] == 1)
+        try h.deliver(h.prePrepare(sequence: 1, batch: []), to: 1)
+        #expect(h.replicas[1].counters[.invalidBatch] == 1, "an empty batch")
+        let twice = [h.request(client: 0, timestamp: 1), h.request(client: 0, timestamp: 2)]
+        try h.deliver(h.prePrepare(sequence: 1, batch: twice), to: 1)
+        #expect(h.replicas[1].counters[.invalidBatch] == 2, "two requests of one client")
+        #expect(h.replicas[1].logCount == 0, "nothing entered the log")
+    }
+
+    @Test func conflictingPrePrepareForTheSameSlotIsRejected() throws {
+        var h = try Harness()
+        let a = [h.request(client: 0, timestamp: 1)], b = [h.request(client: 1, timestamp: 1)]
+        try h.deliver(h.prePrepare(sequence: 1, batch: a), to: 1)
+        let second = try h.deliver(h.prePrepare(sequence: 1, batch: b), to: 1)
+        #expect(second.isEmpty)
+        #expect(h.replicas[1].counters[.conflicting] == 1)
+        try h.deliver(h.prePrepare(sequence: 1, batch: a), to: 1)
+        #expect(h.replicas[1].counters[.duplicate] == 1, "the same pre-prepare again")
+    }
+
+    @Test func preparedAt2fPreparesThenCommittedAt2fPlus1Commits() throws {
+        var h = try Harness()
+        let batch = [h.request(client: 0, timestamp: 1, .put(key: [7], value: [8]))]
+        let d = h.batchDigest(batch)
+        try h.deliver(h.prePrepare(sequence: 1, batch: batch), to: 1)
+        // The primary's prepare does not count; a duplicate does not count; one from another view is stale.
+        try h.deliver(h.vote(.prepare, sequence: 1, digest: d, from: 0), to: 1)
+        #expect(h.replicas[1].counters[.unexpectedSender] == 1)
+        try h.deliver(h.vote(.prepare, view: 1, sequence: 1, digest: d, from: 2), to: 1)
+        #expect(h.replicas[1].counters[.futureView] == 1)
+        let afterOwnPlusOne = try h.deliver(h.vote(.prepare, sequence: 1, digest: d, from: 2), to: 1)
+        #expect(afterOwnPlusOne.contains { if case .commit? = $0.broadcastMessage { true } else { false } }, "own prepare + r2 = 2f: prepared")
+        try h.deliver(h.vote(.prepare, sequence: 1, digest: d, from: 2), to: 1)
+        #expect(h.replicas[1].counters[.duplicate] == 1)
+        let oneCommit = try h.deliver(h.vote(.commit, sequence: 1, digest: d, from: 2), to: 1)
+        #expect(!oneCommit.contains { if case .executed = $0 { true } else { false } }, "2 of 2f+1 commits")
+        let secondCommit = try h.deliver(h.vote(.commit, sequence: 1, digest: d, from: 3), to: 1)
+        #expect(secondCommit.contains { if case .executed = $0 { true } else { false } }, "own + 2 = 2f+1 commits: executed")
+        #expect(h.replicas[1].app[[7]] == [8])
+        #expect(secondCommit.contains { if case .reply(_, .client(ClientID(0))) = $0 { true } else { false } })
+    }
+
+    @Test func votesBeforeThePrePrepareCountOnceItArrives() throws {
+        var h = try Harness()
+        let batch = [h.request(client: 0, timestamp: 1)]
+        let d = h.batchDigest(batch)
+        try h.deliver(h.vote(.prepare, sequence: 1, digest: d, from: 2), to: 1)
+        try h.deliver(h.vote(.commit, sequence: 1, digest: d, from: 2), to: 1)
+        try h.deliver(h.vote(.commit, sequence: 1, digest: d, from: 3), to: 1)
+        let actions = try h.deliver(h.prePrepare(sequence: 1, batch: batch), to: 1)
+        #expect(actions.contains { if case .executed = $0 { true } else { false } })
+    }
+
+    @Test func executionIsStrictlyInSequenceOrder() throws {
+        var h = try Harness()
+        let first = [h.request(client: 0, timestamp: 1, .put(key: [1], value: [1]))]
+        let second = [h.request(client: 1, timestamp: 1, .put(key: [1], value: [2]))]
+        func commitEverything(_ n: UInt64, _ batch: [Envelope]) throws -> [Action] {
+            let d = h.batchDigest(batch)
+            var actions = try h.deliver(h.prePrepare(sequence: n, batch: batch), to: 1)
+            for r: UInt32 in [2, 3] { actions += try h.deliver(h.vote(.prepare, sequence: n, digest: d, from: r), to: 1) }
+            for r: UInt32 in [2, 3] { actions += try h.deliver(h.vote(.commit, sequence: n, digest: d, from: r), to: 1) }
+            return actions
+        }
+        let later = try commitEverything(2, second)
+        #expect(!later.contains { if case .executed = $0 { true } else { false } }, "n=2 waits for n=1")
+        let both = try commitEverything(1, first)
+        let executed = both.compactMap { if case .executed(let b) = $0 { b.sequence.rawValue } else { nil } }
+        #expect(executed == [1, 2])
+        #expect(h.replicas[1].app[[1]] == [2])
+    }
+
+    @Test func backupForwardsARequestAndStartsItsTimer() throws {
+        var h = try Harness()
+        let request = h.request(client: 2, timestamp: 5)
+        #expect(h.replicas[1].viewChangeDeadline == nil)
+        let actions = try h.deliver(Frame(envelope: request), to: 1)
+        #expect(actions == [.send(Frame(envelope: request), to: ReplicaID(0))])
+        #expect(h.replicas[1].viewChangeDeadline == 100)
+        for _ in 0..<100 { _ = h.replicas[1].step(.tick) }
+        #expect(h.replicas[1].counters.viewChangeTimeouts == 1, "the timer expires when the request does not execute")
+    }
+
+    @Test func primaryBatchesWithinTheInFlightLimit() throws {
+        var h = try Harness(clients: 6, batchSizeMax: 2, sequencesInFlightMax: 2)
+        var proposed: [PrePrepare] = []
+        for c: UInt32 in 0..<6 {
+            for action in try h.deliver(Frame(envelope: h.request(client: c, timestamp: 1)), to: 0) {
+                if case .broadcast(let frame) = action, case .prePrepare(let p) = frame.envelope.message {
+                    proposed.append(p)
+                    #expect(frame.batch.count <= 2)
+                }
+            }
+        }
+        #expect(proposed.map(\.sequence.rawValue) == [1, 2], "two sequence numbers in flight, the rest waits")
+        #expect(h.replicas[0].pendingCount == 4)
+    }
+
+    @Test func retransmittedRequestGetsTheCachedReplyAndOlderOnesAreIgnored() throws {
+        var h = try Harness()
+        let request = h.request(client: 0, timestamp: 3, .get(key: [1]))
+        let batch = [request]
+        let d = h.batchDigest(batch)
+        try h.deliver(h.prePrepare(sequence: 1, batch: batch), to: 1)
+        try h.deliver(h.vote(.prepare, sequence: 1, digest: d, from: 2), to: 1)
+        try h.deliver(h.vote(.commit, sequence: 1, digest: d, from: 2), to: 1)
+        try h.deliver(h.vote(.commit, sequence: 1, digest: d, from: 3), to: 1)
+        #expect(h.replicas[1].counters.requestsExecuted == 1)
+
+        let again = try h.deliver(Frame(envelope: request), to: 1)
+        guard case .reply(let reply, .client(ClientID(0)))? = again.first, case .reply(let r) = reply.message else {
+            Issue.record("expected the cached reply, got \(again)")
+            return
+        }
+        #expect(r.timestamp == Timestamp(3))
+        #expect(KeyValueResult.decode(r.result) == .notFound)
+        #expect(h.replicas[1].counters.requestsExecuted == 1, "not executed again")
+
+        let older = try h.deliver(Frame(envelope: h.request(client: 0, timestamp: 2)), to: 1)
+        #expect(older.isEmpty)
+        #expect(h.replicas[1].counters[.staleRequest] == 1)
+    }
+
+    @Test func requestsFromUnknownClientsOrWithBadSignaturesNeverArrive() throws {
+        let h = try Harness(clients: 2)
+        let unknown = h.seal(.request(Request(timestamp: Timestamp(1), operation: [])), as: .client(ClientID(9)))
+        #expect(throws: Rejection.unknownSigner(.client(ClientID(9)), Epoch(0))) { try h.authenticated(Frame(envelope: unknown)) }
+        var forged = h.request(client: 0, timestamp: 1)
+        forged.message = .request(Request(timestamp: Timestamp(2), operation: []))
+        #expect(throws: Rejection.badSignature(.client(ClientID(0)), field: "envelope")) { try h.authenticated(Frame(envelope: forged)) }
+        // Signed by client 1 but claiming to be client 0.
+        var impostor = h.seal(.request(Request(timestamp: Timestamp(1), operation: [])), as: .client(ClientID(1)))
+        impostor.sender = .client(ClientID(0))
+        #expect(throws: Rejection.badSignature(.client(ClientID(0)), field: "envelope")) { try h.authenticated(Frame(envelope: impostor)) }
+        // Inside a pre-prepare's batch too.
+        let frame = h.prePrepare(sequence: 1, batch: [forged], digest: h.batchDigest([forged]))
+        #expect(throws: Rejection.badSignature(.client(ClientID(0)), field: "batch")) { try h.authenticated(frame) }
+    }
+
+    @Test func checkpointBecomesStableAt2fPlus1AndTheLogIsCollected() throws {
+        var h = try Harness(checkpointInterval: 2, logWindow: 4, sequencesInFlightMax: 4)
+        // Replica 1 executes 1 and 2 and takes a checkpoint at 2.
+        var checkpoint: Checkpoint?
+        for n: UInt64 in 1...2 {
+            let batch = [h.request(client: 0, timestamp: n)]
+            let d = h.batchDigest(batch)
+            try h.deliver(h.prePrepare(sequence: n, batch: batch), to: 1)
+            try h.deliver(h.vote(.prepare, sequence: n, digest: d, from: 2), to: 1)
+            try h.deliver(h.vote(.commit, sequence: n, digest: d, from: 2), to: 1)
+            for action in try h.deliver(h.vote(.commit, sequence: n, digest: d, from: 3), to: 1) {
+                if case .checkpointTaken(let c) = action { checkpoint = c }
+            }
+        }
+        let own = try #require(checkpoint)
+        #expect(own.sequence == SequenceNumber(2))
+        #expect(h.replicas[1].logCount == 2)
+        // A checkpoint with another digest does not help; a second matching one makes 2f+1... not yet (own + 1 = 2).
+        try h.deliver(Frame(envelope: h.seal(.checkpoint(Checkpoint(sequence: own.sequence, stateDigest: .zero)), as: .replica(ReplicaID(3)))), to: 1)
+        let one = try h.deliver(Frame(envelope: h.seal(.checkpoint(own), as: .replica(ReplicaID(2)))), to: 1)
+        #expect(!one.contains { if case .checkpointStable = $0 { true } else { false } })
+        #expect(h.replicas[1].lowWaterMark == SequenceNumber(0))
+        // A checkpoint at a sequence number that is not a multiple of K is dropped.
+        try h.deliver(Frame(envelope: h.seal(.checkpoint(Checkpoint(sequence: SequenceNumber(3), stateDigest: own.stateDigest)), as: .replica(ReplicaID(2)))), to: 1)
+        #expect(h.replicas[1].counters[.outsideWaterMarks] == 1)
+        let stable = try h.deliver(Frame(envelope: h.seal(.checkpoint(own), as: .replica(ReplicaID(0)))), to: 1)
+        #expect(stable.contains(.checkpointStable(own)))
+        #expect(h.replicas[1].lowWaterMark == SequenceNumber(2))
+        #expect(h.replicas[1].logCount == 0, "entries at and below the stable checkpoint are discarded")
+        #expect(h.replicas[1].stableProof.count == 3)
+        #expect(h.replicas[1].checkpointVoteCount == 0)
+        // The window moved: n = 6 = h + L is now acceptable, n = 2 is not.
+        try h.deliver(h.prePrepare(sequence: 2, batch: [h.request(client: 1, timestamp: 1)]), to: 1)
+        #expect(h.replicas[1].counters[.outsideWaterMarks] == 2)
+        try h.deliver(h.prePrepare(sequence: 6, batch: [h.request(client: 1, timestamp: 1)]), to: 1)
+        #expect(h.replicas[1].counters[.outsideWaterMarks] == 2)
+        // A stale checkpoint for the old stable point is just a duplicate.
+        try h.deliver(Frame(envelope: h.seal(.checkpoint(own), as: .replica(ReplicaID(3)))), to: 1)
+        #expect(h.replicas[1].counters[.duplicate] >= 1)
+    }
+}
