@@ -72,9 +72,9 @@ public struct Client: Sendable {
     }
 
     private mutating func onReply(_ envelope: Envelope) -> [Action] {
-        guard case .reply(let reply) = envelope.message, case .replica(let replica) = envelope.sender,
-              membership.replica(replica) != nil, reply.requester == principal,
-              let request = outstanding, reply.timestamp == request.requestTimestamp
+        guard case .reply(let reply) = envelope.message, case .replica(let replica) = envelope.sender else { return [] }
+        guard membership.replica(replica) != nil, reply.requester == principal, outstanding != nil,
+              reply.timestamp == lastTimestamp
         else { return [] }
         replies[replica] = reply
         let matching = replies.values.filter { $0.result == reply.result }
