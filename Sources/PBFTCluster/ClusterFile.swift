@@ -35,10 +35,8 @@ public enum ClusterFile {
         for table in replicaTables {
             try table.onlyKeys(["id", "host", "port", "public_key"])
             let host = try table.string("host")
-            guard !host.isEmpty, host.utf8.count <= WireLimits.default.hostBytesMax,
-                  !host.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 })
-            else {
-                throw FieldError(table.reject("host", "'\(host)' is not a host name or address"))
+            guard ReplicaDescriptor.isValidHost(host) else {
+                throw FieldError(table.reject("host", "'\(host)' is not a host name or address (1 to 253 ASCII letters, digits, . - _ : [ ])"))
             }
             replicas.append(ReplicaDescriptor(
                 id: ReplicaID(UInt32(try table.integer("id", in: 0...Int(UInt32.max)))),

@@ -229,8 +229,8 @@ extension ByteReader {
     mutating func descriptor(_ field: String, _ limits: WireLimits) throws(WireError) -> ReplicaDescriptor {
         let id = ReplicaID(try u32(field + ".id"))
         let hostBytes = try lengthPrefixed(field + ".host", limit: limits.hostBytesMax)
-        guard let host = String(validating: hostBytes, as: UTF8.self), !host.isEmpty else {
-            throw .invalidValue(field: field + ".host", reason: "not a non-empty UTF-8 string")
+        guard let host = String(validating: hostBytes, as: UTF8.self), ReplicaDescriptor.isValidHost(host, limit: limits.hostBytesMax) else {
+            throw .invalidValue(field: field + ".host", reason: "not a host name or address (ASCII letters, digits, . - _ : [ ])")
         }
         let port = try u16(field + ".port")
         guard port != 0 else { throw .invalidValue(field: field + ".port", reason: "port 0") }

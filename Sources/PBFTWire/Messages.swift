@@ -13,6 +13,21 @@ public struct Request: Hashable, Sendable {
 
 /// A replica as a reconfiguration names it: identity, UDP address and public key.
 public struct ReplicaDescriptor: Hashable, Sendable {
+    /// A host is 1 to `hostBytesMax` ASCII letters, digits and `. - _ : [ ]` (names, IPv4,
+    /// bracketed IPv6). ASCII only, so equal hosts are equal bytes: Swift compares other
+    /// strings by Unicode equivalence, which would let two different encodings match.
+    public static func isValidHost(_ host: String, limit: Int = WireLimits.default.hostBytesMax) -> Bool {
+        let bytes = host.utf8
+        guard (1...limit).contains(bytes.count) else { return false }
+        return bytes.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+            case UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: ":"), UInt8(ascii: "["), UInt8(ascii: "]"): true
+            default: false
+            }
+        }
+    }
+
     public var id: ReplicaID
     public var host: String
     public var port: UInt16

@@ -272,8 +272,8 @@ import Testing
         #expect(envelopeError(bytes) == .unknownReconfigurationKind(kind))
     }
 
-    @Test(arguments: [[], [0xFF], [0xC0, 0x80], [0xED, 0xA0, 0x80], [0x68, 0xE2, 0x82]] as [[UInt8]])
-    func aHostMustBeNonEmptyUTF8(_ host: [UInt8]) {
+    @Test(arguments: [[], [0xFF], [0xC0, 0x80], [0xED, 0xA0, 0x80], [0x68, 0xE2, 0x82], Array("a b".utf8), [0x68, 0x00], Array("caf\u{e9}".utf8), Array("cafe\u{301}".utf8)] as [[UInt8]])
+    func aHostMustBeANonEmptyASCIIName(_ host: [UInt8]) {
         guard case .invalidValue(let field, _) = envelopeError(addReplica(host: host, port: 7000)) else {
             Issue.record("host \(host) accepted")
             return
@@ -288,6 +288,8 @@ import Testing
         }
         #expect(field == "reconfiguration.add.port")
         #expect(envelopeError(addReplica(host: Array("a".utf8), port: 1)) == nil)
+        #expect(envelopeError(addReplica(host: Array("[::1]".utf8), port: 1)) == nil)
+        #expect(envelopeError(addReplica(host: Array("replica-3.example_net".utf8), port: 1)) == nil)
     }
 
     // MARK: - Helpers

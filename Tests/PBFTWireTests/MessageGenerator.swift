@@ -146,7 +146,7 @@ struct MessageGenerator {
             publicKey: PublicKey(bytes: rng.bytes(PublicKey.byteCount))!)
     }
 
-    /// A non-empty host of at most `hostBytesMax` UTF-8 bytes, sometimes beyond ASCII.
+    /// A non-empty host of at most `hostBytesMax` bytes from the characters a host may use.
     mutating func host() -> String {
         let target = max(1, rng.length(upTo: limits.hostBytesMax, typical: 24))
         var scalars = String.UnicodeScalarView()
@@ -163,9 +163,8 @@ struct MessageGenerator {
     }
 
     private mutating func randomScalar() -> Unicode.Scalar {
-        let ranges: [ClosedRange<UInt32>] = [0x61...0x7A, 0x2D...0x39, 0x20...0x7E, 0xA0...0x7FF, 0x800...0xD7FF, 0x10000...0x10FFFF]
-        let range = ranges.randomElement(using: &rng)!
-        return Unicode.Scalar(UInt32.random(in: range, using: &rng))!
+        let allowed = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]".unicodeScalars)
+        return allowed.randomElement(using: &rng)!
     }
 
     mutating func bytes(upTo limit: Int) -> [UInt8] {

@@ -35,7 +35,7 @@ import Testing
 
     @Test func everyReconfigurationKindRoundTrips() throws {
         let key = PublicKey(bytes: [UInt8](repeating: 0xAB, count: 32))!
-        let replica = ReplicaDescriptor(id: ReplicaID(9), host: "réplica-9.example", port: 7009, publicKey: key)
+        let replica = ReplicaDescriptor(id: ReplicaID(9), host: "replica-9.example", port: 7009, publicKey: key)
         let changes: [ReconfigurationChange] = [
             .addReplica(replica), .removeReplica(ReplicaID(3)),
             .replaceReplica(old: ReplicaID(3), new: replica), .setFaultTolerance(2),
@@ -86,7 +86,7 @@ import Testing
             .reconfiguration(Reconfiguration(
                 timestamp: Timestamp(1),
                 change: .addReplica(ReplicaDescriptor(
-                    id: ReplicaID(1), host: String(repeating: "é", count: limits.hostBytesMax / 2) + "x",
+                    id: ReplicaID(1), host: String(repeating: "h", count: limits.hostBytesMax),
                     port: 1, publicKey: PublicKey(bytes: [UInt8](repeating: 1, count: 32))!)))),
         ]
         for message in messages {
