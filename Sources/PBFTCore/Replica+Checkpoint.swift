@@ -59,11 +59,17 @@ extension Replica {
         else { return }
         stableProof = votes.envelopes(matching: digest)
         waterMarks.advance(to: n)
+        collectGarbage(through: n)
+        emit(.checkpointStable(Checkpoint(sequence: n, stateDigest: digest)))
+        proposeBatches()
+    }
+
+    /// Discards everything at and below a stable checkpoint `n`.
+    mutating func collectGarbage(through n: SequenceNumber) {
         log = log.filter { $0.key > n }
         checkpointVotes = checkpointVotes.filter { $0.key > n }
         ownCheckpoints = ownCheckpoints.filter { $0.key >= n }
-        emit(.checkpointStable(Checkpoint(sequence: n, stateDigest: digest)))
-        proposeBatches()
+        preparedCertificates = preparedCertificates.filter { $0.key > n }
     }
 
     /// The state bytes of this replica's stable checkpoint, for state transfer.

@@ -31,7 +31,7 @@ extension Replica {
         }
         if let assigned = inLog[requester], timestamp <= assigned { return drop(.duplicate) }
         if let queued = pendingRequests[requester], let queuedTimestamp = queued.requestTimestamp, timestamp <= queuedTimestamp {
-            if !isPrimary, timestamp == queuedTimestamp {
+            if !isPrimary, viewActive, timestamp == queuedTimestamp {
                 // The client retransmitted to everyone: make sure the primary has it.
                 emit(.send(Frame(envelope: envelope), to: primary))
             }
@@ -44,7 +44,7 @@ extension Replica {
         if isPrimary {
             proposeBatches()
         } else {
-            emit(.send(Frame(envelope: envelope), to: primary))
+            if viewActive { emit(.send(Frame(envelope: envelope), to: primary)) }
             startViewChangeTimerIfNeeded()
         }
     }
@@ -53,7 +53,7 @@ extension Replica {
     /// inside the water marks and with at most `sequencesInFlightMax` unexecuted. Requests
     /// that arrive while the window is full wait and go out together: batching adapts to load.
     mutating func proposeBatches() {
-        guard isPrimary else { return }
+        guard isPrimary, viewActive else { return }
         while !pendingOrder.isEmpty {
             let next = SequenceNumber(lastAssigned.rawValue + 1)
             guard waterMarks.contains(next),
@@ -62,7 +62,10 @@ extension Replica {
             var batch: [Envelope] = []
             while batch.count < configuration.batchSizeMax, !pendingOrder.isEmpty {
                 let requester = pendingOrder.removeFirst()
-                if let request = pendingRequests.removeValue(forKey: requester) { batch.append(request) }
+                guard let request = pendingRequests.removeValue(forKey: requester), let timestamp = request.requestTimestamp else { continue }
+                // A NEW-VIEW may already have put it in the log, or it may have executed meanwhile.
+                guard timestamp > inLog[requester] ?? Timestamp(0), !replyCache.hasExecuted(requester, timestamp) else { continue }
+                batch.append(request)
             }
             guard !batch.isEmpty else { return }
             let prePrepare = PrePrepare(view: view, sequence: next, batchDigest: batchDigest(batch))
@@ -81,6 +84,7 @@ extension Replica {
     /// sequence number with a different digest. It then multicasts a prepare.
     mutating func onPrePrepare(_ prePrepare: PrePrepare, envelope: Envelope, batch: [Envelope]) {
         guard let sender = replicaSender(envelope) else { return }
+        guard viewActive else { return drop(.viewChanging) }
         guard prePrepare.view == view else { return drop(prePrepare.view < view ? .staleView : .futureView) }
         guard sender == primary else { return drop(.notFromPrimary) }
         guard waterMarks.contains(prePrepare.sequence) else { return drop(.outsideWaterMarks) }
@@ -132,6 +136,7 @@ extension Replica {
     /// water marks are logged, whether or not the pre-prepare has arrived yet.
     mutating func onPrepare(_ vote: Vote, envelope: Envelope) {
         guard let sender = replicaSender(envelope) else { return }
+        guard viewActive else { return drop(.viewChanging) }
         guard vote.view == view else { return drop(vote.view < view ? .staleView : .futureView) }
         guard sender != primary else { return drop(.unexpectedSender) }
         guard waterMarks.contains(vote.sequence) else { return drop(.outsideWaterMarks) }
@@ -144,6 +149,7 @@ extension Replica {
 
     mutating func onCommit(_ vote: Vote, envelope: Envelope) {
         guard let sender = replicaSender(envelope) else { return }
+        guard viewActive else { return drop(.viewChanging) }
         guard vote.view == view else { return drop(vote.view < view ? .staleView : .futureView) }
         guard waterMarks.contains(vote.sequence) else { return drop(.outsideWaterMarks) }
         switch log[vote.sequence, default: Slot()].commits.insert(envelope, digest: vote.batchDigest, from: sender) {
@@ -159,6 +165,11 @@ extension Replica {
         guard var slot = log[n], !slot.prepared, let digest = slot.batchDigest else { return }
         guard slot.prepares.count(matching: digest, excluding: primary) >= 2 * f else { return }
         slot.prepared = true
+        if let prePrepare = slot.prePrepare {
+            // Kept across views for VIEW-CHANGE's P: the pre-prepare, its batch, 2f prepares.
+            let prepares = Array(slot.prepares.envelopes(matching: digest, excluding: primary).prefix(2 * f))
+            preparedCertificates[n] = PreparedCertificate(prePrepare: prePrepare, batch: slot.batch, prepares: prepares)
+        }
         let commit = sign(.commit(Vote(view: view, sequence: n, batchDigest: digest)))
         _ = slot.commits.insert(commit, digest: digest, from: id)
         log[n] = slot
@@ -190,6 +201,8 @@ extension Replica {
         }
         guard executedAny else { return }
         lastProgressTick = now
+        // §4.5.2: the back-off resets once the new view executes a request.
+        viewChangeTimeoutTicks = configuration.viewChangeTimeoutTicks
         restartViewChangeTimer()
         proposeBatches()
     }
@@ -224,29 +237,5 @@ extension Replica {
     mutating func removePending(_ requester: Principal) {
         guard pendingRequests.removeValue(forKey: requester) != nil else { return }
         if let index = pendingOrder.firstIndex(of: requester) { pendingOrder.remove(at: index) }
-    }
-
-    // MARK: View-change timer
-
-    /// §4.4: a backup starts its timer when it learns of a request and the timer is not
-    /// already running.
-    mutating func startViewChangeTimerIfNeeded() {
-        guard !isPrimary, viewChangeDeadline == nil, !pendingRequests.isEmpty else { return }
-        viewChangeDeadline = now + UInt64(configuration.viewChangeTimeoutTicks)
-    }
-
-    /// §4.4: when a request executes the timer stops, and restarts if other requests are
-    /// still waiting.
-    mutating func restartViewChangeTimer() {
-        viewChangeDeadline = nil
-        startViewChangeTimerIfNeeded()
-    }
-
-    /// The primary did not execute a known request in time. Moving to view v+1 is the view
-    /// change's work (the next part of the protocol); here the expiry is counted and the
-    /// timer rearmed.
-    mutating func onViewChangeTimeout() {
-        counters.viewChangeTimeouts += 1
-        restartViewChangeTimer()
     }
 }

@@ -165,8 +165,7 @@ extension Replica {
         lastAssigned = max(lastAssigned, n)
         waterMarks.advance(to: n)
         stableProof = fetch.proof
-        log = log.filter { $0.key > n }
-        checkpointVotes = checkpointVotes.filter { $0.key > n }
+        collectGarbage(through: n)
         ownCheckpoints = [n: (fetch.target.stateDigest, state)]
         aheadCheckpoints = aheadCheckpoints.filter {
             if case .checkpoint(let c) = $0.value.message { return c.sequence > n } else { return false }

@@ -8,7 +8,7 @@ import PBFTWire
 
 extension Replica {
     var hasWorkAhead: Bool {
-        !pendingRequests.isEmpty || log.keys.contains { $0 > lastExecuted }
+        !viewActive || !pendingRequests.isEmpty || log.keys.contains { $0 > lastExecuted }
             || checkpointVotes.keys.contains { $0 > lastExecuted }
     }
 
@@ -26,12 +26,24 @@ extension Replica {
     /// this replica's own prepare and commit, and its checkpoints above the peer's h.
     mutating func onStatus(_ status: Status, envelope: Envelope) {
         guard let sender = replicaSender(envelope) else { return }
-        guard status.view == view else { return drop(status.view < view ? .staleView : .futureView) }
+        guard status.view <= view else { return drop(.futureView) }
         if let last = lastStatusAnswer[sender], now - last < UInt64(configuration.statusIntervalTicks) {
             return drop(.duplicate)
         }
         lastStatusAnswer[sender] = now
         var resent = 0
+        if status.view < view || !viewActive {
+            // The peer is in an older view, or we are both changing views: what moves it on
+            // is the NEW-VIEW that started ours (anyone may forward the primary's signed
+            // message), or else our VIEW-CHANGE.
+            if let newView = newViewEnvelope, viewActive {
+                emit(.send(Frame(envelope: newView), to: sender))
+            } else if let own = viewChangeMessages[id], own.message.newView == view {
+                emit(.send(Frame(envelope: own.envelope), to: sender))
+            }
+            counters.retransmitted += 1
+            return
+        }
         for n in log.keys.sorted() where n > status.lastExecuted {
             guard let slot = log[n] else { continue }
             if let prePrepare = slot.prePrepare, sender != primary {

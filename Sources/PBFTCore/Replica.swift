@@ -47,6 +47,7 @@ public struct ExecutedRequest: Hashable, Sendable {
 public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     case staleView, futureView, outsideWaterMarks, notFromPrimary, wrongDigest, conflicting
     case duplicate, staleRequest, unexpectedSender, invalidBatch, pendingFull, unexpectedMessage
+    case viewChanging, invalidViewChange, invalidNewView
 
     public var description: String {
         switch self {
@@ -62,6 +63,9 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .invalidBatch: "invalid batch"
         case .pendingFull: "pending requests full"
         case .unexpectedMessage: "unexpected message"
+        case .viewChanging: "view changing"
+        case .invalidViewChange: "invalid view-change"
+        case .invalidNewView: "invalid new-view"
         }
     }
 }
@@ -72,6 +76,8 @@ public struct ReplicaCounters: Hashable, Sendable {
     public var requestsExecuted = 0
     public var batchesExecuted = 0
     public var viewChangeTimeouts = 0
+    public var viewChangesStarted = 0
+    public var newViewsAccepted = 0
     public var statusSent = 0
     public var retransmitted = 0
     public var stateTransfersStarted = 0
@@ -141,6 +147,18 @@ public struct Replica<App: StateMachine>: Sendable {
     /// The tick at which a backup suspects the primary, while it knows of a request that
     /// has not executed (§4.4). Its expiry starts a view change.
     public internal(set) var viewChangeDeadline: UInt64?
+    /// The current view-change timeout; it doubles with each view change that does not
+    /// lead to progress (§4.5.2) and resets when a request executes.
+    public internal(set) var viewChangeTimeoutTicks: Int
+    /// False between sending a VIEW-CHANGE and accepting the NEW-VIEW: the replica then
+    /// takes no pre-prepare, prepare or commit (§4.4).
+    public internal(set) var viewActive = true
+    /// The highest-view prepared certificate per sequence number above h (P).
+    var preparedCertificates: [SequenceNumber: PreparedCertificate] = [:]
+    /// Each replica's newest valid VIEW-CHANGE (bounded by n).
+    var viewChangeMessages: [ReplicaID: (message: ViewChange, envelope: Envelope)] = [:]
+    /// The NEW-VIEW that started the current view, forwarded to replicas still behind.
+    var newViewEnvelope: Envelope?
     var lastProgressTick: UInt64 = 0
     var lastStatusTick: UInt64 = 0
     var lastStatusAnswer: [ReplicaID: UInt64] = [:]
@@ -162,6 +180,7 @@ public struct Replica<App: StateMachine>: Sendable {
         self.signer = signer
         self.digester = digester
         self.waterMarks = WaterMarks(window: configuration.logWindow)
+        self.viewChangeTimeoutTicks = configuration.viewChangeTimeoutTicks
     }
 
     var membership: Membership { configuration.membership }
@@ -199,7 +218,9 @@ public struct Replica<App: StateMachine>: Sendable {
         case .status(let s): onStatus(s, envelope: envelope)
         case .stateRequest(let r): onStateRequest(r, envelope: envelope)
         case .stateChunk(let c): onStateChunk(c, envelope: envelope)
-        case .reply, .viewChange, .newView:
+        case .viewChange(let v): onViewChange(v, envelope: envelope)
+        case .newView(let v): onNewView(v, envelope: envelope)
+        case .reply:
             drop(.unexpectedMessage)
         }
     }

@@ -1,0 +1,284 @@
+import PBFTWire
+
+// The view change (§4.4, with the timer rules of §4.5.2): a backup that suspects the
+// primary moves to view v+1 and multicasts VIEW-CHANGE with its stable checkpoint's proof
+// C and its prepared certificates P; the primary of v+1 collects 2f+1 of them (V), works out
+// O, the pre-prepares that carry every possibly committed request into the new view (null
+// requests fill the gaps), and multicasts NEW-VIEW; backups check V and recompute O
+// before they accept it.
+
+/// What a valid V decides: the new view's starting checkpoint and its pre-prepares.
+struct NewViewPlan: Equatable {
+    /// min-s: the latest stable checkpoint in V, and the 2f+1 messages proving it (empty at 0).
+    var stable: Checkpoint
+    var stableProof: [Envelope]
+    /// For each n in (min-s, max-s]: the batch digest (zero for a null request) and batch.
+    var entries: [(sequence: SequenceNumber, digest: Digest, batch: [Envelope])]
+
+    static func == (a: NewViewPlan, b: NewViewPlan) -> Bool {
+        a.stable == b.stable && a.entries.map { [$0.sequence.rawValue] + $0.digest.bytes.map(UInt64.init) }
+            == b.entries.map { [$0.sequence.rawValue] + $0.digest.bytes.map(UInt64.init) }
+    }
+}
+
+extension Replica {
+    // MARK: Timer
+
+    /// §4.4: a backup starts its timer when it knows of a request that has not executed
+    /// and the timer is not already running. During a view change the timer runs anyway:
+    /// it bounds the wait for the NEW-VIEW.
+    mutating func startViewChangeTimerIfNeeded() {
+        guard viewChangeDeadline == nil else { return }
+        guard !viewActive || (!isPrimary && !pendingRequests.isEmpty) else { return }
+        viewChangeDeadline = now + UInt64(viewChangeTimeoutTicks)
+    }
+
+    /// §4.4: the timer stops when a request executes and restarts if others still wait.
+    mutating func restartViewChangeTimer() {
+        viewChangeDeadline = nil
+        startViewChangeTimerIfNeeded()
+    }
+
+    /// The primary of this view did not execute a known request in time, or the NEW-VIEW
+    /// for the view being changed to did not come: move to the next view.
+    mutating func onViewChangeTimeout() {
+        counters.viewChangeTimeouts += 1
+        viewChangeDeadline = nil
+        startViewChange(to: ViewNumber(view.rawValue + 1))
+    }
+
+    // MARK: Sending VIEW-CHANGE
+
+    /// Enters view `target` as not yet active and multicasts VIEW-CHANGE for it. §4.5.2:
+    /// the timeout doubles for each further view this replica has to move to.
+    mutating func startViewChange(to target: ViewNumber) {
+        guard target > view else { return }
+        viewChangeTimeoutTicks = min(viewChangeTimeoutTicks * 2, configuration.viewChangeTimeoutTicks << 10)
+        view = target
+        viewActive = false
+        newViewEnvelope = nil
+        log = [:]
+        counters.viewChangesStarted += 1
+        let message = ViewChange(
+            newView: target, stableSequence: waterMarks.low, checkpointProof: waterMarks.low.rawValue == 0 ? [] : stableProof,
+            prepared: preparedCertificates.keys.sorted().map { preparedCertificates[$0]! })
+        let envelope = sign(.viewChange(message))
+        viewChangeMessages[id] = (message, envelope)
+        emit(.broadcast(Frame(envelope: envelope)))
+        viewChangeDeadline = nil
+        startViewChangeTimerIfNeeded()
+        tryToSendNewView()
+    }
+
+    // MARK: Receiving VIEW-CHANGE
+
+    /// Keeps each replica's newest valid VIEW-CHANGE; joins a higher view once f+1 replicas
+    /// ask for one (§4.5.2: at least one of them is correct); as the new primary, sends
+    /// NEW-VIEW once 2f+1 ask for its view.
+    mutating func onViewChange(_ message: ViewChange, envelope: Envelope) {
+        guard let sender = replicaSender(envelope) else { return }
+        guard message.newView > view || (message.newView == view && !viewActive) else { return drop(.staleView) }
+        if let held = viewChangeMessages[sender], held.message.newView >= message.newView { return drop(.duplicate) }
+        guard isValid(message, from: sender) else { return drop(.invalidViewChange) }
+        viewChangeMessages[sender] = (message, envelope)
+
+        // §4.5.2: f+1 replicas in views above ours: join the smallest of those views.
+        let higher = viewChangeMessages.values.map(\.message.newView).filter { $0 > view }
+        if higher.count >= membership.weakQuorum, let smallest = higher.min() {
+            startViewChange(to: smallest)
+        }
+        tryToSendNewView()
+    }
+
+    /// A VIEW-CHANGE is valid if C proves its stable checkpoint (2f+1 matching checkpoint
+    /// messages from distinct replicas, or nothing at 0) and every certificate in P is a
+    /// pre-prepare from the primary of an earlier view, for a sequence number in
+    /// (n, n+L], with its batch and 2f matching prepares from distinct backups.
+    func isValid(_ message: ViewChange, from sender: ReplicaID) -> Bool {
+        guard checkpointProofDigest(message.stableSequence, message.checkpointProof) != nil else { return false }
+        var sequences = Set<SequenceNumber>()
+        for certificate in message.prepared {
+            guard let (prePrepare, _) = validCertificate(certificate, below: message.newView),
+                  prePrepare.sequence > message.stableSequence,
+                  prePrepare.sequence.rawValue <= message.stableSequence.rawValue + UInt64(configuration.logWindow),
+                  sequences.insert(prePrepare.sequence).inserted
+            else { return false }
+        }
+        return true
+    }
+
+    /// The digest that C certifies for `n` (zero at 0, where C must be empty), or nil.
+    func checkpointProofDigest(_ n: SequenceNumber, _ proof: [Envelope]) -> Digest? {
+        if n.rawValue == 0 { return proof.isEmpty ? Digest.zero : nil }
+        guard n.rawValue % UInt64(configuration.checkpointInterval) == 0, proof.count <= membership.n else { return nil }
+        var votes = VoteSet()
+        for envelope in proof {
+            guard case .checkpoint(let c) = envelope.message, c.sequence == n, case .replica(let r) = envelope.sender,
+                  membership.replica(r) != nil, envelope.epoch == epoch,
+                  votes.insert(envelope, digest: c.stateDigest, from: r) == .added
+            else { return nil }
+        }
+        return votes.digest(withAtLeast: membership.quorum)
+    }
+
+    /// The pre-prepare of a valid prepared certificate from a view below `view`, or nil.
+    func validCertificate(_ certificate: PreparedCertificate, below view: ViewNumber) -> (PrePrepare, Digest)? {
+        guard case .prePrepare(let prePrepare) = certificate.prePrepare.message, prePrepare.view < view,
+              certificate.prePrepare.sender == .replica(configuration.primary(of: prePrepare.view)),
+              certificate.prePrepare.epoch == epoch
+        else { return nil }
+        if prePrepare.batchDigest == .zero {
+            guard certificate.batch.isEmpty else { return nil }
+        } else {
+            guard isValidBatch(certificate.batch), batchDigest(certificate.batch) == prePrepare.batchDigest else { return nil }
+        }
+        var votes = VoteSet()
+        let primaryOfView = configuration.primary(of: prePrepare.view)
+        for envelope in certificate.prepares {
+            guard case .prepare(let vote) = envelope.message, vote.view == prePrepare.view,
+                  vote.sequence == prePrepare.sequence, vote.batchDigest == prePrepare.batchDigest,
+                  case .replica(let r) = envelope.sender, r != primaryOfView, membership.replica(r) != nil,
+                  envelope.epoch == epoch, votes.insert(envelope, digest: vote.batchDigest, from: r) == .added
+            else { return nil }
+        }
+        guard votes.count >= 2 * f else { return nil }
+        return (prePrepare, prePrepare.batchDigest)
+    }
+
+    // MARK: NEW-VIEW
+
+    /// §4.4: the primary of view v+1, holding 2f+1 valid VIEW-CHANGE messages for it
+    /// (its own among them), computes O and multicasts NEW-VIEW.
+    mutating func tryToSendNewView() {
+        guard !viewActive, isPrimary, viewChangeMessages[id]?.message.newView == view else { return }
+        let forView = viewChangeMessages.filter { $0.value.message.newView == view }.sorted { $0.key < $1.key }
+        guard forView.count >= membership.quorum else { return }
+        // Our own message first, then the lowest ids: any 2f+1 valid ones would do.
+        let chosen = ([forView.first { $0.key == id }!] + forView.filter { $0.key != id }).prefix(membership.quorum)
+        let viewChanges = chosen.map(\.value.message)
+        guard let plan = plan(from: viewChanges) else { return }
+        let prePrepares = plan.entries.map { entry in
+            sign(.prePrepare(PrePrepare(view: view, sequence: entry.sequence, batchDigest: entry.digest)))
+        }
+        let newView = NewView(view: view, viewChanges: chosen.map(\.value.envelope), prePrepares: prePrepares)
+        let envelope = sign(.newView(newView))
+        emit(.broadcast(Frame(envelope: envelope)))
+        enter(newView: envelope, plan: plan, prePrepares: prePrepares)
+    }
+
+    /// O, recomputed from V the same way by the primary and every backup: min-s is the
+    /// latest stable checkpoint in V; for each n from min-s+1 to the highest prepared
+    /// sequence number max-s, the request prepared in the highest view, or a null request.
+    func plan(from viewChanges: [ViewChange]) -> NewViewPlan? {
+        guard let best = viewChanges.max(by: { $0.stableSequence < $1.stableSequence }),
+              let digest = checkpointProofDigest(best.stableSequence, best.checkpointProof)
+        else { return nil }
+        let minS = best.stableSequence
+        var chosen: [SequenceNumber: (view: ViewNumber, digest: Digest, batch: [Envelope])] = [:]
+        for message in viewChanges {
+            for certificate in message.prepared {
+                guard case .prePrepare(let p) = certificate.prePrepare.message, p.sequence > minS else { continue }
+                if let held = chosen[p.sequence], (held.view, held.digest) >= (p.view, p.batchDigest) { continue }
+                chosen[p.sequence] = (p.view, p.batchDigest, certificate.batch)
+            }
+        }
+        let maxS = chosen.keys.max() ?? minS
+        var entries: [(sequence: SequenceNumber, digest: Digest, batch: [Envelope])] = []
+        var n = minS.rawValue + 1
+        while n <= maxS.rawValue {
+            let sequence = SequenceNumber(n)
+            entries.append(chosen[sequence].map { (sequence, $0.digest, $0.batch) } ?? (sequence, .zero, []))
+            n += 1
+        }
+        return NewViewPlan(stable: Checkpoint(sequence: minS, stateDigest: digest), stableProof: best.checkpointProof, entries: entries)
+    }
+
+    /// §4.4: a backup accepts a NEW-VIEW for a view at least its own if it is signed by that
+    /// view's primary, V holds 2f+1 valid VIEW-CHANGE messages for the view from distinct
+    /// replicas, and O is exactly what V implies. A NEW-VIEW that does not check out means
+    /// the new primary is faulty: move on to the next view.
+    mutating func onNewView(_ message: NewView, envelope: Envelope) {
+        guard let sender = replicaSender(envelope) else { return }
+        guard message.view > view || (message.view == view && !viewActive) else { return drop(.staleView) }
+        guard sender == configuration.primary(of: message.view) else { return drop(.notFromPrimary) }
+        guard let plan = checkedPlan(message) else {
+            drop(.invalidNewView)
+            if message.view == view { startViewChange(to: ViewNumber(view.rawValue + 1)) }
+            return
+        }
+        if message.view > view {
+            view = message.view
+            viewActive = false
+        }
+        for viewChange in message.viewChanges {
+            if case .viewChange(let v) = viewChange.message, case .replica(let r) = viewChange.sender,
+               (viewChangeMessages[r]?.message.newView ?? ViewNumber(0)) < v.newView || viewChangeMessages[r] == nil {
+                viewChangeMessages[r] = (v, viewChange)
+            }
+        }
+        enter(newView: envelope, plan: plan, prePrepares: message.prePrepares)
+    }
+
+    /// V and O of a NEW-VIEW checked as §4.4 asks; the plan they imply, or nil.
+    func checkedPlan(_ message: NewView) -> NewViewPlan? {
+        guard message.viewChanges.count == membership.quorum else { return nil }
+        var senders = Set<ReplicaID>()
+        var viewChanges: [ViewChange] = []
+        for envelope in message.viewChanges {
+            guard case .viewChange(let v) = envelope.message, v.newView == message.view,
+                  case .replica(let r) = envelope.sender, membership.replica(r) != nil, envelope.epoch == epoch,
+                  senders.insert(r).inserted, isValid(v, from: r)
+            else { return nil }
+            viewChanges.append(v)
+        }
+        guard let plan = plan(from: viewChanges), plan.entries.count == message.prePrepares.count else { return nil }
+        let primaryOfView = Principal.replica(configuration.primary(of: message.view))
+        for (entry, envelope) in zip(plan.entries, message.prePrepares) {
+            guard case .prePrepare(let p) = envelope.message, envelope.sender == primaryOfView, envelope.epoch == epoch,
+                  p.view == message.view, p.sequence == entry.sequence, p.batchDigest == entry.digest
+            else { return nil }
+        }
+        return plan
+    }
+
+    /// Starts view `view` from a checked plan: the stable checkpoint moves up to min-s
+    /// (fetching the state if this replica is behind it), the log holds exactly O, backups
+    /// prepare every entry of O, and requests still waiting go to the new primary.
+    mutating func enter(newView envelope: Envelope, plan: NewViewPlan, prePrepares: [Envelope]) {
+        precondition(!viewActive && plan.entries.count == prePrepares.count, "entering \(view) twice or with a mismatched O")
+        viewActive = true
+        newViewEnvelope = envelope
+        counters.newViewsAccepted += 1
+        log = [:]
+        viewChangeMessages = viewChangeMessages.filter { $0.value.message.newView > view }
+        let minS = plan.stable.sequence
+        if minS > waterMarks.low {
+            waterMarks.advance(to: minS)
+            stableProof = plan.stableProof
+            collectGarbage(through: minS)
+            if lastExecuted < minS {
+                stateFetch = nil
+                startFetch(plan.stable, proof: plan.stableProof)
+            }
+        }
+        inLog = [:]
+        for (entry, prePrepare) in zip(plan.entries, prePrepares) {
+            guard case .prePrepare(let p) = prePrepare.message else { continue }
+            accept(p, envelope: prePrepare, batch: entry.batch)
+            if !isPrimary {
+                let prepare = sign(.prepare(Vote(view: view, sequence: p.sequence, batchDigest: p.batchDigest)))
+                _ = log[p.sequence, default: Slot()].prepares.insert(prepare, digest: p.batchDigest, from: id)
+                emit(.broadcast(Frame(envelope: prepare)))
+            }
+        }
+        lastAssigned = max(plan.entries.last?.sequence ?? minS, minS, lastExecuted)
+        if !isPrimary {
+            for requester in pendingOrder {
+                if let request = pendingRequests[requester] { emit(.send(Frame(envelope: request), to: primary)) }
+            }
+        }
+        lastProgressTick = now
+        restartViewChangeTimer()
+        proposeBatches()
+    }
+}
