@@ -252,6 +252,13 @@ public struct Replica<App: StateMachine>: Sendable {
         return digester.digest(bytes)
     }
 
+    /// The digest this replica would compute for `batch` (the simulator's Byzantine layer
+    /// uses it to forge well-formed conflicting pre-prepares).
+    public func digest(ofBatch batch: [Envelope]) -> Digest { batchDigest(batch) }
+
+    /// Sequence numbers prepared here but not yet executed.
+    public var preparedButNotExecuted: Int { log.filter { $0.key > lastExecuted && $0.value.prepared }.count }
+
     /// The last stable checkpoint h.
     public var lowWaterMark: SequenceNumber { waterMarks.low }
     /// Entries held in the log; bounded by the window L.

@@ -4,7 +4,33 @@ import PBFTWire
 /// The checks every simulated run must pass; each returns human-readable violations.
 public enum Checkers {
     public static func check(_ result: SimulationResult) -> [String] {
-        agreement(result) + integrity(result) + checkpoints(result) + replies(result)
+        var correct = result
+        correct.executions = result.executions.filter { result.correctReplicas.contains($0.key) }
+        correct.checkpoints = result.checkpoints.filter { result.correctReplicas.contains($0.key) }
+        return agreement(correct) + integrity(correct) + checkpoints(correct) + replies(correct) + liveness(result)
+    }
+
+    /// Liveness after the network heals (GST): every operation completes, and none takes
+    /// longer than the stated bound from the later of its invocation and GST.
+    public static func liveness(_ result: SimulationResult) -> [String] {
+        let options = result.options
+        let expected = options.clients * options.requestsPerClient
+        guard let heal = options.healTick ?? (options.isolations.isEmpty && options.crashes.isEmpty && options.byzantine.isEmpty ? 0 : nil) else {
+            return []
+        }
+        var violations: [String] = []
+        if result.completedOperations < expected {
+            violations.append("liveness: \(result.completedOperations) of \(expected) operations completed in \(result.ticks) ticks")
+        }
+        for operation in result.history {
+            let start = max(operation.invokedTick, heal)
+            let end = operation.completedTick ?? result.ticks
+            if end > start + options.livenessBoundTicks {
+                violations.append("liveness: c\(operation.client.rawValue)/\(operation.timestamp) took \(end - start) ticks after GST (bound \(options.livenessBoundTicks))")
+                break
+            }
+        }
+        return violations
     }
 
     /// Agreement: every replica executed the same batch, with the same requests and results,

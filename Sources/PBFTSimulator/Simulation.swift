@@ -23,6 +23,15 @@ public struct SimulationOptions: Hashable, Sendable {
     public var clientRetransmitTicks: Int
     /// The run stops here whether or not every request completed.
     public var ticksMax: UInt64
+    /// Faulty replicas and what they do (at most f together with crashed ones).
+    public var byzantine: [ReplicaID: ByzantineBehaviour] = [:]
+    /// Replicas that stop at a tick and, if `restartTick` is set, resume with their state.
+    public var crashes: [Crash] = []
+    /// Global stabilisation time: from here on the network neither loses, duplicates nor
+    /// partitions, and every operation must complete within `livenessBoundTicks`.
+    public var healTick: UInt64?
+    public var livenessBoundTicks: UInt64 = 20_000
+    public var viewChangeTimeoutTicks: Int = 400
 
     public init(
         seed: UInt64, replicas: Int = 4, clients: Int = 4, requestsPerClient: Int = 25, keySpace: Int = 16,
@@ -64,6 +73,20 @@ public struct SimulationOptions: Hashable, Sendable {
     }
 }
 
+public struct Crash: Hashable, Sendable {
+    public var replica: ReplicaID
+    public var tick: UInt64
+    public var restartTick: UInt64?
+
+    public init(replica: ReplicaID, tick: UInt64, restartTick: UInt64? = nil) {
+        self.replica = replica
+        self.tick = tick
+        self.restartTick = restartTick
+    }
+
+    func isDown(at now: UInt64) -> Bool { now >= tick && now < (restartTick ?? .max) }
+}
+
 /// One client operation as the client saw it: invoked at one tick, completed at another.
 public struct Operation: Hashable, Sendable {
     public var client: ClientID
@@ -96,6 +119,11 @@ public struct SimulationResult: Sendable {
     /// One line per replica describing where it ended, for diagnosing a failing seed.
     public var finalStates: [String] = []
 
+    /// Replicas that were never Byzantine: the checkers judge these.
+    public var correctReplicas: Set<ReplicaID> = []
+    /// The highest view any correct replica reached.
+    public var highestView: ViewNumber = ViewNumber(0)
+
     public var passed: Bool { violations.isEmpty }
     public var completedOperations: Int { history.filter { $0.completedTick != nil }.count }
     public var executedRequests: Int { executions.values.map { $0.reduce(0) { $0 + $1.requests.count } }.max() ?? 0 }
@@ -113,6 +141,8 @@ public struct Simulation {
     private var tick: UInt64 = 0
     private var remaining: [Int]
     private var result: SimulationResult
+    private var byzantineLayers: [ReplicaID: ByzantineLayer] = [:]
+    private var extraCrashes: [Crash] = []
 
     public init(_ options: SimulationOptions) throws {
         self.options = options
@@ -150,11 +180,14 @@ public struct Simulation {
         let configuration = Configuration(
             membership: membership, checkpointInterval: options.checkpointInterval, logWindow: options.logWindow,
             batchSizeMax: options.batchSizeMax, sequencesInFlightMax: options.sequencesInFlightMax,
-            viewChangeTimeoutTicks: 400, statusIntervalTicks: 20)
+            viewChangeTimeoutTicks: options.viewChangeTimeoutTicks, statusIntervalTicks: 20)
         for descriptor in descriptors {
             replicas.append(try Replica(
                 configuration: configuration, id: descriptor.id, app: KeyValueStore(),
                 signer: signers[.replica(descriptor.id)]!, digester: SHA256Digester()))
+        }
+        for (replica, behaviour) in options.byzantine {
+            byzantineLayers[replica] = ByzantineLayer(behaviour: behaviour, signer: signers[.replica(replica)]!, membership: membership)
         }
         for key in clientKeys {
             clients.append(Client(membership: membership, signer: signers[.client(key.id)]!, retransmitTimeoutTicks: options.clientRetransmitTicks))
@@ -182,8 +215,12 @@ public struct Simulation {
     /// clients start their next operation.
     public mutating func step() {
         tick += 1
+        if let heal = options.healTick, tick == heal {
+            network.faults = .none
+            network.isolations = []
+        }
         for datagram in network.due(at: tick) { deliver(datagram) }
-        for index in replicas.indices {
+        for index in replicas.indices where !isDown(replicas[index].id) {
             let actions = replicas[index].step(.tick)
             perform(actions, from: index)
         }
@@ -215,7 +252,17 @@ public struct Simulation {
         perform(actions, client: index)
     }
 
+    private func isDown(_ replica: ReplicaID) -> Bool {
+        (options.crashes + extraCrashes).contains { $0.replica == replica && $0.isDown(at: tick) }
+    }
+
+    /// Crashes a replica now (for scenarios that wait for a protocol state first).
+    public mutating func crash(_ replica: ReplicaID, restartAfterTicks: UInt64? = nil) {
+        extraCrashes.append(Crash(replica: replica, tick: tick, restartTick: restartAfterTicks.map { tick + $0 }))
+    }
+
     private mutating func deliver(_ datagram: Network.Datagram) {
+        if case .replica(let id) = datagram.to, isDown(id) { return }
         let frame: Authenticated<Frame>
         do { frame = try authenticator.open(datagram.bytes) } catch {
             result.rejectedFrames += 1
@@ -233,8 +280,13 @@ public struct Simulation {
         }
     }
 
-    private mutating func perform(_ actions: [Action], from index: Int) {
+    private mutating func perform(_ produced: [Action], from index: Int) {
         let me = replicas[index].id
+        var actions = produced
+        if var layer = byzantineLayers[me] {
+            actions = produced.flatMap { layer.rewrite($0, replica: replicas[index], rng: &rng) }
+            byzantineLayers[me] = layer
+        }
         for action in actions {
             switch action {
             case .send(let frame, let to):
@@ -281,12 +333,14 @@ public struct Simulation {
         result.ticks = tick
         result.datagramsSent = network.sent
         result.datagramsLost = network.lost
+        result.correctReplicas = Set(replicas.map(\.id).filter { options.byzantine[$0] == nil })
+        result.highestView = replicas.filter { result.correctReplicas.contains($0.id) }.map(\.view).max() ?? ViewNumber(0)
         for replica in replicas {
             result.replicaCounters[replica.id] = replica.counters
             result.finalLogEntries[replica.id] = replica.logCount
             let dropped = DropReason.allCases.filter { replica.counters[$0] > 0 }.map { "\($0)=\(replica.counters[$0])" }
             result.finalStates.append(
-                "\(replica.id): \(replica.view) h=\(replica.lowWaterMark.rawValue) executed=\(replica.lastExecuted.rawValue) log=\(replica.logCount) pending=\(replica.pendingCount) timeouts=\(replica.counters.viewChangeTimeouts) status=\(replica.counters.statusSent) resent=\(replica.counters.retransmitted) transfers=\(replica.counters.stateTransfersStarted)/\(replica.counters.stateTransfersCompleted) dropped: \(dropped.joined(separator: " "))")
+                "\(replica.id)\(options.byzantine[replica.id].map { " (\($0.rawValue))" } ?? ""): \(replica.view)\(replica.viewActive ? "" : " changing") h=\(replica.lowWaterMark.rawValue) executed=\(replica.lastExecuted.rawValue) log=\(replica.logCount) pending=\(replica.pendingCount) timeouts=\(replica.counters.viewChangeTimeouts) status=\(replica.counters.statusSent) resent=\(replica.counters.retransmitted) transfers=\(replica.counters.stateTransfersStarted)/\(replica.counters.stateTransfersCompleted) dropped: \(dropped.joined(separator: " "))")
         }
         result.violations = Checkers.check(result)
         return result

@@ -1,0 +1,129 @@
+import PBFTCore
+import PBFTKeyValue
+import PBFTSimulator
+import PBFTWire
+import Testing
+
+/// View-change scenarios on simulated clusters of 4 and of 7. In each, every operation must
+/// complete, and the checkers (agreement, integrity, checkpoints, replies, liveness after
+/// the faults) must pass for the correct replicas.
+@Suite struct ViewChangeScenarioTests {
+    func options(_ n: Int, seed: UInt64 = 21, clients: Int = 4, requests: Int = 30) -> SimulationOptions {
+        var o = SimulationOptions(
+            seed: seed, replicas: n, clients: clients, requestsPerClient: requests,
+            faults: NetworkFaults(delayTicks: 1...3), checkpointInterval: 4, logWindow: 8,
+            batchSizeMax: 4, sequencesInFlightMax: 2, clientRetransmitTicks: 80, ticksMax: 60_000)
+        o.viewChangeTimeoutTicks = 150
+        return o
+    }
+
+    func check(_ result: SimulationResult, _ label: String) {
+        #expect(result.passed, "\(label): \(result.violations.prefix(5)) \(result.finalStates)")
+        #expect(result.completedOperations == result.options.clients * result.options.requestsPerClient, "\(label): \(result.finalStates)")
+    }
+
+    func runUntil(_ simulation: inout Simulation, _ condition: (Simulation) -> Bool) {
+        while !condition(simulation), simulation.currentTick < 10_000 { simulation.step() }
+        #expect(condition(simulation), "the awaited state never came")
+    }
+
+    @Test(arguments: [4, 7])
+    func primaryCrashesMidBatchAndPreparedRequestsSurvive(_ n: Int) throws {
+        var simulation = try Simulation(options(n))
+        // Crash the primary while a sequence number is prepared somewhere but not yet executed everywhere.
+        runUntil(&simulation) { sim in
+            sim.replicas.contains { r in r.preparedButNotExecuted > 0 } && sim.replicas[0].lastExecuted.rawValue >= 3
+        }
+        simulation.crash(ReplicaID(0))
+        let result = simulation.run()
+        check(result, "crash n=\(n)")
+        #expect(result.highestView >= ViewNumber(1))
+    }
+
+    @Test(arguments: [4, 7])
+    func mutePrimaryIsReplaced(_ n: Int) throws {
+        var o = options(n)
+        o.byzantine = [ReplicaID(0): .mutePrimary]
+        var simulation = try Simulation(o)
+        let result = simulation.run()
+        check(result, "mute n=\(n)")
+        #expect(result.highestView >= ViewNumber(1))
+    }
+
+    @Test(arguments: [4, 7])
+    func equivocatingPrimaryIsReplacedAndNothingDiverges(_ n: Int) throws {
+        var o = options(n, clients: 6)
+        o.sequencesInFlightMax = 1  // requests pile up, so batches hold several
+        o.byzantine = [ReplicaID(0): .equivocatingPrimary]
+        var simulation = try Simulation(o)
+        let result = simulation.run()
+        check(result, "equivocate n=\(n)")
+        let conflicts = result.replicaCounters.values.map { $0[.conflicting] + $0[.wrongDigest] }.reduce(0, +)
+        #expect(result.highestView >= ViewNumber(1) || conflicts > 0)
+    }
+
+    @Test func twoConsecutiveFaultyPrimariesOnFour() throws {
+        // f = 1: replica 0 is mute, and replica 1 is cut off while the view changes, so
+        // view 1 cannot start either and view 2 is reached.
+        var o = options(4)
+        o.byzantine = [ReplicaID(0): .mutePrimary]
+        o.isolations = [Isolation(replica: ReplicaID(1), ticks: 0..<1_500)]
+        o.healTick = 1_500
+        var simulation = try Simulation(o)
+        let result = simulation.run()
+        check(result, "two faulty n=4")
+        #expect(result.highestView >= ViewNumber(2))
+    }
+
+    @Test func twoConsecutiveFaultyPrimariesOnSeven() throws {
+        var o = options(7)
+        o.crashes = [Crash(replica: ReplicaID(0), tick: 50), Crash(replica: ReplicaID(1), tick: 50)]
+        var simulation = try Simulation(o)
+        let result = simulation.run()
+        check(result, "two crashed n=7")
+        #expect(result.highestView >= ViewNumber(2))
+    }
+
+    @Test(arguments: [4, 7])
+    func newViewDroppingAPreparedRequestIsRejected(_ n: Int) throws {
+        // Replica 0 is cut off mid-load (a network fault), so the view changes to 1, whose
+        // primary (replica 1) is faulty and sends an O without a prepared request.
+        var o = options(n)
+        o.byzantine = [ReplicaID(1): .dropPreparedInNewView]
+        o.sequencesInFlightMax = 4
+        o.checkpointInterval = 32  // prepared certificates stay in P until a checkpoint is stable
+        o.logWindow = 64
+        var simulation = try Simulation(o)
+        runUntil(&simulation) { sim in sim.replicas[2].preparedButNotExecuted > 0 && sim.replicas[2].lastExecuted.rawValue >= 2 }
+        simulation.crash(ReplicaID(0), restartAfterTicks: 3_000)
+        let result = simulation.run()
+        check(result, "bad new-view n=\(n)")
+        let rejected = result.replicaCounters.filter { $0.key != ReplicaID(1) }.values.map { $0[.invalidNewView] }.reduce(0, +)
+        #expect(rejected > 0, "the faulty NEW-VIEW was seen and refused")
+        #expect(result.highestView >= ViewNumber(2))
+    }
+
+    @Test(arguments: [4, 7])
+    func viewChangeWhileACheckpointIsBecomingStable(_ n: Int) throws {
+        var simulation = try Simulation(options(n))
+        runUntil(&simulation) { sim in
+            sim.replicas.contains { $0.ownCheckpointCount > 0 && $0.lastExecuted.rawValue >= 4 && $0.lowWaterMark.rawValue < 4 }
+        }
+        simulation.crash(ReplicaID(0))
+        let result = simulation.run()
+        check(result, "checkpoint n=\(n)")
+        #expect(result.highestView >= ViewNumber(1))
+        let stable = result.stableCheckpoints.filter { $0.key != ReplicaID(0) }.values.map { $0.map(\.sequence.rawValue).max() ?? 0 }
+        #expect(stable.allSatisfy { $0 >= 8 }, "checkpoints keep becoming stable after the view change: \(stable)")
+    }
+
+    @Test func slowPrimaryWithWrongRepliesAndCheckpointsDoesNotFoolClients() throws {
+        for behaviour in [ByzantineBehaviour.wrongReplies, .wrongCheckpoints, .wrongDigests, .replayOld, .viewChangeSpam, .silent] {
+            var o = options(4, seed: 33)
+            o.byzantine = [ReplicaID(2): behaviour]
+            var simulation = try Simulation(o)
+            let result = simulation.run()
+            check(result, "\(behaviour)")
+        }
+    }
+}
