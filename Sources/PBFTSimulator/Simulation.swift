@@ -56,6 +56,39 @@ public struct SimulationOptions: Hashable, Sendable {
         self.ticksMax = ticksMax
     }
 
+    /// The adversarial swarm's run: on top of `random`, up to f faulty replicas (each
+    /// Byzantine with a random behaviour, or crashed, some restarting), partitions, and loss
+    /// until a global stabilisation time, after which every operation must complete.
+    public static func adversarial(seed: UInt64, replicas: Int) -> SimulationOptions {
+        var options = random(seed: seed, replicas: replicas)
+        var rng = SplitMix64(seed: seed ^ 0xBAD5EED)
+        let f = Membership.maxFaultTolerance(replicas: replicas)
+        let heal = UInt64.random(in: 500...2_500, using: &rng)
+        options.healTick = heal
+        options.viewChangeTimeoutTicks = Int.random(in: 100...300, using: &rng)
+        options.livenessBoundTicks = 30_000
+        options.ticksMax = heal + 60_000
+        var ids = (0..<replicas).map { ReplicaID(UInt32($0)) }
+        ids.shuffle(using: &rng)
+        let faulty = Int.random(in: 0...f, using: &rng)
+        for id in ids.prefix(faulty) {
+            if rng.chance(0.6) {
+                options.byzantine[id] = ByzantineBehaviour.allCases.randomElement(using: &rng)!
+            } else {
+                let at = UInt64.random(in: 0...heal, using: &rng)
+                let restart: UInt64? = rng.chance(0.5) ? at + UInt64.random(in: 50...1_000, using: &rng) : nil
+                options.crashes.append(Crash(replica: id, tick: at, restartTick: restart))
+            }
+        }
+        // Partitions before GST may cut off any replica, faulty or not.
+        for _ in 0..<Int.random(in: 0...2, using: &rng) {
+            let start = UInt64.random(in: 0..<heal, using: &rng)
+            let end = min(heal, start + UInt64.random(in: 50...800, using: &rng))
+            options.isolations.append(Isolation(replica: ReplicaID(UInt32.random(in: 0..<UInt32(replicas), using: &rng)), ticks: start..<end))
+        }
+        return options
+    }
+
     /// Random faults and sizes for the swarm, all drawn from `seed`.
     public static func random(seed: UInt64, replicas: Int) -> SimulationOptions {
         var rng = SplitMix64(seed: seed)

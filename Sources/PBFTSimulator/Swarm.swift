@@ -1,3 +1,5 @@
+public import PBFTWire
+
 /// Many seeded runs, each with its own random faults and sizes, each checked.
 public struct SwarmSummary: Sendable {
     public var runs = 0
@@ -6,19 +8,21 @@ public struct SwarmSummary: Sendable {
     public var completedOperations = 0
     public var simulatedTicks: UInt64 = 0
     public var worstLogEntries = 0
+    public var highestView = ViewNumber(0)
 }
 
 public enum Swarm {
     /// Runs seeds `firstSeed ..< firstSeed + runs`. Every `realSignatureEvery`-th run uses
     /// real Ed25519 (0: never). `onRun` sees each result as it finishes.
     public static func run(
-        firstSeed: UInt64, runs: Int, replicas: [Int], realSignatureEvery: Int = 10,
+        firstSeed: UInt64, runs: Int, replicas: [Int], realSignatureEvery: Int = 10, adversarial: Bool = false,
         onRun: (SimulationResult) -> Void = { _ in }
     ) throws -> SwarmSummary {
         var summary = SwarmSummary()
         for i in 0..<runs {
             let seed = firstSeed &+ UInt64(i)
-            var options = SimulationOptions.random(seed: seed, replicas: replicas[i % replicas.count])
+            let n = replicas[i % replicas.count]
+            var options = adversarial ? SimulationOptions.adversarial(seed: seed, replicas: n) : SimulationOptions.random(seed: seed, replicas: n)
             options.realSignatures = realSignatureEvery > 0 && i % realSignatureEvery == 0
             var simulation = try Simulation(options)
             let result = simulation.run()
@@ -26,6 +30,7 @@ public enum Swarm {
             summary.simulatedTicks += result.ticks
             summary.completedOperations += result.completedOperations
             summary.worstLogEntries = max(summary.worstLogEntries, result.maxLogEntries)
+            summary.highestView = max(summary.highestView, result.highestView)
             let violations = result.violations
             if !violations.isEmpty { summary.failures.append((seed, violations)) }
             onRun(result)

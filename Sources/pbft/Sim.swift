@@ -25,6 +25,9 @@ struct Sim: AsyncParsableCommand {
     @Option(help: "Use real Ed25519 in every N-th run (0: never).")
     var realSignatureEvery: Int = 10
 
+    @Flag(help: "Faulty replicas (Byzantine, crashed, restarting), partitions and loss until a stabilisation time; then every operation must complete.")
+    var adversarial = false
+
     @Flag(help: "Print one line per run.")
     var verbose = false
 
@@ -35,23 +38,25 @@ struct Sim: AsyncParsableCommand {
         }
         guard runs >= 1 else { throw ValidationError("--runs \(runs): must be at least 1") }
         let start = ContinuousClock.now
-        let summary = try Swarm.run(firstSeed: seed, runs: runs, replicas: sizes, realSignatureEvery: realSignatureEvery) { result in
+        let summary = try Swarm.run(firstSeed: seed, runs: runs, replicas: sizes, realSignatureEvery: realSignatureEvery, adversarial: adversarial) { result in
             let verdict = result.passed ? "ok" : "FAIL"
             if verbose || !result.passed {
                 if !result.passed || verbose && runs == 1 { for line in result.finalStates { Output.line("    " + line) } }
-                Output.line("seed \(result.options.seed): \(verdict) n=\(result.options.replicas) ops=\(result.completedOperations)/\(result.history.count) ticks=\(result.ticks) sent=\(result.datagramsSent) lost=\(result.datagramsLost)")
+                let faults = result.options.byzantine.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.rawValue)" }
+                    + result.options.crashes.map { "\($0.replica)=crash@\($0.tick)" + ($0.restartTick.map { "..\($0)" } ?? "") }
+                Output.line("seed \(result.options.seed): \(verdict) n=\(result.options.replicas) \(result.highestView) faults=[\(faults.joined(separator: " "))] ops=\(result.completedOperations)/\(result.history.count) ticks=\(result.ticks) sent=\(result.datagramsSent) lost=\(result.datagramsLost)")
             }
         }
         let seconds = (ContinuousClock.now - start).seconds
         for failure in summary.failures {
-            Output.line("FAILED seed \(failure.seed): replay with: pbft sim --seed \(failure.seed) --runs 1 --replicas \(replicas) --real-signature-every \(realSignatureEvery)")
+            Output.line("FAILED seed \(failure.seed): replay with: pbft sim --seed \(failure.seed) --runs 1 --replicas \(replicas) --real-signature-every \(realSignatureEvery)\(adversarial ? " --adversarial" : "")")
             for violation in failure.violations.prefix(5) { Output.line("    \(violation)") }
         }
         let runsPerSecond = Double(summary.runs) / max(seconds, 1e-9)
         let opsPerSimSecond = Double(summary.completedOperations) / max(Double(summary.simulatedTicks) / 1000, 1e-9)
         Output.line(String(
-            format: "%d runs, %d failed, %.1f runs/s, %d operations completed, %.0f operations per simulated second (1 tick = 1 ms), largest log %d entries",
-            summary.runs, summary.failures.count, runsPerSecond, summary.completedOperations, opsPerSimSecond, summary.worstLogEntries))
+            format: "%d runs, %d failed, %.1f runs/s, %d operations completed, %.0f operations per simulated second (1 tick = 1 ms), largest log %d entries, highest view %llu",
+            summary.runs, summary.failures.count, runsPerSecond, summary.completedOperations, opsPerSimSecond, summary.worstLogEntries, summary.highestView.rawValue))
         if !summary.failures.isEmpty { throw ExitCode(1) }
     }
 }
