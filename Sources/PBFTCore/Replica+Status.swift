@@ -14,7 +14,10 @@ extension Replica {
 
     mutating func sendStatusIfStuck() {
         let interval = UInt64(configuration.statusIntervalTicks)
-        guard now - lastProgressTick >= interval, now - lastStatusTick >= interval, hasWorkAhead else { return }
+        guard now - lastProgressTick >= interval, now - lastStatusTick >= interval else { return }
+        // With nothing ahead, a slow heartbeat still lets a replica that missed everything
+        // learn from the answers (newer checkpoints) that it is behind.
+        guard hasWorkAhead || now - lastStatusTick >= interval * 10 else { return }
         lastStatusTick = now
         counters.statusSent += 1
         let status = Status(view: view, stableSequence: waterMarks.low, lastExecuted: lastExecuted)

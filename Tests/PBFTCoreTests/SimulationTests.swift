@@ -132,3 +132,21 @@ import Testing
         }
     }
 }
+
+@Suite struct LargeStateTransferTests {
+    @Test func tenMegabytesOfKeyValueDataTransfer() throws {
+        var options = SimulationOptions(
+            seed: 77, replicas: 4, clients: 4, requestsPerClient: 170, keySpace: 1_000_000, valueBytes: 16_000,
+            isolations: [Isolation(replica: ReplicaID(3), ticks: 10..<2_500)],
+            checkpointInterval: 128, logWindow: 256, batchSizeMax: 8, sequencesInFlightMax: 8, ticksMax: 100_000)
+        options.writeOnly = true
+        var simulation = try Simulation(options)
+        let result = simulation.run()
+        #expect(result.passed, "\(result.violations.prefix(3)) \(result.finalStates)")
+        let stateBytes = simulation.replicas[0].stableState?.state.count ?? 0
+        #expect(stateBytes >= 10_000_000, "state of \(stateBytes) bytes")
+        #expect((result.stateTransfers[ReplicaID(3)] ?? []).count >= 1, "replica 3 caught up by state transfer")
+        #expect(simulation.replicas[3].app == simulation.replicas[0].app)
+        print("state transfer: \(stateBytes) bytes of state, \(result.replicaCounters[ReplicaID(3)]!.stateTransfersCompleted) transfers into replica 3")
+    }
+}
