@@ -29,7 +29,16 @@ extension Replica {
             emit(.reply(sign(.reply(reply)), to: requester))
             return
         }
-        if let assigned = inLog[requester], timestamp <= assigned { return drop(.duplicate) }
+        if let assigned = inLog[requester], timestamp <= assigned {
+            // In an accepted pre-prepare but not executed, and the client is retransmitting:
+            // a backup now waits for it (§4.4), so a primary that stalls it (by equivocating,
+            // say) is replaced.
+            if !isPrimary, timestamp == assigned {
+                remember(envelope, timestamp: timestamp)
+                startViewChangeTimerIfNeeded()
+            }
+            return drop(.duplicate)
+        }
         if let queued = pendingRequests[requester], let queuedTimestamp = queued.requestTimestamp, timestamp <= queuedTimestamp {
             if !isPrimary, viewActive, timestamp == queuedTimestamp {
                 // The client retransmitted to everyone: make sure the primary has it.
@@ -40,7 +49,7 @@ extension Replica {
         guard pendingRequests[requester] != nil || pendingRequests.count < configuration.requestsPendingMax else {
             return drop(.pendingFull)
         }
-        if pendingRequests.updateValue(envelope, forKey: requester) == nil { pendingOrder.append(requester) }
+        remember(envelope, timestamp: timestamp)
         if isPrimary {
             proposeBatches()
         } else {
@@ -128,6 +137,16 @@ extension Replica {
             guard let timestamp = request.requestTimestamp else { continue }
             if timestamp > inLog[request.sender] ?? Timestamp(0) { inLog[request.sender] = timestamp }
         }
+    }
+
+    /// Queues a request as pending unless a newer one from its requester already is or the
+    /// queue is full.
+    mutating func remember(_ request: Envelope, timestamp: Timestamp) {
+        if let queued = pendingRequests[request.sender]?.requestTimestamp, queued >= timestamp { return }
+        guard pendingRequests[request.sender] != nil || pendingRequests.count < configuration.requestsPendingMax else {
+            return drop(.pendingFull)
+        }
+        if pendingRequests.updateValue(request, forKey: request.sender) == nil { pendingOrder.append(request.sender) }
     }
 
     // MARK: Prepare and commit

@@ -29,13 +29,21 @@ extension Replica {
     /// this replica's own prepare and commit, and its checkpoints above the peer's h.
     mutating func onStatus(_ status: Status, envelope: Envelope) {
         guard let sender = replicaSender(envelope) else { return }
-        guard status.view <= view else { return drop(.futureView) }
         if let last = lastStatusAnswer[sender], now - last < UInt64(configuration.statusIntervalTicks) {
             return drop(.duplicate)
         }
         lastStatusAnswer[sender] = now
-        var resent = 0
-        if status.view < view || !viewActive {
+        var resent: [Envelope] = []
+        // Checkpoints do not depend on views: a peer behind our stable checkpoint gets its
+        // whole proof (enough to fetch the state), and our checkpoints above its own.
+        if status.stableSequence < waterMarks.low { resent += stableProof }
+        for n in checkpointVotes.keys.sorted() where n > status.stableSequence {
+            if let own = checkpointVotes[n]?.vote(of: id) { resent.append(own.envelope) }
+        }
+        for envelope in resent { emit(.send(Frame(envelope: envelope), to: sender)) }
+        counters.retransmitted += resent.count
+
+        if status.view < view || (status.view == view && !viewActive) {
             // The peer is in an older view, or we are both changing views: what moves it on
             // is the NEW-VIEW that started ours (anyone may forward the primary's signed
             // message), or else our VIEW-CHANGE.
@@ -47,31 +55,23 @@ extension Replica {
             counters.retransmitted += 1
             return
         }
+        guard status.view == view else { return }
+        var count = 0
         for n in log.keys.sorted() where n > status.lastExecuted {
             guard let slot = log[n] else { continue }
             if let prePrepare = slot.prePrepare, sender != primary {
                 emit(.send(Frame(envelope: prePrepare, batch: slot.batch), to: sender))
-                resent += 1
+                count += 1
             }
             if let prepare = slot.prepares.vote(of: id) {
                 emit(.send(Frame(envelope: prepare.envelope), to: sender))
-                resent += 1
+                count += 1
             }
             if let commit = slot.commits.vote(of: id) {
                 emit(.send(Frame(envelope: commit.envelope), to: sender))
-                resent += 1
+                count += 1
             }
         }
-        if status.stableSequence < waterMarks.low, let own = stableProof.first(where: { $0.sender == .replica(id) }) {
-            emit(.send(Frame(envelope: own), to: sender))
-            resent += 1
-        }
-        for n in checkpointVotes.keys.sorted() where n > status.stableSequence {
-            if let own = checkpointVotes[n]?.vote(of: id) {
-                emit(.send(Frame(envelope: own.envelope), to: sender))
-                resent += 1
-            }
-        }
-        counters.retransmitted += resent
+        counters.retransmitted += count
     }
 }

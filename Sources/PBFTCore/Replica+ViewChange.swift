@@ -25,11 +25,19 @@ extension Replica {
     // MARK: Timer
 
     /// §4.4: a backup starts its timer when it knows of a request that has not executed
-    /// and the timer is not already running. During a view change the timer runs anyway:
-    /// it bounds the wait for the NEW-VIEW.
+    /// and the timer is not already running.
     mutating func startViewChangeTimerIfNeeded() {
-        guard viewChangeDeadline == nil else { return }
-        guard !viewActive || (!isPrimary && !pendingRequests.isEmpty) else { return }
+        guard viewChangeDeadline == nil, viewActive, !isPrimary, !pendingRequests.isEmpty else { return }
+        viewChangeDeadline = now + UInt64(viewChangeTimeoutTicks)
+    }
+
+    /// §4.5.2: during a view change the timer starts only once 2f+1 replicas (this one
+    /// among them) asked for the view, so a replica that suspects the primary alone does not
+    /// race ahead through views; it bounds the wait for the NEW-VIEW.
+    mutating func startNewViewTimerIfNeeded() {
+        guard !viewActive, viewChangeDeadline == nil else { return }
+        let asking = viewChangeMessages.values.filter { $0.message.newView == view }.count
+        guard asking >= membership.quorum else { return }
         viewChangeDeadline = now + UInt64(viewChangeTimeoutTicks)
     }
 
@@ -66,7 +74,7 @@ extension Replica {
         viewChangeMessages[id] = (message, envelope)
         emit(.broadcast(Frame(envelope: envelope)))
         viewChangeDeadline = nil
-        startViewChangeTimerIfNeeded()
+        startNewViewTimerIfNeeded()
         tryToSendNewView()
     }
 
@@ -87,6 +95,7 @@ extension Replica {
         if higher.count >= membership.weakQuorum, let smallest = higher.min() {
             startViewChange(to: smallest)
         }
+        startNewViewTimerIfNeeded()
         tryToSendNewView()
     }
 

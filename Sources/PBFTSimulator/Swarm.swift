@@ -21,9 +21,10 @@ public enum Swarm {
         var summary = SwarmSummary()
         for i in 0..<runs {
             let seed = firstSeed &+ UInt64(i)
-            let n = replicas[i % replicas.count]
+            // Everything about a run follows from its seed, so `--runs 1 --seed S` replays it.
+            let n = replicas[Int(seed % UInt64(replicas.count))]
             var options = adversarial ? SimulationOptions.adversarial(seed: seed, replicas: n) : SimulationOptions.random(seed: seed, replicas: n)
-            options.realSignatures = realSignatureEvery > 0 && i % realSignatureEvery == 0
+            options.realSignatures = realSignatureEvery > 0 && seed % UInt64(realSignatureEvery) == 0
             var simulation = try Simulation(options)
             let result = simulation.run()
             summary.runs += 1
