@@ -20,7 +20,7 @@ extension Replica {
         guard hasWorkAhead || now - lastStatusTick >= interval * 10 else { return }
         lastStatusTick = now
         counters.statusSent += 1
-        let status = Status(view: view, stableSequence: waterMarks.low, lastExecuted: lastExecuted)
+        let status = Status(view: view, stableSequence: waterMarks.low, lastExecuted: lastExecuted, viewChanging: !viewActive)
         emit(.broadcast(Frame(envelope: sign(.status(status)))))
     }
 
@@ -43,10 +43,10 @@ extension Replica {
         for envelope in resent { emit(.send(Frame(envelope: envelope), to: sender)) }
         counters.retransmitted += resent.count
 
-        if status.view < view || (status.view == view && !viewActive) {
-            // The peer is in an older view, or we are both changing views: what moves it on
-            // is the NEW-VIEW that started ours (anyone may forward the primary's signed
-            // message), or else our VIEW-CHANGE.
+        if status.view < view || (status.view == view && (status.viewChanging || !viewActive)) {
+            // The peer is in an older view, or still changing to ours: what moves it on is
+            // the NEW-VIEW that started ours (anyone may forward the primary's signed
+            // message), or, while we are changing too, our VIEW-CHANGE.
             if let newView = newViewEnvelope, viewActive {
                 emit(.send(Frame(envelope: newView), to: sender))
             } else if let own = viewChangeMessages[id], own.message.newView == view {

@@ -154,7 +154,7 @@ extension ByteWriter {
             u64(s.totalBytes)
             lengthPrefixed(s.bytes)
         case .status(let s):
-            u64(s.view.rawValue); u64(s.stableSequence.rawValue); u64(s.lastExecuted.rawValue)
+            u64(s.view.rawValue); u64(s.stableSequence.rawValue); u64(s.lastExecuted.rawValue); u8(s.viewChanging ? 1 : 0)
         }
     }
 }
@@ -322,10 +322,12 @@ extension ByteReader {
                 sequence: sequence, stateDigest: digest, chunkIndex: index,
                 chunkCount: count, totalBytes: total, bytes: bytes))
         case .status:
-            return .status(Status(
-                view: ViewNumber(try u64("status.view")),
-                stableSequence: SequenceNumber(try u64("status.stableSequence")),
-                lastExecuted: SequenceNumber(try u64("status.lastExecuted"))))
+            let view = ViewNumber(try u64("status.view"))
+            let stable = SequenceNumber(try u64("status.stableSequence"))
+            let executed = SequenceNumber(try u64("status.lastExecuted"))
+            let changing = try u8("status.viewChanging")
+            guard changing <= 1 else { throw .invalidValue(field: "status.viewChanging", reason: "\(changing) is not 0 or 1") }
+            return .status(Status(view: view, stableSequence: stable, lastExecuted: executed, viewChanging: changing == 1))
         }
     }
 }

@@ -211,11 +211,14 @@ public struct Status: Hashable, Sendable {
     /// The sender's low water mark h (its last stable checkpoint).
     public var stableSequence: SequenceNumber
     public var lastExecuted: SequenceNumber
+    /// True while the sender has sent a VIEW-CHANGE for `view` but not accepted its NEW-VIEW.
+    public var viewChanging: Bool
 
-    public init(view: ViewNumber, stableSequence: SequenceNumber, lastExecuted: SequenceNumber) {
+    public init(view: ViewNumber, stableSequence: SequenceNumber, lastExecuted: SequenceNumber, viewChanging: Bool = false) {
         self.view = view
         self.stableSequence = stableSequence
         self.lastExecuted = lastExecuted
+        self.viewChanging = viewChanging
     }
 }
 

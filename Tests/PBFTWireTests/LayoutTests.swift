@@ -65,7 +65,7 @@ import Testing
             (.stateRequest(StateRequest(sequence: SequenceNumber(4), stateDigest: digest, chunkIndex: 6)), u64(4) + d + [0, 0, 0, 6]),
             (.stateChunk(StateChunk(sequence: SequenceNumber(4), stateDigest: digest, chunkIndex: 1, chunkCount: 2, totalBytes: 3, bytes: [9])),
              u64(4) + d + [0, 0, 0, 1, 0, 0, 0, 2] + u64(3) + [0, 0, 0, 1, 9]),
-            (.status(Status(view: ViewNumber(1), stableSequence: SequenceNumber(2), lastExecuted: SequenceNumber(3))), u64(1) + u64(2) + u64(3)),
+            (.status(Status(view: ViewNumber(1), stableSequence: SequenceNumber(2), lastExecuted: SequenceNumber(3), viewChanging: true)), u64(1) + u64(2) + u64(3) + [1]),
         ]
         for (message, payload) in cases {
             #expect(payloadOf(message) == payload, "\(message.type)")

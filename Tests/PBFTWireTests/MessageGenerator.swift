@@ -70,7 +70,7 @@ struct MessageGenerator {
         case .newView: .newView(newView())
         case .stateRequest: .stateRequest(StateRequest(sequence: sequence(), stateDigest: digest(), chunkIndex: rng.edgy32()))
         case .stateChunk: .stateChunk(stateChunk())
-        case .status: .status(Status(view: view(), stableSequence: sequence(), lastExecuted: sequence()))
+        case .status: .status(Status(view: view(), stableSequence: sequence(), lastExecuted: sequence(), viewChanging: Bool.random(using: &rng)))
         }
     }
 
