@@ -153,3 +153,19 @@ import Testing
         print("state transfer: \(stateBytes) bytes of state, \(result.replicaCounters[ReplicaID(3)]!.stateTransfersCompleted) transfers into replica 3")
     }
 }
+
+/// The swarm: at least 1,000 seeded runs per `swift test`, each drawing n from {4, 7, 10},
+/// up to f faulty replicas (Byzantine with a random behaviour, or crashed, some restarting),
+/// partitions, loss, duplication and reordering until a stabilisation time; every run must
+/// pass agreement, integrity, checkpoints, replies and liveness after the heal.
+@Suite struct AdversarialSwarmTests {
+    @Test(arguments: Array(0..<20))
+    func thousandAdversarialRuns(_ chunk: Int) throws {
+        let first = UInt64(200_000 + chunk * 50)
+        let summary = try Swarm.run(firstSeed: first, runs: 50, replicas: [4, 7, 10], realSignatureEvery: 25, adversarial: true)
+        #expect(summary.runs == 50)
+        for failure in summary.failures {
+            Issue.record("seed \(failure.seed) failed: \(failure.violations.prefix(3)); replay: pbft sim --seed \(failure.seed) --runs 1 --replicas 4,7,10 --real-signature-every 25 --adversarial")
+        }
+    }
+}
