@@ -71,6 +71,7 @@ extension Replica {
             var batch: [Envelope] = []
             while batch.count < configuration.batchSizeMax, !pendingOrder.isEmpty {
                 let requester = pendingOrder.removeFirst()
+                pendingSince[requester] = nil
                 guard let request = pendingRequests.removeValue(forKey: requester), let timestamp = request.requestTimestamp else { continue }
                 // A NEW-VIEW may already have put it in the log, or it may have executed meanwhile.
                 guard timestamp > inLog[requester] ?? Timestamp(0), !replyCache.hasExecuted(requester, timestamp) else { continue }
@@ -147,6 +148,7 @@ extension Replica {
             return drop(.pendingFull)
         }
         if pendingRequests.updateValue(request, forKey: request.sender) == nil { pendingOrder.append(request.sender) }
+        pendingSince[request.sender] = now
     }
 
     // MARK: Prepare and commit
@@ -254,6 +256,7 @@ extension Replica {
     }
 
     mutating func removePending(_ requester: Principal) {
+        pendingSince[requester] = nil
         guard pendingRequests.removeValue(forKey: requester) != nil else { return }
         if let index = pendingOrder.firstIndex(of: requester) { pendingOrder.remove(at: index) }
     }

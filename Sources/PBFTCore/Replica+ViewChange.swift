@@ -24,11 +24,13 @@ struct NewViewPlan: Equatable {
 extension Replica {
     // MARK: Timer
 
-    /// §4.4: a backup starts its timer when it knows of a request that has not executed
-    /// and the timer is not already running.
+    /// §4.4: a backup's timer runs while it knows of a request that has not executed. It
+    /// expires one timeout after the oldest such request arrived, not after the last
+    /// execution, so a primary that is merely slow (executing something now and then while
+    /// holding a request back) is replaced as well as a silent one.
     mutating func startViewChangeTimerIfNeeded() {
-        guard viewChangeDeadline == nil, viewActive, !isPrimary, !pendingRequests.isEmpty else { return }
-        viewChangeDeadline = now + UInt64(viewChangeTimeoutTicks)
+        guard viewChangeDeadline == nil, viewActive, !isPrimary, let oldest = pendingSince.values.min() else { return }
+        viewChangeDeadline = oldest + UInt64(viewChangeTimeoutTicks)
     }
 
     /// §4.5.2: during a view change the timer starts only once 2f+1 replicas (this one
@@ -286,6 +288,8 @@ extension Replica {
                 if let request = pendingRequests[requester] { emit(.send(Frame(envelope: request), to: primary)) }
             }
         }
+        // The new primary gets a whole timeout for the requests that were already waiting.
+        for requester in pendingSince.keys { pendingSince[requester] = now }
         lastProgressTick = now
         restartViewChangeTimer()
         proposeBatches()

@@ -129,6 +129,9 @@ public struct Replica<App: StateMachine>: Sendable {
     /// most one per requester, in arrival order.
     var pendingRequests: [Principal: Envelope] = [:]
     var pendingOrder: [Principal] = []
+    /// When each pending request arrived (or its view began): the view-change timer
+    /// measures the oldest, so a primary that delays any request too long is replaced.
+    var pendingSince: [Principal: UInt64] = [:]
     /// The newest timestamp per requester that sits in an accepted, unexecuted pre-prepare.
     var inLog: [Principal: Timestamp] = [:]
 

@@ -9,6 +9,9 @@ public enum ByzantineBehaviour: String, CaseIterable, Hashable, Sendable {
     case silent
     /// As primary, sends no pre-prepares; otherwise correct.
     case mutePrimary
+    /// As primary, holds back every pre-prepare with a request of client 0 for three
+    /// view-change timeouts while serving everyone else promptly.
+    case slowPrimary
     /// As primary, sends half the backups a different batch for the same sequence number.
     case equivocatingPrimary
     /// Prepares and commits carry a wrong digest.
@@ -30,15 +33,32 @@ struct ByzantineLayer {
     let signer: any MessageSigner
     let membership: Membership
     var sentHistory: [Frame] = []
+    /// Frames held back (slow primary) and the tick at which they go out.
+    var held: [(release: UInt64, action: Action)] = []
+    var holdTicks: UInt64 = 0
+
+    /// The held frames whose time has come.
+    mutating func release(at now: UInt64) -> [Action] {
+        let due = held.filter { $0.release <= now }.map(\.action)
+        held.removeAll { $0.release <= now }
+        return due
+    }
 
     /// Rewrites one action of the faulty replica into what it actually sends.
-    mutating func rewrite(_ action: Action, replica: Replica<some StateMachine>, rng: inout SplitMix64) -> [Action] {
+    mutating func rewrite(_ action: Action, replica: Replica<some StateMachine>, now: UInt64, rng: inout SplitMix64) -> [Action] {
         if case .broadcast(let frame) = action { remember(frame) }
         switch behaviour {
         case .silent:
             return action.isSend ? [] : [action]
         case .mutePrimary:
             if let frame = action.frame, case .prePrepare = frame.envelope.message, frame.envelope.sender == .replica(replica.id) {
+                return []
+            }
+            return [action]
+        case .slowPrimary:
+            if let frame = action.frame, case .prePrepare = frame.envelope.message, frame.envelope.sender == .replica(replica.id),
+               frame.batch.contains(where: { $0.sender == .client(ClientID(0)) }) {
+                held.append((now + holdTicks, action))
                 return []
             }
             return [action]

@@ -222,7 +222,9 @@ public struct Simulation {
                 signer: signers[.replica(descriptor.id)]!, digester: SHA256Digester()))
         }
         for (replica, behaviour) in options.byzantine {
-            byzantineLayers[replica] = ByzantineLayer(behaviour: behaviour, signer: signers[.replica(replica)]!, membership: membership)
+            var layer = ByzantineLayer(behaviour: behaviour, signer: signers[.replica(replica)]!, membership: membership)
+            layer.holdTicks = UInt64(3 * options.viewChangeTimeoutTicks)
+            byzantineLayers[replica] = layer
         }
         for key in clientKeys {
             clients.append(Client(membership: membership, signer: signers[.client(key.id)]!, retransmitTimeoutTicks: options.clientRetransmitTicks))
@@ -320,7 +322,8 @@ public struct Simulation {
         let me = replicas[index].id
         var actions = produced
         if var layer = byzantineLayers[me] {
-            actions = produced.flatMap { layer.rewrite($0, replica: replicas[index], rng: &rng) }
+            actions = produced.flatMap { layer.rewrite($0, replica: replicas[index], now: tick, rng: &rng) }
+            actions += layer.release(at: tick)
             byzantineLayers[me] = layer
         }
         for action in actions {
