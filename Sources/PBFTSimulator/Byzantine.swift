@@ -9,8 +9,7 @@ public enum ByzantineBehaviour: String, CaseIterable, Hashable, Sendable {
     case silent
     /// As primary, sends no pre-prepares; otherwise correct.
     case mutePrimary
-    /// As primary, holds back every pre-prepare with a request of client 0 for three
-    /// view-change timeouts while serving everyone else promptly.
+    /// As primary, holds back every pre-prepare for three view-change timeouts.
     case slowPrimary
     /// As primary, sends half the backups a different batch for the same sequence number.
     case equivocatingPrimary
@@ -56,8 +55,7 @@ struct ByzantineLayer {
             }
             return [action]
         case .slowPrimary:
-            if let frame = action.frame, case .prePrepare = frame.envelope.message, frame.envelope.sender == .replica(replica.id),
-               frame.batch.contains(where: { $0.sender == .client(ClientID(0)) }) {
+            if let frame = action.frame, case .prePrepare = frame.envelope.message, frame.envelope.sender == .replica(replica.id) {
                 held.append((now + holdTicks, action))
                 return []
             }

@@ -122,6 +122,34 @@ import Testing
         #expect(h.replicas[1].counters.viewChangeTimeouts == 1, "the timer expires when the request does not execute")
     }
 
+    @Test func primaryThatLeavesOneRequestWaitingIsSuspectedAlthoughOthersExecute() throws {
+        // Client 2's request waits at a backup while the primary keeps ordering other
+        // requests. The timer measures the oldest waiting request, so executions of others
+        // do not keep postponing it: a primary censoring one client is replaced.
+        var h = try Harness()
+        _ = try h.deliver(Frame(envelope: h.request(client: 2, timestamp: 1)), to: 1)
+        #expect(h.replicas[1].viewChangeDeadline == 100)
+        for n: UInt64 in 1...4 {
+            for _ in 0..<20 { _ = h.replicas[1].step(.tick) }
+            let batch = [h.request(client: 0, timestamp: n)]
+            let d = h.batchDigest(batch)
+            try h.deliver(h.prePrepare(sequence: n, batch: batch), to: 1)
+            try h.deliver(h.vote(.prepare, sequence: n, digest: d, from: 2), to: 1)
+            try h.deliver(h.vote(.commit, sequence: n, digest: d, from: 2), to: 1)
+            try h.deliver(h.vote(.commit, sequence: n, digest: d, from: 3), to: 1)
+        }
+        #expect(h.replicas[1].lastExecuted == SequenceNumber(4))
+        #expect(h.replicas[1].viewChangeDeadline == 100, "executions of other requests did not postpone it")
+        var sentViewChange = false
+        for _ in 0..<20 {
+            for action in h.replicas[1].step(.tick) {
+                if case .viewChange(let v)? = action.broadcastMessage, v.newView == ViewNumber(1) { sentViewChange = true }
+            }
+        }
+        #expect(sentViewChange)
+        #expect(!h.replicas[1].viewActive)
+    }
+
     @Test func primaryBatchesWithinTheInFlightLimit() throws {
         var h = try Harness(clients: 6, batchSizeMax: 2, sequencesInFlightMax: 2)
         var proposed: [PrePrepare] = []
