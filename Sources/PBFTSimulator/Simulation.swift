@@ -149,6 +149,8 @@ public struct SimulationResult: Sendable {
     public var maxLogEntries: Int
     public var finalLogEntries: [ReplicaID: Int]
     public var violations: [String]
+    /// The tick of each entry of `executions`, per replica.
+    public var executionTicks: [ReplicaID: [UInt64]] = [:]
     /// Sequence numbers at which each replica installed a state by state transfer.
     public var stateTransfers: [ReplicaID: [SequenceNumber]] = [:]
     /// One line per replica describing where it ended, for diagnosing a failing seed.
@@ -340,6 +342,7 @@ public struct Simulation {
                 network.send(Frame(envelope: envelope).encoded(), from: .replica(me), to: .client(client), now: tick, rng: &rng)
             case .executed(let batch):
                 result.executions[me, default: []].append(batch)
+                result.executionTicks[me, default: []].append(tick)
             case .checkpointTaken(let checkpoint):
                 result.checkpoints[me, default: []].append(checkpoint)
             case .stateInstalled(let checkpoint):

@@ -41,6 +41,25 @@ import Testing
     }
 
     @Test(arguments: [4, 7])
+    func timeFromPrimaryCrashToTheFirstExecutionInTheNewView(_ n: Int) throws {
+        // Default timeouts (Configuration's: view change 200 ticks, status 20), one tick = 1 ms.
+        var o = SimulationOptions(seed: 3, replicas: n, clients: 4, requestsPerClient: 40, faults: NetworkFaults(delayTicks: 1...2), ticksMax: 60_000)
+        o.viewChangeTimeoutTicks = 200
+        o.crashes = [Crash(replica: ReplicaID(0), tick: 100)]
+        var simulation = try Simulation(o)
+        let result = simulation.run()
+        check(result, "crash timing n=\(n)")
+        let firstInNewView = (1..<n).compactMap { r -> UInt64? in
+            let id = ReplicaID(UInt32(r))
+            guard let batches = result.executions[id], let ticks = result.executionTicks[id] else { return nil }
+            return zip(batches, ticks).first { $0.0.view >= ViewNumber(1) }?.1
+        }.min()
+        let gap = try #require(firstInNewView) - 100
+        print("view change n=\(n): primary crashed at tick 100, first execution in the new view \(gap) ticks later (view-change timeout 200)")
+        #expect(gap < 3 * 200, "\(gap) ticks")
+    }
+
+    @Test(arguments: [4, 7])
     func mutePrimaryIsReplaced(_ n: Int) throws {
         var o = options(n)
         o.byzantine = [ReplicaID(0): .mutePrimary]
