@@ -79,6 +79,18 @@ public struct Configuration: Hashable, Sendable {
         }
     }
 
+    /// The wire limits tightened to this configuration (n replicas, a window of L, batches
+    /// of at most `batchSizeMax`), for decoding what peers send: a frame with more nested
+    /// envelopes than this configuration can produce is refused before any of their
+    /// signatures is checked, so one faulty replica cannot buy verification work with size.
+    public var receiveLimits: WireLimits {
+        var tight = limits
+        tight.replicasMax = min(limits.replicasMax, membership.n)
+        tight.logWindowMax = min(limits.logWindowMax, logWindow)
+        tight.batchRequestsMax = min(limits.batchRequestsMax, batchSizeMax)
+        return tight
+    }
+
     /// The primary of `view` in this configuration.
     public func primary(of view: ViewNumber) -> ReplicaID { membership.primary(of: view) }
 }

@@ -212,12 +212,11 @@ public struct Simulation {
             epoch: Epoch(0), f: Membership.maxFaultTolerance(replicas: options.replicas),
             replicas: descriptors, clients: clientKeys, operatorKey: makeKey(.operator))
         let verifier: SimulationVerifier = options.realSignatures ? .ed25519(Ed25519Verifier()) : .simulated(scheme.verifier)
-        authenticator = Authenticator(verifier: verifier, keys: membership)
-
         let configuration = Configuration(
             membership: membership, checkpointInterval: options.checkpointInterval, logWindow: options.logWindow,
             batchSizeMax: options.batchSizeMax, sequencesInFlightMax: options.sequencesInFlightMax,
             viewChangeTimeoutTicks: options.viewChangeTimeoutTicks, statusIntervalTicks: 20)
+        authenticator = Authenticator(verifier: verifier, keys: membership, limits: configuration.receiveLimits)
         for descriptor in descriptors {
             replicas.append(try Replica(
                 configuration: configuration, id: descriptor.id, app: KeyValueStore(),
