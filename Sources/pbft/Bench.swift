@@ -1,0 +1,56 @@
+import ArgumentParser
+import PBFTCrypto
+import PBFTWire
+
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks that print their figures.",
+        subcommands: [CryptoBench.self]
+    )
+}
+
+/// Ed25519 and SHA-256 through the Swift wrapper, on this machine, now.
+struct CryptoBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "crypto",
+        abstract: "Measure Ed25519 sign and verify and SHA-256 through PBFTCrypto."
+    )
+
+    @Option(help: "Signatures to make and verify.")
+    var iterations: Int = 20_000
+
+    @Option(help: "Bytes per signed message.")
+    var messageBytes: Int = 64
+
+    func run() async throws {
+        guard iterations >= 100 else { throw ValidationError("--iterations \(iterations): use at least 100") }
+        guard (0...(1 << 20)).contains(messageBytes) else { throw ValidationError("--message-bytes \(messageBytes): use 0 to 1048576") }
+        let key = SigningKey(seed: [UInt8](repeating: 42, count: 32))!
+        let messages = (0..<64).map { i in [UInt8](repeating: UInt8(i), count: messageBytes) }
+        let clock = ContinuousClock()
+
+        var signatures: [Signature] = []
+        signatures.reserveCapacity(iterations)
+        let signTime = clock.measure {
+            for i in 0..<iterations { signatures.append(key.sign(messages[i % messages.count])) }
+        }
+        var valid = 0
+        let verifyTime = clock.measure {
+            for i in 0..<iterations where Ed25519.verify(signatures[i], of: messages[i % messages.count], by: key.publicKey) { valid += 1 }
+        }
+        guard valid == iterations else { throw ValidationError("verification failed for \(iterations - valid) signatures") }
+        let block = [UInt8](repeating: 7, count: 1024)
+        let hashes = 50_000
+        var distinct = Set<Digest>()
+        let hashTime = clock.measure { for i in 0..<hashes { distinct.insert(Crypto.sha256(block)); _ = i } }
+        guard distinct.count == 1 else { throw ValidationError("SHA-256 is not deterministic") }
+
+        let signMicros = signTime.seconds * 1e6 / Double(iterations)
+        let verifyMicros = verifyTime.seconds * 1e6 / Double(iterations)
+        let megabytesPerSecond = Double(hashes * 1024) / hashTime.seconds / 1e6
+        Output.line(String(format: "ed25519 sign   %.1f µs per %d-byte message (%d signatures)", signMicros, messageBytes, iterations))
+        Output.line(String(format: "ed25519 verify %.1f µs per %d-byte message (%d verifications)", verifyMicros, messageBytes, iterations))
+        Output.line(String(format: "sha-256        %.0f MB/s on 1 KiB inputs", megabytesPerSecond))
+        Output.line(String(format: "verify/sign    %.2f (ratio measured in this run)", verifyMicros / signMicros))
+    }
+}
