@@ -59,6 +59,7 @@ extension Replica {
         else { return }
         stableProof = votes.envelopes(matching: digest)
         waterMarks.advance(to: n)
+        persist(.stable(stableProof))
         collectGarbage(through: n)
         emit(.checkpointStable(Checkpoint(sequence: n, stateDigest: digest)))
         proposeBatches()

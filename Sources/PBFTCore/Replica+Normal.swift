@@ -82,6 +82,7 @@ extension Replica {
             let envelope = sign(.prePrepare(prePrepare))
             lastAssigned = next
             accept(prePrepare, envelope: envelope, batch: batch)
+            persist(.prePrepare(Frame(envelope: envelope, batch: batch)))
             emit(.broadcast(Frame(envelope: envelope, batch: batch)))
         }
     }
@@ -106,6 +107,7 @@ extension Replica {
         precondition(!isPrimary, "the primary of \(view) received a pre-prepare it did not send")
 
         accept(prePrepare, envelope: envelope, batch: batch)
+        persist(.prePrepare(Frame(envelope: envelope, batch: batch)))
         let prepare = sign(.prepare(Vote(view: view, sequence: prePrepare.sequence, batchDigest: prePrepare.batchDigest)))
         _ = log[prePrepare.sequence, default: Slot()].prepares.insert(prepare, digest: prePrepare.batchDigest, from: id)
         emit(.broadcast(Frame(envelope: prepare)))
@@ -189,7 +191,9 @@ extension Replica {
         if let prePrepare = slot.prePrepare {
             // Kept across views for VIEW-CHANGE's P: the pre-prepare, its batch, 2f prepares.
             let prepares = Array(slot.prepares.envelopes(matching: digest, excluding: primary).prefix(2 * f))
-            preparedCertificates[n] = PreparedCertificate(prePrepare: prePrepare, batch: slot.batch, prepares: prepares)
+            let certificate = PreparedCertificate(prePrepare: prePrepare, batch: slot.batch, prepares: prepares)
+            preparedCertificates[n] = certificate
+            persist(.prepared(certificate))
         }
         let commit = sign(.commit(Vote(view: view, sequence: n, batchDigest: digest)))
         _ = slot.commits.insert(commit, digest: digest, from: id)

@@ -165,6 +165,7 @@ extension Replica {
         lastAssigned = max(lastAssigned, n)
         waterMarks.advance(to: n)
         stableProof = fetch.proof
+        persist(.stable(fetch.proof))
         collectGarbage(through: n)
         ownCheckpoints = [n: (fetch.target.stateDigest, state)]
         aheadCheckpoints = aheadCheckpoints.filter {

@@ -74,6 +74,7 @@ extension Replica {
             prepared: preparedCertificates.keys.sorted().map { preparedCertificates[$0]! })
         let envelope = sign(.viewChange(message))
         viewChangeMessages[id] = (message, envelope)
+        persist(.viewChange(envelope))
         emit(.broadcast(Frame(envelope: envelope)))
         viewChangeDeadline = nil
         startNewViewTimerIfNeeded()
@@ -173,6 +174,7 @@ extension Replica {
         }
         let newView = NewView(view: view, viewChanges: chosen.map(\.value.envelope), prePrepares: prePrepares)
         let envelope = sign(.newView(newView))
+        persist(.newView(envelope))
         emit(.broadcast(Frame(envelope: envelope)))
         enter(newView: envelope, plan: plan, prePrepares: prePrepares)
     }
@@ -227,6 +229,7 @@ extension Replica {
                 viewChangeMessages[r] = (v, viewChange)
             }
         }
+        persist(.newView(envelope))
         enter(newView: envelope, plan: plan, prePrepares: message.prePrepares)
     }
 
@@ -266,6 +269,7 @@ extension Replica {
         if minS > waterMarks.low {
             waterMarks.advance(to: minS)
             stableProof = plan.stableProof
+            persist(.stable(plan.stableProof))
             collectGarbage(through: minS)
             if lastExecuted < minS {
                 stateFetch = nil

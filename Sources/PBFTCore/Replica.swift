@@ -11,6 +11,8 @@ public enum Event: Sendable {
 /// What a replica asks its shell to do, in order. Every envelope in an action is already
 /// signed by this replica; the shell encodes and sends it.
 public enum Action: Sendable, Equatable {
+    /// Append to the write-ahead log; the shell syncs it before carrying out any later send.
+    case persist(DurableRecord)
     case send(Frame, to: ReplicaID)
     /// To every other replica of the configuration.
     case broadcast(Frame)

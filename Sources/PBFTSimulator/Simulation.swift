@@ -149,6 +149,8 @@ public struct SimulationResult: Sendable {
     public var maxLogEntries: Int
     public var finalLogEntries: [ReplicaID: Int]
     public var violations: [String]
+    /// How often each replica was restarted from its durable state.
+    public var restarts: [ReplicaID: Int] = [:]
     /// The tick of each entry of `executions`, per replica.
     public var executionTicks: [ReplicaID: [UInt64]] = [:]
     /// Sequence numbers at which each replica installed a state by state transfer.
@@ -180,6 +182,16 @@ public struct Simulation {
     private var result: SimulationResult
     private var byzantineLayers: [ReplicaID: ByzantineLayer] = [:]
     private var extraCrashes: [Crash] = []
+    /// What each replica wrote durably: its write-ahead log (encoded records) and the state
+    /// of its last stable checkpoint. A restarted replica is rebuilt from this alone.
+    private var disks: [ReplicaID: Disk] = [:]
+    private var configuration: Configuration
+    private var signers: [Principal: any MessageSigner]
+
+    struct Disk {
+        var log: [[UInt8]] = []
+        var checkpoint: (sequence: SequenceNumber, digest: Digest, state: [UInt8])?
+    }
 
     public init(_ options: SimulationOptions) throws {
         self.options = options
@@ -217,6 +229,8 @@ public struct Simulation {
             batchSizeMax: options.batchSizeMax, sequencesInFlightMax: options.sequencesInFlightMax,
             viewChangeTimeoutTicks: options.viewChangeTimeoutTicks, statusIntervalTicks: 20)
         authenticator = Authenticator(verifier: verifier, keys: membership, limits: configuration.receiveLimits)
+        self.configuration = configuration
+        self.signers = signers
         for descriptor in descriptors {
             replicas.append(try Replica(
                 configuration: configuration, id: descriptor.id, app: KeyValueStore(),
@@ -258,6 +272,7 @@ public struct Simulation {
             network.faults = .none
             network.isolations = []
         }
+        for crash in options.crashes + extraCrashes where crash.restartTick == tick { restart(crash.replica) }
         for datagram in network.due(at: tick) { deliver(datagram) }
         for index in replicas.indices where !isDown(replicas[index].id) {
             let actions = replicas[index].step(.tick)
@@ -291,6 +306,32 @@ public struct Simulation {
         perform(actions, client: index)
     }
 
+    /// A crashed replica comes back with only what it wrote durably.
+    private mutating func restart(_ id: ReplicaID) {
+        let index = Int(id.rawValue)
+        let disk = disks[id] ?? Disk()
+        let records = disk.log.map { bytes -> DurableRecord in
+            guard let record = DurableRecord.decode(bytes) else { preconditionFailure("\(id): a durable record does not decode") }
+            return record
+        }
+        do {
+            replicas[index] = try Replica.recover(
+                configuration: configuration, id: id, app: KeyValueStore(), signer: signers[.replica(id)]!,
+                digester: SHA256Digester(), records: records, checkpoint: disk.checkpoint)
+            result.restarts[id, default: 0] += 1
+            // Like an execution log recovered with the state: what lies beyond the restored
+            // checkpoint will be executed (identically) again.
+            let restored = replicas[index].lastExecuted
+            if let batches = result.executions[id] {
+                let keep = batches.prefix { $0.sequence <= restored }.count
+                result.executions[id] = Array(batches.prefix(keep))
+                result.executionTicks[id] = Array((result.executionTicks[id] ?? []).prefix(keep))
+            }
+        } catch {
+            preconditionFailure("\(id) cannot be rebuilt: \(error)")
+        }
+    }
+
     private func isDown(_ replica: ReplicaID) -> Bool {
         (options.crashes + extraCrashes).contains { $0.replica == replica && $0.isDown(at: tick) }
     }
@@ -321,6 +362,11 @@ public struct Simulation {
 
     private mutating func perform(_ produced: [Action], from index: Int) {
         let me = replicas[index].id
+        var compactAfterStep = false
+        defer {
+            // The log is compacted at each stable checkpoint to what the replica still promises.
+            if compactAfterStep { disks[me, default: Disk()].log = replicas[index].durableRecords().map { $0.encoded() } }
+        }
         var actions = produced
         if var layer = byzantineLayers[me] {
             actions = produced.flatMap { layer.rewrite($0, replica: replicas[index], now: tick, rng: &rng) }
@@ -344,10 +390,16 @@ public struct Simulation {
                 result.executionTicks[me, default: []].append(tick)
             case .checkpointTaken(let checkpoint):
                 result.checkpoints[me, default: []].append(checkpoint)
+            case .persist(let record):
+                disks[me, default: Disk()].log.append(record.encoded())
             case .stateInstalled(let checkpoint):
                 result.stateTransfers[me, default: []].append(checkpoint.sequence)
             case .checkpointStable(let checkpoint):
                 result.stableCheckpoints[me, default: []].append(checkpoint)
+                if let stable = replicas[index].stableState, stable.checkpoint == checkpoint {
+                    disks[me, default: Disk()].checkpoint = (checkpoint.sequence, checkpoint.stateDigest, stable.state)
+                }
+                compactAfterStep = true
             }
         }
     }

@@ -1,4 +1,5 @@
 import PBFTCore
+import PBFTCrypto
 import PBFTKeyValue
 import PBFTWire
 import Testing
@@ -10,10 +11,12 @@ import Testing
         var h = try Harness()
         let batch = [h.request(client: 0, timestamp: 1)]
         let actions = try h.deliver(h.prePrepare(sequence: 1, batch: batch), to: 1)
-        guard case .prepare(let vote)? = actions.first?.broadcastMessage else {
-            Issue.record("expected a prepare broadcast, got \(actions)")
+        // The order is the contract: the accepted pre-prepare is persisted before the prepare goes out.
+        guard actions.count == 2, case .persist(.prePrepare(let frame)) = actions[0], case .prepare(let vote)? = actions[1].broadcastMessage else {
+            Issue.record("expected persist, then a prepare broadcast, got \(actions)")
             return
         }
+        #expect(frame.batch == batch)
         #expect(vote.sequence == SequenceNumber(1))
         #expect(vote.batchDigest == h.batchDigest(batch))
         #expect(h.replicas[1].counters.droppedTotal == 0)
@@ -71,6 +74,9 @@ import Testing
         #expect(h.replicas[1].counters[.futureView] == 1)
         let afterOwnPlusOne = try h.deliver(h.vote(.prepare, sequence: 1, digest: d, from: 2), to: 1)
         #expect(afterOwnPlusOne.contains { if case .commit? = $0.broadcastMessage { true } else { false } }, "own prepare + r2 = 2f: prepared")
+        let persistIndex = afterOwnPlusOne.firstIndex { if case .persist(.prepared) = $0 { true } else { false } }
+        let commitIndex = afterOwnPlusOne.firstIndex { if case .commit? = $0.broadcastMessage { true } else { false } }
+        #expect(persistIndex != nil && persistIndex! < commitIndex!, "the prepared certificate is persisted before the commit is sent")
         try h.deliver(h.vote(.prepare, sequence: 1, digest: d, from: 2), to: 1)
         #expect(h.replicas[1].counters[.duplicate] == 1)
         let oneCommit = try h.deliver(h.vote(.commit, sequence: 1, digest: d, from: 2), to: 1)
@@ -245,5 +251,60 @@ import Testing
         // A stale checkpoint for the old stable point is just a duplicate.
         try h.deliver(Frame(envelope: h.seal(.checkpoint(own), as: .replica(ReplicaID(3)))), to: 1)
         #expect(h.replicas[1].counters[.duplicate] >= 1)
+    }
+}
+
+@Suite struct DurabilityTests {
+    @Test func everyRecordRoundTrips() throws {
+        var h = try Harness()
+        let batch = [h.request(client: 0, timestamp: 1)]
+        let d = h.batchDigest(batch)
+        var records: [DurableRecord] = []
+        for action in try h.deliver(h.prePrepare(sequence: 1, batch: batch), to: 1) + h.deliver(h.vote(.prepare, sequence: 1, digest: d, from: 2), to: 1) {
+            if case .persist(let record) = action { records.append(record) }
+        }
+        #expect(records.count == 2)
+        for record in records {
+            #expect(DurableRecord.decode(record.encoded()) == record)
+            #expect(DurableRecord.decode(record.encoded() + [0]) == nil, "trailing bytes")
+            #expect(DurableRecord.decode(Array(record.encoded().dropLast())) == nil, "truncated")
+        }
+        #expect(DurableRecord.decode([]) == nil)
+        #expect(DurableRecord.decode([9, 0, 0]) == nil)
+    }
+
+    @Test func restartedBackupRefusesAConflictingPrePrepareItAcceptedBefore() throws {
+        var h = try Harness()
+        let a = [h.request(client: 0, timestamp: 1)], b = [h.request(client: 1, timestamp: 1)]
+        var records: [DurableRecord] = []
+        for action in try h.deliver(h.prePrepare(sequence: 1, batch: a), to: 1) {
+            if case .persist(let record) = action { records.append(record) }
+        }
+        // Restart replica 1 from its records alone.
+        h.replicas[1] = try Replica.recover(
+            configuration: h.configuration, id: ReplicaID(1), app: KeyValueStore(),
+            signer: h.signer(.replica(ReplicaID(1))), digester: SHA256Digester(), records: records, checkpoint: nil)
+        let actions = try h.deliver(h.prePrepare(sequence: 1, batch: b), to: 1)
+        #expect(actions.isEmpty, "no prepare for a second batch at the same sequence number")
+        #expect(h.replicas[1].counters[.conflicting] == 1)
+        // And it still holds its own prepare: one more prepare and it commits the first batch.
+        let d = h.batchDigest(a)
+        let more = try h.deliver(h.vote(.prepare, sequence: 1, digest: d, from: 2), to: 1)
+        #expect(more.contains { if case .commit? = $0.broadcastMessage { true } else { false } })
+    }
+
+    @Test func restartedReplicaResumesTheViewItWasChangingTo() throws {
+        var h = try Harness()
+        _ = try h.deliver(Frame(envelope: h.request(client: 2, timestamp: 1)), to: 1)
+        var records: [DurableRecord] = []
+        for _ in 0..<100 {
+            for action in h.replicas[1].step(.tick) { if case .persist(let r) = action { records.append(r) } }
+        }
+        #expect(records.contains { if case .viewChange = $0 { true } else { false } })
+        let recovered = try Replica.recover(
+            configuration: h.configuration, id: ReplicaID(1), app: KeyValueStore(),
+            signer: h.signer(.replica(ReplicaID(1))), digester: SHA256Digester(), records: records, checkpoint: nil)
+        #expect(recovered.view == ViewNumber(1))
+        #expect(!recovered.viewActive, "still waiting for the NEW-VIEW of view 1; it takes no pre-prepare of view 0")
     }
 }
