@@ -26,10 +26,14 @@ let package = Package(
         .library(name: "PBFTCluster", targets: ["PBFTCluster"]),
         .library(name: "PBFTKeyValue", targets: ["PBFTKeyValue"]),
         .library(name: "PBFTSimulator", targets: ["PBFTSimulator"]),
+        .library(name: "PBFTStorage", targets: ["PBFTStorage"]),
+        .library(name: "PBFTRuntime", targets: ["PBFTRuntime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", exact: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
     ],
     targets: [
         .systemLibrary(
@@ -46,6 +50,17 @@ let package = Package(
             dependencies: ["PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue"],
             swiftSettings: strict
         ),
+        .target(name: "PBFTStorage", swiftSettings: strict),
+        .target(
+            name: "PBFTRuntime",
+            dependencies: [
+                "PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue", "PBFTStorage", "PBFTCluster",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "PBFTCluster",
             dependencies: ["PBFTWire", "PBFTCrypto", "PBFTCore", "TOMLKit"],
@@ -54,7 +69,8 @@ let package = Package(
         .executableTarget(
             name: "pbft",
             dependencies: [
-                "PBFTCluster", "PBFTCrypto", "PBFTWire", "PBFTCore", "PBFTSimulator",
+                "PBFTCluster", "PBFTCrypto", "PBFTWire", "PBFTCore", "PBFTSimulator", "PBFTRuntime", "PBFTKeyValue",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -69,6 +85,12 @@ let package = Package(
         .testTarget(
             name: "PBFTCoreTests",
             dependencies: ["PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue", "PBFTSimulator"],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "PBFTStorageTests", dependencies: ["PBFTStorage"], swiftSettings: strict),
+        .testTarget(
+            name: "PBFTRuntimeTests",
+            dependencies: ["PBFTRuntime", "PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue", "PBFTCluster"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,0 +1,123 @@
+import NIOCore
+public import PBFTCluster
+public import PBFTCore
+import PBFTCrypto
+public import PBFTWire
+
+/// A client over UDP: the core `Client` on one event loop. One operation at a time; each
+/// `submit` returns once f+1 replicas sent the same signed result.
+public final class ClientNode: @unchecked Sendable {
+    let membership: Membership
+    var client: Client
+    let authenticator: Authenticator<Ed25519Verifier, Membership>
+    let endpoint = UDPEndpoint()
+    var reassembler = Reassembler()
+    var peers: [ReplicaID: SocketAddress] = [:]
+    var waiting: CheckedContinuation<[UInt8], any Error>?
+    var deadlineTicks: UInt64 = 0
+    var ticks: UInt64 = 0
+    var nextMessageID: UInt64 = 0
+    let tickMilliseconds: Int
+    private var tickTask: RepeatedTask?
+
+    public init(membership: Membership, key: KeyFile, tickMilliseconds: Int = 10, retransmitTicks: Int = 50) throws {
+        guard case .client = key.principal else { throw RuntimeError.configuration("the key file holds the key of \(key.principal), not a client's") }
+        guard membership.publicKey(of: key.principal, epoch: membership.epoch) == key.key.publicKey else {
+            throw RuntimeError.configuration("\(key.principal) with this key is not a client of the cluster file")
+        }
+        self.membership = membership
+        self.tickMilliseconds = tickMilliseconds
+        // Timestamps must grow across runs of the same client: start from the clock.
+        let first = Timestamp(rawValue: WallClock.microseconds() ?? 1)
+        client = Client(membership: membership, signer: key.signer, retransmitTimeoutTicks: retransmitTicks, firstTimestamp: first)
+        authenticator = Authenticator(verifier: Ed25519Verifier(), keys: membership)
+        nextMessageID = UInt64(truncatingIfNeeded: ContinuousClock.now.hashValue)
+    }
+
+    public func start(host: String = "0.0.0.0") async throws {
+        for descriptor in membership.replicas {
+            peers[descriptor.id] = try SocketAddress.makeAddressResolvingHost(descriptor.host, port: Int(descriptor.port))
+        }
+        _ = try await endpoint.bind(host: host, port: 0) { [self] bytes, _ in received(bytes) }
+        tickTask = endpoint.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(Int64(tickMilliseconds)), delay: .milliseconds(Int64(tickMilliseconds))) { [self] _ in tick() }
+    }
+
+    /// Runs one operation; throws `ClientError.timedOut` if no f+1 matching replies came
+    /// within `timeoutMilliseconds` (the request is retransmitted meanwhile).
+    public func submit(_ operation: [UInt8], timeoutMilliseconds: Int = 30_000) async throws -> [UInt8] {
+        try await withCheckedThrowingContinuation { continuation in
+            endpoint.eventLoop.execute { [self] in
+                precondition(waiting == nil, "one operation at a time per client")
+                waiting = continuation
+                deadlineTicks = ticks + UInt64(max(1, timeoutMilliseconds / tickMilliseconds))
+                perform(client.submit(operation))
+            }
+        }
+    }
+
+    public func close() async {
+        let task = tickTask
+        tickTask = nil
+        try? await endpoint.eventLoop.submit { task?.cancel() }.get()
+        await endpoint.close()
+    }
+
+    public var view: ViewNumber { client.view }
+
+    func tick() {
+        ticks += 1
+        _ = reassembler.expire(now: ticks)
+        perform(client.step(.tick))
+        if let waiting, ticks >= deadlineTicks {
+            self.waiting = nil
+            waiting.resume(throwing: ClientError.timedOut(f: membership.f))
+        }
+    }
+
+    func received(_ bytes: [UInt8]) {
+        guard case .frame(let frameBytes) = reassembler.receive(bytes, from: SenderKey("replica"), now: ticks),
+              let frame = try? authenticator.open(frameBytes)
+        else { return }
+        perform(client.step(.message(frame)))
+    }
+
+    func perform(_ actions: [Client.Action]) {
+        for action in actions {
+            switch action {
+            case .send(let frame, let to):
+                if let address = peers[to] { send(frame, to: [address]) }
+            case .broadcast(let frame):
+                send(frame, to: Array(peers.values))
+            case .completed(_, let result):
+                let waiting = self.waiting
+                self.waiting = nil
+                waiting?.resume(returning: result)
+            }
+        }
+    }
+
+    func send(_ frame: Frame, to addresses: [SocketAddress]) {
+        nextMessageID &+= 1
+        let datagrams = DatagramCodec.datagrams(for: frame.encoded(), messageID: nextMessageID)
+        for address in addresses { endpoint.send(datagrams, to: address) }
+    }
+}
+
+public enum ClientError: Error, CustomStringConvertible {
+    case timedOut(f: Int)
+    public var description: String { "no f+1 = \(self.f + 1) matching replies in time" }
+    var f: Int { if case .timedOut(let f) = self { f } else { 0 } }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+enum WallClock {
+    /// Microseconds since the epoch, for client timestamps that keep growing across restarts.
+    static func microseconds() -> UInt64? {
+        var now = timespec()
+        guard clock_gettime(CLOCK_REALTIME, &now) == 0 else { return nil }
+        return UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1_000
+    }
+}

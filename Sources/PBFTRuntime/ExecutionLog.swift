@@ -1,0 +1,54 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import PBFTCore
+import PBFTWire
+
+/// The per-replica execution log, `execution.jsonl` in the data directory, one JSON object
+/// per line (docs/execution-log.md):
+///
+///     {"type":"executed","seq":12,"view":0,"batch":"<hex>","requests":[{"requester":"c1","timestamp":7,"request":"<hex>","result":"<hex>"}]}
+///     {"type":"checkpoint","seq":16,"digest":"<hex>"}
+///     {"type":"installed","seq":32,"digest":"<hex>"}     state transfer replaced the state
+///     {"type":"restart","seq":16}                         restarted from the checkpoint at seq
+///
+/// It is for checking, not for recovery (the write-ahead log is), so it is written without
+/// syncing; lines are appended whole.
+final class ExecutionLog {
+    private let fd: Int32
+    let path: String
+
+    init(directory: String) throws(RuntimeError) {
+        path = directory + "/execution.jsonl"
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .storage("\(path): cannot open: \(String(cString: strerror(errno)))") }
+    }
+
+    deinit { close(fd) }
+
+    func executed(_ batch: ExecutedBatch) {
+        let requests = batch.requests.map { r in
+            "{\"requester\":\"\(r.requester)\",\"timestamp\":\(r.timestamp.rawValue),\"request\":\"\(r.requestDigest)\",\"result\":\"\(r.resultDigest)\"}"
+        }
+        line("{\"type\":\"executed\",\"seq\":\(batch.sequence.rawValue),\"view\":\(batch.view.rawValue),\"batch\":\"\(batch.batchDigest)\",\"requests\":[\(requests.joined(separator: ","))]}")
+    }
+
+    func checkpoint(_ c: Checkpoint, type: String = "checkpoint") {
+        line("{\"type\":\"\(type)\",\"seq\":\(c.sequence.rawValue),\"digest\":\"\(c.stateDigest)\"}")
+    }
+
+    func restart(at sequence: SequenceNumber) {
+        line("{\"type\":\"restart\",\"seq\":\(sequence.rawValue)}")
+    }
+
+    private func line(_ text: String) {
+        let bytes = Array((text + "\n").utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+}

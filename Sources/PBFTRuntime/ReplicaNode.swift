@@ -1,0 +1,272 @@
+public import Logging
+import NIOCore
+import PBFTCluster
+import PBFTCore
+import PBFTCrypto
+import PBFTKeyValue
+import PBFTStorage
+public import PBFTWire
+
+/// How a replica process runs: files, timing, protocol bounds.
+public struct ReplicaOptions: Sendable {
+    public var clusterPath: String
+    public var id: ReplicaID
+    public var keyPath: String
+    public var dataDirectory: String
+    /// One tick of the core's clock.
+    public var tickMilliseconds: Int = 10
+    /// Sync the write-ahead log before dependent sends (off only to measure its cost).
+    public var syncLog = true
+    public var checkpointInterval = 64
+    public var logWindow = 128
+    public var batchSizeMax = 64
+    public var viewChangeTimeoutTicks = 100
+    public var statusIntervalTicks = 10
+
+    public init(clusterPath: String, id: ReplicaID, keyPath: String, dataDirectory: String) {
+        self.clusterPath = clusterPath
+        self.id = id
+        self.keyPath = keyPath
+        self.dataDirectory = dataDirectory
+    }
+}
+
+/// What the replica counts about its traffic, beyond the core's own counters.
+public struct TrafficCounters: Sendable {
+    public var datagramsReceived = 0
+    public var framesReceived = 0
+    public var malformed = 0
+    public var unknownSigner = 0
+    public var badSignature = 0
+    public var datagramsDropped = 0
+    public var framesSent = 0
+    public var datagramsSent = 0
+}
+
+/// A replica process: the core, stepped on one event loop, over UDP, with its write-ahead
+/// log, checkpoint store and execution log in the data directory.
+///
+/// Per datagram: reassemble, decode and verify (`Authenticator`), step the core, then carry
+/// out the actions in order, syncing the log once before the first send that follows a
+/// `.persist`.
+public final class ReplicaNode: @unchecked Sendable {
+    public let options: ReplicaOptions
+    let membership: Membership
+    let configuration: Configuration
+    var replica: Replica<KeyValueStore>
+    let authenticator: Authenticator<Ed25519Verifier, Membership>
+    let log: WriteAheadLog
+    let checkpoints: CheckpointStore
+    let executionLog: ExecutionLog
+    var logger: Logger
+    let endpoint = UDPEndpoint()
+    var reassembler = Reassembler()
+    var peers: [ReplicaID: SocketAddress] = [:]
+    var clientAddresses: [Principal: SocketAddress] = [:]
+    var nextMessageID: UInt64
+    var ticks: UInt64 = 0
+    public private(set) var traffic = TrafficCounters()
+    private var tickTask: RepeatedTask?
+    private var stopped: EventLoopPromise<Void>?
+
+    public init(options: ReplicaOptions, logger: Logger) throws {
+        self.options = options
+        self.logger = logger
+        membership = try ClusterFile.load(options.clusterPath)
+        let keyFile = try KeyFile.load(options.keyPath)
+        guard keyFile.principal == .replica(options.id) else {
+            throw RuntimeError.configuration("\(options.keyPath): holds the key of \(keyFile.principal), not of replica \(options.id.rawValue)")
+        }
+        guard let me = membership.replica(options.id) else {
+            throw RuntimeError.configuration("\(options.clusterPath): replica \(options.id.rawValue) is not in the cluster")
+        }
+        guard me.publicKey == keyFile.key.publicKey else {
+            throw RuntimeError.configuration("\(options.keyPath): its public key is not replica \(options.id.rawValue)'s in \(options.clusterPath)")
+        }
+        configuration = Configuration(
+            membership: membership, checkpointInterval: options.checkpointInterval, logWindow: options.logWindow,
+            batchSizeMax: options.batchSizeMax, sequencesInFlightMax: min(32, options.logWindow / 2),
+            viewChangeTimeoutTicks: options.viewChangeTimeoutTicks, statusIntervalTicks: options.statusIntervalTicks)
+        try configuration.validate()
+        authenticator = Authenticator(verifier: Ed25519Verifier(), keys: membership, limits: configuration.receiveLimits)
+
+        let opened: (log: WriteAheadLog, records: [[UInt8]], recovery: RecoveryReport)
+        do { opened = try WriteAheadLog.open(directory: options.dataDirectory, syncEnabled: options.syncLog) } catch {
+            throw RuntimeError.storage(error.description)
+        }
+        log = opened.log
+        if opened.recovery.truncatedBytes > 0 {
+            logger.warning("write-ahead log had a damaged tail; truncated", metadata: ["recovery": "\(opened.recovery)"])
+        }
+        var records: [DurableRecord] = []
+        for (index, bytes) in opened.records.enumerated() {
+            guard let record = DurableRecord.decode(bytes) else {
+                throw RuntimeError.storage("\(log.path): record \(index) passed its checksum but is not a replica record; refusing to start on a damaged log")
+            }
+            records.append(record)
+        }
+        checkpoints = CheckpointStore(directory: options.dataDirectory, syncEnabled: options.syncLog)
+        var stored: (sequence: SequenceNumber, digest: Digest, state: [UInt8])?
+        do {
+            if let c = try checkpoints.load(), let digest = Digest(bytes: c.digest) {
+                stored = (SequenceNumber(c.sequence), digest, c.state)
+            }
+        } catch {
+            logger.warning("stable checkpoint file unusable; state will be fetched", metadata: ["error": "\(error)"])
+        }
+        executionLog = try ExecutionLog(directory: options.dataDirectory)
+        replica = try Replica.recover(
+            configuration: configuration, id: options.id, app: KeyValueStore(),
+            signer: keyFile.signer, digester: SHA256Digester(), records: records, checkpoint: stored)
+        if !records.isEmpty || stored != nil {
+            executionLog.restart(at: replica.lastExecuted)
+            logger.info("recovered", metadata: ["records": "\(records.count)", "view": "\(replica.view.rawValue)", "executed": "\(replica.lastExecuted.rawValue)"])
+        }
+        // Message ids must not repeat towards a receiver across restarts.
+        nextMessageID = UInt64(UInt32(truncatingIfNeeded: ContinuousClock.now.hashValue)) << 32
+        self.logger[metadataKey: "replica"] = "\(options.id.rawValue)"
+    }
+
+    /// Binds the replica's address, starts the tick timer, and returns when `stop()` is called.
+    public func run() async throws {
+        for descriptor in membership.replicas {
+            do { peers[descriptor.id] = try SocketAddress.makeAddressResolvingHost(descriptor.host, port: Int(descriptor.port)) } catch {
+                throw RuntimeError.address("\(descriptor.host):\(descriptor.port)", "\(error)")
+            }
+        }
+        let me = membership.replica(options.id)!
+        do {
+            _ = try await endpoint.bind(host: me.host, port: Int(me.port)) { [self] bytes, address in received(bytes, from: address) }
+        } catch {
+            throw RuntimeError.bind("\(me.host):\(me.port)", "\(error)")
+        }
+        let loop = endpoint.eventLoop
+        let stopped = loop.makePromise(of: Void.self)
+        self.stopped = stopped
+        tickTask = loop.scheduleRepeatedTask(initialDelay: .milliseconds(Int64(options.tickMilliseconds)), delay: .milliseconds(Int64(options.tickMilliseconds))) { [self] _ in tick() }
+        logger.info("replica serving", metadata: ["address": "\(me.host):\(me.port)", "n": "\(membership.n)", "f": "\(membership.f)", "view": "\(replica.view.rawValue)"])
+        try await stopped.futureResult.get()
+        await endpoint.close()
+        logger.info("replica stopped")
+    }
+
+    /// Stops serving: no further datagram is handled; `run()` returns. Safe from any thread.
+    public func stop() {
+        endpoint.eventLoop.execute { [self] in
+            tickTask?.cancel()
+            logger.info("replica stopping", metadata: ["view": "\(replica.view.rawValue)", "executed": "\(replica.lastExecuted.rawValue)"])
+            log.close()
+            stopped?.succeed(())
+            stopped = nil
+        }
+    }
+
+    // MARK: On the event loop
+
+    func tick() {
+        ticks += 1
+        _ = reassembler.expire(now: ticks)
+        perform(replica.step(.tick))
+    }
+
+    func received(_ bytes: [UInt8], from address: SocketAddress) {
+        guard stopped != nil else { return }
+        traffic.datagramsReceived += 1
+        let frameBytes: [UInt8]
+        switch reassembler.receive(bytes, from: SenderKey(address.description), now: ticks) {
+        case .frame(let frame): frameBytes = frame
+        case .pending: return
+        case .dropped: traffic.datagramsDropped += 1; return
+        }
+        let frame: Authenticated<Frame>
+        do { frame = try authenticator.open(frameBytes) } catch {
+            switch error {
+            case .malformed: traffic.malformed += 1
+            case .unknownSigner: traffic.unknownSigner += 1
+            case .badSignature: traffic.badSignature += 1
+            }
+            logger.debug("rejected frame", metadata: ["from": "\(address)", "reason": "\(error)"])
+            return
+        }
+        traffic.framesReceived += 1
+        switch frame.value.envelope.sender {
+        case .client, .operator:
+            // Replies go back to where the requester's signed request came from.
+            clientAddresses[frame.value.envelope.sender] = address
+        case .replica:
+            break
+        }
+        perform(replica.step(.message(frame)))
+    }
+
+    func perform(_ actions: [Action]) {
+        var unsynced = false
+        var compact = false
+        func syncIfNeeded() {
+            guard unsynced else { return }
+            do { try log.sync() } catch { fail("write-ahead log sync failed: \(error)") }
+            unsynced = false
+        }
+        for action in actions {
+            switch action {
+            case .persist(let record):
+                do { try log.append(record.encoded()) } catch { fail("write-ahead log append failed: \(error)") }
+                unsynced = true
+            case .send(let frame, let to):
+                syncIfNeeded()
+                guard let address = peers[to] else { continue }
+                send(frame, to: [address])
+            case .broadcast(let frame):
+                syncIfNeeded()
+                send(frame, to: membership.replicas.compactMap { $0.id == options.id ? nil : peers[$0.id] })
+            case .reply(let envelope, let requester):
+                syncIfNeeded()
+                guard let address = clientAddresses[requester] else { continue }
+                send(Frame(envelope: envelope), to: [address])
+            case .executed(let batch):
+                executionLog.executed(batch)
+                logger.trace("executed", metadata: ["seq": "\(batch.sequence.rawValue)", "view": "\(batch.view.rawValue)", "requests": "\(batch.requests.count)"])
+            case .checkpointTaken(let checkpoint):
+                executionLog.checkpoint(checkpoint)
+            case .checkpointStable(let checkpoint):
+                if let stable = replica.stableState, stable.checkpoint == checkpoint {
+                    do { try checkpoints.save(sequence: checkpoint.sequence.rawValue, digest: checkpoint.stateDigest.bytes, state: stable.state) } catch {
+                        fail("cannot save the stable checkpoint: \(error)")
+                    }
+                }
+                compact = true
+                logger.debug("checkpoint stable", metadata: ["seq": "\(checkpoint.sequence.rawValue)", "view": "\(replica.view.rawValue)"])
+            case .stateInstalled(let checkpoint):
+                executionLog.checkpoint(checkpoint, type: "installed")
+                logger.info("state installed by transfer", metadata: ["seq": "\(checkpoint.sequence.rawValue)", "view": "\(replica.view.rawValue)"])
+            }
+        }
+        syncIfNeeded()
+        if compact {
+            do { try log.rewrite(keeping: replica.durableRecords().map { $0.encoded() }) } catch {
+                fail("cannot compact the write-ahead log: \(error)")
+            }
+        }
+    }
+
+    func send(_ frame: Frame, to addresses: [SocketAddress]) {
+        guard !addresses.isEmpty else { return }
+        nextMessageID &+= 1
+        let datagrams = DatagramCodec.datagrams(for: frame.encoded(), messageID: nextMessageID)
+        traffic.framesSent += addresses.count
+        traffic.datagramsSent += addresses.count * datagrams.count
+        for address in addresses { endpoint.send(datagrams, to: address) }
+    }
+
+    /// Storage failed under us: stopping is the only safe thing (the log no longer holds
+    /// what we would sign next).
+    func fail(_ reason: String) -> Never {
+        logger.critical("\(reason)")
+        fatalError(reason)
+    }
+
+    /// A snapshot of the replica's state for status reports; call on the event loop.
+    public var summary: String {
+        "r\(options.id.rawValue) view=\(replica.view.rawValue)\(replica.viewActive ? "" : "(changing)") primary=r\(replica.primary.rawValue) executed=\(replica.lastExecuted.rawValue) h=\(replica.lowWaterMark.rawValue) H=\(replica.waterMarks.high.rawValue)"
+    }
+}

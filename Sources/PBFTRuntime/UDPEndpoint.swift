@@ -1,0 +1,87 @@
+import NIOCore
+import NIOPosix
+
+/// One UDP socket on a one-thread event loop, with the settings the pitfalls call for: a
+/// receive allocator as large as the largest datagram (NIO's default silently truncates
+/// above 2048 bytes) and a 4 MiB receive buffer so a burst is not dropped by the kernel.
+/// Everything that touches the owner's state runs on `eventLoop`.
+final class UDPEndpoint: @unchecked Sendable {
+    let group: MultiThreadedEventLoopGroup
+    let eventLoop: any EventLoop
+    private(set) var channel: (any Channel)?
+
+    init() {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        eventLoop = group.next()
+    }
+
+    /// Binds `host:port` (port 0 picks a free one) and calls `onDatagram` on the event loop
+    /// for each datagram received.
+    func bind(host: String, port: Int, onDatagram: @escaping @Sendable ([UInt8], SocketAddress) -> Void) async throws -> SocketAddress {
+        let bootstrap = DatagramBootstrap(group: group)
+            .channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4 << 20)
+            .channelOption(ChannelOptions.socketOption(.so_sndbuf), value: 4 << 20)
+            .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(InboundDatagrams(onDatagram))
+                }
+            }
+        let channel = try await bootstrap.bind(host: host, port: port).get()
+        self.channel = channel
+        guard let local = channel.localAddress else { throw RuntimeError.bind("\(host):\(port)", "no local address") }
+        return local
+    }
+
+    /// Sends datagrams; called on the event loop. A failed send (the peer's port closed, a
+    /// full buffer) is the same as a lost datagram: retransmission covers it.
+    func send(_ datagrams: [[UInt8]], to address: SocketAddress) {
+        guard let channel else { return }
+        for datagram in datagrams {
+            var buffer = channel.allocator.buffer(capacity: datagram.count)
+            buffer.writeBytes(datagram)
+            channel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+        }
+        channel.flush()
+    }
+
+    func close() async {
+        try? await channel?.close()
+        try? await group.shutdownGracefully()
+    }
+}
+
+private final class InboundDatagrams: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    let onDatagram: @Sendable ([UInt8], SocketAddress) -> Void
+
+    init(_ onDatagram: @escaping @Sendable ([UInt8], SocketAddress) -> Void) { self.onDatagram = onDatagram }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = Self.unwrapInboundIn(data)
+        var buffer = envelope.data
+        let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+        onDatagram(bytes, envelope.remoteAddress)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // ICMP port unreachable and the like surface here; UDP loss is normal.
+    }
+}
+
+public enum RuntimeError: Error, CustomStringConvertible {
+    case bind(String, String)
+    case address(String, String)
+    case storage(String)
+    case configuration(String)
+
+    public var description: String {
+        switch self {
+        case .bind(let address, let reason): "cannot bind UDP \(address): \(reason)"
+        case .address(let address, let reason): "cannot resolve \(address): \(reason)"
+        case .storage(let reason): reason
+        case .configuration(let reason): reason
+        }
+    }
+}
