@@ -87,15 +87,16 @@ let package = Package(
             dependencies: ["PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue", "PBFTSimulator"],
             swiftSettings: strict
         ),
+        .target(name: "PBFTTestSupport", path: "Tests/PBFTTestSupport", swiftSettings: strict),
         .testTarget(name: "PBFTStorageTests", dependencies: ["PBFTStorage"], swiftSettings: strict),
         .testTarget(
             name: "PBFTRuntimeTests",
-            dependencies: ["PBFTRuntime", "PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue", "PBFTCluster"],
+            dependencies: ["PBFTRuntime", "PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue", "PBFTCluster", "PBFTTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "PBFTClusterTests",
-            dependencies: ["PBFTCluster", "PBFTCrypto", "PBFTWire", "PBFTCore"],
+            dependencies: ["PBFTCluster", "PBFTCrypto", "PBFTWire", "PBFTCore", "PBFTTestSupport"],
             swiftSettings: strict
         ),
     ],

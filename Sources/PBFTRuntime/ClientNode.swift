@@ -38,7 +38,7 @@ public final class ClientNode: @unchecked Sendable {
         for descriptor in membership.replicas {
             peers[descriptor.id] = try SocketAddress.makeAddressResolvingHost(descriptor.host, port: Int(descriptor.port))
         }
-        _ = try await endpoint.bind(host: host, port: 0) { [self] bytes, _ in received(bytes) }
+        _ = try await endpoint.bind(host: host, port: 0) { [self] bytes, address in received(bytes, from: address) }
         tickTask = endpoint.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(Int64(tickMilliseconds)), delay: .milliseconds(Int64(tickMilliseconds))) { [self] _ in tick() }
     }
 
@@ -74,8 +74,8 @@ public final class ClientNode: @unchecked Sendable {
         }
     }
 
-    func received(_ bytes: [UInt8]) {
-        guard case .frame(let frameBytes) = reassembler.receive(bytes, from: SenderKey("replica"), now: ticks),
+    func received(_ bytes: [UInt8], from address: SocketAddress) {
+        guard case .frame(let frameBytes) = reassembler.receive(bytes, from: SenderKey(address.description), now: ticks),
               let frame = try? authenticator.open(frameBytes)
         else { return }
         perform(client.step(.message(frame)))

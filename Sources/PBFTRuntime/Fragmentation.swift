@@ -209,7 +209,7 @@ public struct ReassemblyLimits: Hashable, Sendable {
     /// timeout. A new sender beyond it discards the least recently active one's state.
     public var sendersMax: Int
     /// Ticks after its first fragment arrived that an incomplete message is discarded
-    /// (the default is 3 s at a millisecond per tick).
+    /// (the default is 3 s at the runtime's 10 ms tick).
     public var timeoutTicks: UInt64
     /// Bytes of one frame; a fragment header claiming more is dropped before anything is
     /// buffered.
@@ -219,7 +219,7 @@ public struct ReassemblyLimits: Hashable, Sendable {
         bytesPerSenderMax: Int = 48 << 20,
         messagesPerSenderMax: Int = 8,
         sendersMax: Int = 256,
-        timeoutTicks: UInt64 = 3_000,
+        timeoutTicks: UInt64 = 300,
         frameBytesMax: Int = 32 << 20
     ) {
         self.bytesPerSenderMax = bytesPerSenderMax

@@ -65,6 +65,7 @@ public final class ReplicaNode: @unchecked Sendable {
     var clientAddresses: [Principal: SocketAddress] = [:]
     var nextMessageID: UInt64
     var ticks: UInt64 = 0
+    var loggedView = (ViewNumber(0), true)
     public private(set) var traffic = TrafficCounters()
     private var tickTask: RepeatedTask?
     private var stopped: EventLoopPromise<Void>?
@@ -155,6 +156,7 @@ public final class ReplicaNode: @unchecked Sendable {
         endpoint.eventLoop.execute { [self] in
             tickTask?.cancel()
             logger.info("replica stopping", metadata: ["view": "\(replica.view.rawValue)", "executed": "\(replica.lastExecuted.rawValue)"])
+            logger.info("counters", metadata: countersMetadata)
             log.close()
             stopped?.succeed(())
             stopped = nil
@@ -200,6 +202,14 @@ public final class ReplicaNode: @unchecked Sendable {
     }
 
     func perform(_ actions: [Action]) {
+        if replica.view != loggedView.0 || replica.viewActive != loggedView.1 {
+            loggedView = (replica.view, replica.viewActive)
+            if replica.viewActive {
+                logger.info("new view", metadata: ["view": "\(replica.view.rawValue)", "primary": "\(replica.primary.rawValue)", "executed": "\(replica.lastExecuted.rawValue)"])
+            } else {
+                logger.info("view change", metadata: ["view": "\(replica.view.rawValue)", "executed": "\(replica.lastExecuted.rawValue)"])
+            }
+        }
         var unsynced = false
         var compact = false
         func syncIfNeeded() {
@@ -263,6 +273,21 @@ public final class ReplicaNode: @unchecked Sendable {
     func fail(_ reason: String) -> Never {
         logger.critical("\(reason)")
         fatalError(reason)
+    }
+
+    /// Traffic and the core's drop counters, for the log and status.
+    var countersMetadata: Logger.Metadata {
+        var metadata: Logger.Metadata = [
+            "datagrams_received": "\(traffic.datagramsReceived)", "frames_received": "\(traffic.framesReceived)",
+            "datagrams_dropped": "\(traffic.datagramsDropped)", "malformed": "\(traffic.malformed)",
+            "unknown_signer": "\(traffic.unknownSigner)", "bad_signature": "\(traffic.badSignature)",
+            "frames_sent": "\(traffic.framesSent)", "datagrams_sent": "\(traffic.datagramsSent)",
+        ]
+        for reason in DropReason.allCases where replica.counters[reason] > 0 {
+            let name = "\(reason)".map { $0 == " " || $0 == "-" ? "_" : $0 }
+            metadata["dropped_" + String(name)] = "\(replica.counters[reason])"
+        }
+        return metadata
     }
 
     /// A snapshot of the replica's state for status reports; call on the event loop.

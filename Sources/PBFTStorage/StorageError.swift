@@ -74,7 +74,7 @@ public enum RecordDamage: Hashable, Sendable, CustomStringConvertible {
         case .incompleteHeader(let bytes):
             "incomplete record header: \(bytes) of \(WriteAheadLog.recordHeaderBytes) bytes"
         case .incompletePayload(let length, let bytes):
-            "incomplete payload: \(bytes) of \(length) bytes"
+            "payload of \(length) bytes runs past the end of the file (\(bytes) present)"
         case .impossibleLength(let length):
             "impossible length \(length), above the limit of \(WriteAheadLog.recordBytesMax)"
         case .checksumMismatch(let stored, let computed):

@@ -111,10 +111,16 @@ public final class WriteAheadLog {
             (records, end, recovery.reason) = try readRecords(file, size: size)
             if end < size {
                 try POSIX.truncate(file, to: end)
-                if syncEnabled { try POSIX.syncData(file) }
                 recovery.truncatedBytes = size - end
             }
             recovery.bytes = end
+            if syncEnabled {
+                // The records may have been written but never synced by a process that then
+                // crashed: they are in the page cache, not necessarily on disk. Sync them
+                // before the replica acts on them.
+                try POSIX.syncData(file)
+                try POSIX.syncDirectory(directory)
+            }
         }
         recovery.recordCount = records.count
         let log = WriteAheadLog(
@@ -302,9 +308,13 @@ public struct RecoveryReport: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        var text = "\(path): \(createdLog ? "new log" : "recovered \(recordCount) records, \(bytes) bytes")"
-        if let reason {
-            text += "; truncated \(truncatedBytes) bytes of torn tail at byte \(bytes) (\(reason))"
+        var text = "\(path): "
+        switch (createdLog, reason) {
+        case (true, nil): text += "new log"
+        case (true, let reason?): text += "new log (discarded \(truncatedBytes) bytes: \(reason))"
+        case (false, nil): text += "recovered \(recordCount) records, \(bytes) bytes"
+        case (false, let reason?):
+            text += "recovered \(recordCount) records, \(bytes) bytes; truncated a torn tail of \(truncatedBytes) bytes at byte \(bytes) (\(reason))"
         }
         if removedTemporaryFile { text += "; removed \(WriteAheadLog.temporaryFileName) left by an interrupted rewrite" }
         return text

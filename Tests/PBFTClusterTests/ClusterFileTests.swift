@@ -4,6 +4,7 @@ import PBFTCore
 import PBFTCrypto
 import PBFTWire
 import Testing
+import PBFTTestSupport
 
 @Suite struct ClusterFileTests {
     func keySet(_ n: Int = 4, clients: Int = 2) throws -> KeySet {

@@ -1,44 +1,8 @@
 import Foundation
 import Testing
+import PBFTTestSupport
 
 /// Runs the built `pbft` executable, as a user would.
-struct MissingBinary: Error, CustomStringConvertible {
-    var description: String { "the pbft executable was not built next to the test bundle" }
-}
-
-struct PBFTBinary {
-    static let url: URL? = {
-        // `swift test` runs the test bundle from the products directory, beside `pbft`.
-        let candidates = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-            Bundle.main.bundleURL,
-            Bundle.main.bundleURL.deletingLastPathComponent(),
-        ]
-        return candidates.map { $0.appendingPathComponent("pbft") }.first { FileManager.default.isExecutableFile(atPath: $0.path) }
-    }()
-
-    struct Result {
-        let status: Int32
-        let stdout: String
-        let stderr: String
-    }
-
-    static func run(_ arguments: [String]) throws -> Result {
-        let process = Process()
-        guard let url else { throw MissingBinary() }
-        process.executableURL = url
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
-    }
-}
-
 @Suite struct CommandLineTests {
     @Test func keygenWritesAndReports() throws {
         let dir = TemporaryDirectory()

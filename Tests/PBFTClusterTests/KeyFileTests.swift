@@ -4,24 +4,7 @@ import PBFTCore
 import PBFTCrypto
 import PBFTWire
 import Testing
-
-/// A fresh directory per test, removed afterwards.
-final class TemporaryDirectory {
-    let path: String
-    init() {
-        path = NSTemporaryDirectory() + "pbft-test-" + UUID().uuidString
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-
-    func file(_ name: String) -> String { path + "/" + name }
-
-    func write(_ name: String, _ text: String, mode: Int = 0o600) -> String {
-        let p = file(name)
-        _ = FileManager.default.createFile(atPath: p, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
-        return p
-    }
-}
+import PBFTTestSupport
 
 func expectFileError(_ path: String, containing fragment: String, _ body: () throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) {
     do {

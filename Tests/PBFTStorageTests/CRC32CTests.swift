@@ -29,4 +29,16 @@ import Testing
             }
         }
     }
+
+    /// The CRC of a concatenation from the CRCs of its parts, which recovery's search for a
+    /// valid record after damage relies on.
+    @Test func combineMatchesTheCRCOfTheConcatenation() {
+        var random = SplitMix64(seed: 8)
+        for lengths in [(0, 0), (5, 0), (0, 5), (1, 1), (100, 37), (3, 70_000), (4096, 1 << 20)] {
+            let first = random.bytes(lengths.0)
+            let second = random.bytes(lengths.1)
+            let combined = CRC32C.combine(CRC32C.checksum(first), CRC32C.checksum(second), secondBytes: second.count)
+            #expect(combined == CRC32C.checksum(first + second), "lengths \(lengths)")
+        }
+    }
 }

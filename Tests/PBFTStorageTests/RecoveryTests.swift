@@ -99,40 +99,78 @@ import Testing
     /// Enough records that recovery reads the file through several windows, and records too
     /// large for the window.
     @Test func recoveryAcrossReadWindows() throws {
-        let clock = ContinuousClock(); var t = clock.now
-        func lap(_ s: String) { print("LAP \(s) \(clock.now - t)"); t = clock.now }
         var random = SplitMix64(seed: 11)
         let records = random.records(2000, bytesMax: 1500) + [random.bytes(3 << 20)] + random.records(10, bytesMax: 100)
             + [random.bytes(1 << 20)]
         let offsets = recordOffsets(records)
-        lap("gen")
         try withTemporaryDirectory { directory in
             try writeLog(directory, records)
-            lap("write")
             let file = try readFile(logPath(directory))
-            lap("read")
             #expect(try reopen(directory).get().records == records)
-            lap("reopen")
 
             var middle = file
             middle[offsets[1500] + 20] ^= 0x01
             try writeFile(logPath(directory), middle)
             #expect(reopen(directory).failureValue.map(corruptOffset) == offsets[1500])
 
-            lap("middle")
             var big = file
             big[offsets[2000] + 1_000_000] ^= 0x80
             try writeFile(logPath(directory), big)
             #expect(reopen(directory).failureValue.map(corruptOffset) == offsets[2000])
 
-            lap("big")
             var last = file
             last[file.count - 1] ^= 0x04
             try writeFile(logPath(directory), last)
             let (recovered, recovery) = try reopen(directory).get()
             #expect(recovered == Array(records.dropLast()))
             #expect(recovery.truncatedBytes == 8 + (1 << 20))
-            lap("last")
+        }
+    }
+
+    /// Damage followed by one valid record of each size the search treats differently: within
+    /// a CRC block, longer but inside the read window, past the window, and ending exactly on a
+    /// block boundary at the end of the file. Each must be found, so each is fatal.
+    @Test(arguments: [0, 1, 1023, 1024, 1025, 50_000, (1 << 20) - 100, 1 << 20, 3 << 20, -1])
+    func validRecordOfAnySizeAfterDamageIsFound(payloadBytes: Int) throws {
+        var random = SplitMix64(seed: UInt64(payloadBytes + 2))
+        let damaged = random.bytes(37)
+        // -1: a length that makes the searched region (from the damaged record's second byte
+        // to the end of the file) a whole number of 1 KiB blocks.
+        let length = payloadBytes >= 0 ? payloadBytes : 2048 * 1024 - (damaged.count - 1) - 8
+        let prefix = Self.encode(random.records(3, bytesMax: 50))
+        let file = prefix + damaged + encodeRecord(random.bytes(length))
+        try withTemporaryDirectory { directory in
+            try writeFile(logPath(directory), file)
+            #expect(reopen(directory).failureValue.map(corruptOffset) == prefix.count)
+            // Without the valid record, the same damage is a torn tail.
+            try writeFile(logPath(directory), prefix + damaged)
+            #expect(try reopen(directory).get().recovery.truncatedBytes == damaged.count)
+        }
+    }
+
+    /// Open's verdict on small random logs against a brute-force search written here from the
+    /// format's definition: damage followed by a valid record anywhere is fatal, otherwise the
+    /// tail is truncated at the damage.
+    @Test func verdictMatchesBruteForceSearch() throws {
+        try withTemporaryDirectory { directory in
+            for seed in UInt64(0)..<300 {
+                var random = SplitMix64(seed: 1000 + seed)
+                var file = Self.encode(random.records(Int.random(in: 0...3, using: &random), bytesMax: 40))
+                file += random.bytes(Int.random(in: 1...3000, using: &random))
+                if random.next() & 1 == 0 { file += encodeRecord(random.bytes(Int.random(in: 0...5000, using: &random))) }
+                file += random.bytes(Int.random(in: 0...1500, using: &random))
+                try writeFile(logPath(directory), file)
+
+                let expected = bruteForceVerdict(file)
+                switch (reopen(directory), expected) {
+                case (.success(let (_, recovery)), .truncated(let end)):
+                    #expect(recovery.bytes == end, "seed \(seed)")
+                case (.failure(.corruptRecord(_, let offset, _)), .corrupt(let damage)):
+                    #expect(offset == damage, "seed \(seed)")
+                case (let actual, _):
+                    Issue.record("seed \(seed): expected \(expected), got \(actual)")
+                }
+            }
         }
     }
 
@@ -220,4 +258,31 @@ private func kind(_ error: StorageError) -> String {
 private func corruptOffset(_ error: StorageError) -> Int? {
     if case .corruptRecord(_, let offset, _) = error { return offset }
     return nil
+}
+
+enum Verdict: Equatable {
+    case truncated(at: Int)
+    case corrupt(at: Int)
+}
+
+/// The slow obvious reading of the format: walk records from the header; at the first invalid
+/// one, try every later position.
+func bruteForceVerdict(_ file: [UInt8]) -> Verdict {
+    func isValidRecord(at offset: Int) -> Int? {
+        guard offset + 8 <= file.count else { return nil }
+        let length = file[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) }
+        let stored = file[offset + 4..<offset + 8].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        guard length <= WriteAheadLog.recordBytesMax, offset + 8 + length <= file.count else { return nil }
+        let crc = CRC32C.checksum(Array(file[offset..<offset + 4]) + Array(file[offset + 8..<offset + 8 + length]))
+        return crc == stored ? offset + 8 + length : nil
+    }
+    var offset = 8
+    while offset < file.count {
+        guard let next = isValidRecord(at: offset) else {
+            let later = (offset + 1..<file.count).contains { isValidRecord(at: $0) != nil }
+            return later ? .corrupt(at: offset) : .truncated(at: offset)
+        }
+        offset = next
+    }
+    return .truncated(at: offset)
 }

@@ -1,0 +1,267 @@
+import Foundation
+import PBFTCluster
+import PBFTCore
+import PBFTKeyValue
+import PBFTRuntime
+import PBFTTestSupport
+import PBFTWire
+import Testing
+
+/// A cluster of real `pbft replica` processes on 127.0.0.1 with free ports. Every process
+/// it started is killed when it goes away, whatever the test did.
+final class ProcessCluster: @unchecked Sendable {
+    let directory = TemporaryDirectory()
+    let n: Int
+    var processes: [Int: Process] = [:]
+    let membership: Membership
+
+    init(n: Int = 4, clients: Int = 4) throws {
+        self.n = n
+        let port = try Self.freePortRange(count: n)
+        let result = try PBFTBinary.run(["keygen", "--replicas", "\(n)", "--clients", "\(clients)", "--out", directory.file("keys"), "--base-port", "\(port)"])
+        guard result.status == 0 else { throw TestFailure("keygen failed: \(result.stderr)") }
+        membership = try ClusterFile.load(directory.file("keys/cluster.toml"))
+    }
+
+    deinit { for process in processes.values where process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+
+    /// A base port whose next `count` UDP ports are free now.
+    static func freePortRange(count: Int) throws -> Int {
+        for _ in 0..<50 {
+            let base = Int.random(in: 20_000...60_000)
+            var sockets: [Int32] = []
+            defer { sockets.forEach { close($0) } }
+            var ok = true
+            for port in base..<(base + count) {
+                let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+                var address = sockaddr_in()
+                address.sin_family = sa_family_t(AF_INET)
+                address.sin_port = in_port_t(UInt16(port).bigEndian)
+                address.sin_addr.s_addr = inet_addr("127.0.0.1")
+                let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+                sockets.append(fd)
+                if bound != 0 { ok = false; break }
+            }
+            if ok { return base }
+        }
+        throw TestFailure("no free range of \(count) UDP ports")
+    }
+
+    func dataDirectory(_ i: Int) -> String { directory.file("data/r\(i)") }
+    func logPath(_ i: Int) -> String { directory.file("replica-\(i).log") }
+
+    func start(_ i: Int, extra: [String] = []) throws {
+        processes[i] = try PBFTBinary.start([
+            "replica", "--cluster", directory.file("keys/cluster.toml"), "--id", "\(i)", "--key", directory.file("keys/replica-\(i).key"),
+            "--data", dataDirectory(i), "--tick-ms", "5", "--view-change-timeout-ticks", "100", "--checkpoint-interval", "32", "--log-window", "64",
+        ] + extra, logPath: logPath(i))
+    }
+
+    func startAll() throws { for i in 0..<n { try start(i) } }
+
+    func kill9(_ i: Int) {
+        guard let process = processes[i] else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    func stop(_ i: Int) {
+        guard let process = processes[i], process.isRunning else { return }
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+    }
+
+    func clientNode(_ j: Int) throws -> ClientNode {
+        try ClientNode(membership: membership, key: try KeyFile.load(directory.file("keys/client-\(j).key")), tickMilliseconds: 5, retransmitTicks: 60)
+    }
+
+    /// Runs `count` puts from each of the given clients, closed loop; returns their latencies in ms.
+    func load(clients: [ClientNode], operations count: Int, tag: String) async throws -> [Double] {
+        try await withThrowingTaskGroup(of: [Double].self) { group in
+            for (j, node) in clients.enumerated() {
+                group.addTask {
+                    var samples: [Double] = []
+                    for i in 0..<count {
+                        let start = Date()
+                        let result = try await node.submit(KeyValueOperation.put(key: Array("\(tag)-\(j)-\(i % 16)".utf8), value: Array("\(i)".utf8)).encoded(), timeoutMilliseconds: 20_000)
+                        guard KeyValueResult.decode(result) == .ok else { throw TestFailure("put returned \(String(describing: KeyValueResult.decode(result)))") }
+                        samples.append(Date().timeIntervalSince(start) * 1000)
+                    }
+                    return samples
+                }
+            }
+            var all: [Double] = []
+            for try await samples in group { all += samples }
+            return all
+        }
+    }
+
+    /// Each replica's executed batches by sequence number (the last record for a sequence
+    /// number wins: a restart may execute it again, identically).
+    func executions(_ i: Int) throws -> [UInt64: String] {
+        let path = dataDirectory(i) + "/execution.jsonl"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [:] }
+        var batches: [UInt64: String] = [:]
+        for line in text.split(separator: "\n") where line.contains("\"type\":\"executed\"") {
+            guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let seq = object["seq"] as? UInt64, let requests = object["requests"] as? [[String: Any]]
+            else { throw TestFailure("bad execution log line: \(line)") }
+            let results = requests.map { "\($0["requester"]!)/\($0["timestamp"]!)/\($0["result"]!)" }.joined(separator: ",")
+            if let previous = batches[seq], previous != "\(object["batch"]!)|\(results)" {
+                throw TestFailure("replica \(i) executed \(seq) twice differently")
+            }
+            batches[seq] = "\(object["batch"]!)|\(results)"
+        }
+        return batches
+    }
+
+    func lastExecuted(_ i: Int) -> UInt64 { ((try? executions(i)) ?? [:]).keys.max() ?? 0 }
+
+    func log(_ i: Int) -> String { (try? String(contentsOfFile: logPath(i), encoding: .utf8)) ?? "" }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Real processes: the built `pbft` binary, UDP on 127.0.0.1.
+@Suite(.serialized) struct ProcessTests {
+    @Test func fourReplicasServeAThousandOperationsAndAgree() async throws {
+        let cluster = try ProcessCluster()
+        try cluster.startAll()
+        let clients = try (0..<4).map { try cluster.clientNode($0) }
+        for client in clients { try await client.start(host: "127.0.0.1") }
+        let latencies = try await cluster.load(clients: clients, operations: 250, tag: "a")
+        for client in clients { await client.close() }
+        #expect(latencies.count == 1000)
+        let executed = try (0..<4).map { try cluster.executions($0) }
+        let top = executed.map { $0.keys.max() ?? 0 }.max() ?? 0
+        #expect(eventually(within: 10) { (0..<4).allSatisfy { cluster.lastExecuted($0) == top } }, "all replicas executed everything")
+        let final = try (0..<4).map { try cluster.executions($0) }
+        for i in 1..<4 {
+            for (seq, batch) in final[i] { #expect(final[0][seq] == nil || final[0][seq] == batch, "replica \(i) disagrees at \(seq)") }
+        }
+        let requests = final[0].values.map { $0.split(separator: "|").last.map { $0.split(separator: ",").count } ?? 0 }.reduce(0, +)
+        #expect(requests == 1000, "1,000 requests executed once each at replica 0")
+    }
+
+    @Test func killedPrimaryIsReplacedRestartedAndCatchesUp() async throws {
+        let cluster = try ProcessCluster()
+        try cluster.startAll()
+        let clients = try (0..<4).map { try cluster.clientNode($0) }
+        for client in clients { try await client.start(host: "127.0.0.1") }
+        _ = try await cluster.load(clients: clients, operations: 50, tag: "before")
+        cluster.kill9(0)
+        let killed = Date()
+        _ = try await cluster.load(clients: [clients[0]], operations: 1, tag: "after")
+        let gap = Date().timeIntervalSince(killed)
+        #expect(gap < 8, "an operation completed \(gap) s after the primary was killed")
+        _ = try await cluster.load(clients: clients, operations: 50, tag: "new-view")
+        #expect(clients[0].view.rawValue >= 1)
+
+        try cluster.start(0)
+        _ = try await cluster.load(clients: clients, operations: 100, tag: "rejoin")
+        for client in clients { await client.close() }
+        let target = (1..<4).map { cluster.lastExecuted($0) }.max() ?? 0
+        #expect(eventually(within: 20) { cluster.lastExecuted(0) >= target }, "the restarted primary caught up: \(cluster.lastExecuted(0)) of \(target)")
+        #expect(cluster.log(0).contains("recovered"))
+        print("process test: first operation after SIGKILL of the primary took \(Int(gap * 1000)) ms")
+    }
+
+    @Test func replicaWithAnEmptyDataDirectoryCatchesUpByStateTransfer() async throws {
+        let cluster = try ProcessCluster()
+        try cluster.startAll()
+        let clients = try (0..<4).map { try cluster.clientNode($0) }
+        for client in clients { try await client.start(host: "127.0.0.1") }
+        _ = try await cluster.load(clients: clients, operations: 40, tag: "a")
+        cluster.kill9(3)
+        try FileManager.default.removeItem(atPath: cluster.dataDirectory(3))
+        _ = try await cluster.load(clients: clients, operations: 40, tag: "b")
+        try cluster.start(3)
+        _ = try await cluster.load(clients: clients, operations: 60, tag: "c")
+        for client in clients { await client.close() }
+        let target = (0..<3).map { cluster.lastExecuted($0) }.max() ?? 0
+        #expect(eventually(within: 20) { cluster.lastExecuted(3) >= target }, "replica 3 caught up: \(cluster.lastExecuted(3)) of \(target)")
+        let log = (try? String(contentsOfFile: cluster.dataDirectory(3) + "/execution.jsonl", encoding: .utf8)) ?? ""
+        #expect(log.contains("\"type\":\"installed\""), "by state transfer")
+    }
+
+    @Test func garbageDatagramsAreCountedAndTheReplicaKeepsServing() async throws {
+        let cluster = try ProcessCluster()
+        try cluster.startAll()
+        let clients = try (0..<4).map { try cluster.clientNode($0) }
+        for client in clients { try await client.start(host: "127.0.0.1") }
+        _ = try await cluster.load(clients: clients, operations: 10, tag: "warm")
+
+        // 100,000 hostile datagrams at replica 1: random bytes, truncated and bit-flipped
+        // frames, oversized ones, forged fragments, validly framed requests with bad signatures.
+        let target = cluster.membership.replica(ReplicaID(1))!
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(target.port.bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let client0 = try KeyFile.load(cluster.directory.file("keys/client-0.key"))
+        let valid = Envelope.seal(.request(Request(timestamp: Timestamp(1), operation: [1, 2, 3])), epoch: Epoch(0), signer: client0.signer)
+        let validBytes = [UInt8(0x50)] + Frame(envelope: valid).encoded()
+        var generator = SystemRandomNumberGenerator()
+        var sent = 0
+        for i in 0..<100_000 {
+            var datagram: [UInt8]
+            switch i % 6 {
+            case 0: datagram = (0..<Int.random(in: 1...200, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            case 1: datagram = Array(validBytes.prefix(Int.random(in: 1..<validBytes.count, using: &generator)))
+            case 2:
+                datagram = validBytes
+                datagram[Int.random(in: 1..<datagram.count, using: &generator)] ^= 1 << UInt8.random(in: 0...7, using: &generator)
+            case 3: datagram = [0x50] + [UInt8](repeating: 0xAB, count: 60_000)
+            case 4: datagram = [0x46] + (0..<40).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            default:
+                var forged = valid
+                forged.message = .request(Request(timestamp: Timestamp(UInt64(i)), operation: [9]))
+                datagram = [0x50] + Frame(envelope: forged).encoded()
+            }
+            let n = datagram.withUnsafeBytes { bytes in
+                withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            }
+            if n >= 0 { sent += 1 }
+            if i % 2000 == 0 { try await Task.sleep(for: .milliseconds(2)) }
+        }
+        #expect(sent == 100_000)
+        _ = try await cluster.load(clients: clients, operations: 20, tag: "after")
+        for client in clients { await client.close() }
+        #expect(cluster.processes[1]!.isRunning, "replica 1 is still up")
+        cluster.stop(1)
+        let log = cluster.log(1)
+        #expect(log.contains("counters"))
+        let malformed = Int(log.firstMatch(of: /malformed=(\d+)/)?.1 ?? "0") ?? 0
+        let badSignature = Int(log.firstMatch(of: /bad_signature=(\d+)/)?.1 ?? "0") ?? 0
+        let dropped = Int(log.firstMatch(of: /datagrams_dropped=(\d+)/)?.1 ?? "0") ?? 0
+        print("garbage test: malformed \(malformed), bad signature \(badSignature), datagrams dropped \(dropped)")
+        #expect(malformed + badSignature + dropped > 50_000, "the garbage was counted (some is lost in the kernel's buffer)")
+    }
+
+    @Test func replicaWithATornLogTailRestartsCleanly() async throws {
+        let cluster = try ProcessCluster()
+        try cluster.startAll()
+        let clients = try (0..<4).map { try cluster.clientNode($0) }
+        for client in clients { try await client.start(host: "127.0.0.1") }
+        _ = try await cluster.load(clients: clients, operations: 20, tag: "a")
+        cluster.kill9(2)
+        // A torn tail: half a record header and some bytes after the last complete record.
+        let wal = cluster.dataDirectory(2) + "/wal.log"
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: wal))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data([0, 0, 1, 0, 0x12, 0x34, 0x56]))
+        try handle.close()
+        try cluster.start(2)
+        _ = try await cluster.load(clients: clients, operations: 30, tag: "b")
+        for client in clients { await client.close() }
+        #expect(eventually(within: 10) { cluster.log(2).contains("truncated") })
+        #expect(cluster.processes[2]!.isRunning)
+        let target = [0, 1, 3].map { cluster.lastExecuted($0) }.max() ?? 0
+        #expect(eventually(within: 20) { cluster.lastExecuted(2) >= target })
+    }
+}
