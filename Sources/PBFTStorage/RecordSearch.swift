@@ -126,7 +126,7 @@ struct RecordSearch {
         // prefix(end) = combine(prefix(payloadStart), payloadCRC, length), and combine is
         // shift-then-xor, so xor-ing the shifted start prefix out leaves the payload's CRC.
         let payloadCRC = payloadEndPrefix ^ CRC32C.combine(candidate.payloadStartPrefix, 0, secondBytes: length)
-        return CRC32C.combine(candidate.lengthCRC, payloadCRC, secondBytes: length) ^ 1
+        return CRC32C.combine(candidate.lengthCRC, payloadCRC, secondBytes: length)
     }
 
     /// The CRC of bytes `start ..< position`, for a position in the window and the prefix.
