@@ -62,7 +62,7 @@ extension Replica {
     /// inside the water marks and with at most `sequencesInFlightMax` unexecuted. Requests
     /// that arrive while the window is full wait and go out together: batching adapts to load.
     mutating func proposeBatches() {
-        guard isPrimary, viewActive else { return }
+        guard isPrimary, viewActive, amnesia == nil else { return }
         while !pendingOrder.isEmpty {
             let next = SequenceNumber(lastAssigned.rawValue + 1)
             guard waterMarks.contains(next),
@@ -95,6 +95,7 @@ extension Replica {
     /// sequence number with a different digest. It then multicasts a prepare.
     mutating func onPrePrepare(_ prePrepare: PrePrepare, envelope: Envelope, batch: [Envelope]) {
         guard let sender = replicaSender(envelope) else { return }
+        guard amnesia == nil else { return drop(.recovering) }
         guard viewActive else { return drop(.viewChanging) }
         guard prePrepare.view == view else { return drop(prePrepare.view < view ? .staleView : .futureView) }
         guard sender == primary else { return drop(.notFromPrimary) }
@@ -159,6 +160,7 @@ extension Replica {
     /// water marks are logged, whether or not the pre-prepare has arrived yet.
     mutating func onPrepare(_ vote: Vote, envelope: Envelope) {
         guard let sender = replicaSender(envelope) else { return }
+        guard amnesia == nil else { return drop(.recovering) }
         guard viewActive else { return drop(.viewChanging) }
         guard vote.view == view else { return drop(vote.view < view ? .staleView : .futureView) }
         guard sender != primary else { return drop(.unexpectedSender) }
@@ -172,6 +174,7 @@ extension Replica {
 
     mutating func onCommit(_ vote: Vote, envelope: Envelope) {
         guard let sender = replicaSender(envelope) else { return }
+        guard amnesia == nil else { return drop(.recovering) }
         guard viewActive else { return drop(.viewChanging) }
         guard vote.view == view else { return drop(vote.view < view ? .staleView : .futureView) }
         guard waterMarks.contains(vote.sequence) else { return drop(.outsideWaterMarks) }

@@ -29,6 +29,7 @@ extension Replica {
     /// this replica's own prepare and commit, and its checkpoints above the peer's h.
     mutating func onStatus(_ status: Status, envelope: Envelope) {
         guard let sender = replicaSender(envelope) else { return }
+        noteAmnesiaReport(status.stableSequence, from: sender)
         if let last = lastStatusAnswer[sender], now - last < UInt64(configuration.statusIntervalTicks) {
             return drop(.duplicate)
         }
@@ -36,7 +37,12 @@ extension Replica {
         var resent: [Envelope] = []
         // Checkpoints do not depend on views: a peer behind our stable checkpoint gets its
         // whole proof (enough to fetch the state), and our checkpoints above its own.
-        if status.stableSequence < waterMarks.low { resent += stableProof }
+        if status.stableSequence < waterMarks.low {
+            resent += stableProof
+            // Tell it where we stand too: a replica rejoining after amnesia needs the stable
+            // checkpoints of 2f+1 replicas before it may sign anything.
+            resent.append(sign(.status(Status(view: view, stableSequence: waterMarks.low, lastExecuted: lastExecuted, viewChanging: !viewActive))))
+        }
         for n in checkpointVotes.keys.sorted() where n > status.stableSequence {
             if let own = checkpointVotes[n]?.vote(of: id) { resent.append(own.envelope) }
         }

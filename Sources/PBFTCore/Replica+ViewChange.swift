@@ -29,7 +29,7 @@ extension Replica {
     /// execution, so a primary that is merely slow (executing something now and then while
     /// holding a request back) is replaced as well as a silent one.
     mutating func startViewChangeTimerIfNeeded() {
-        guard viewChangeDeadline == nil, viewActive, !isPrimary, let oldest = pendingSince.values.min() else { return }
+        guard viewChangeDeadline == nil, viewActive, !isPrimary, amnesia == nil, let oldest = pendingSince.values.min() else { return }
         viewChangeDeadline = oldest + UInt64(viewChangeTimeoutTicks)
     }
 
@@ -88,6 +88,7 @@ extension Replica {
     /// NEW-VIEW once 2f+1 ask for its view.
     mutating func onViewChange(_ message: ViewChange, envelope: Envelope) {
         guard let sender = replicaSender(envelope) else { return }
+        guard amnesia == nil else { return drop(.recovering) }
         guard message.newView > view || (message.newView == view && !viewActive) else { return drop(.staleView) }
         if let held = viewChangeMessages[sender], held.message.newView >= message.newView { return drop(.duplicate) }
         guard isValid(message, from: sender) else { return drop(.invalidViewChange) }
@@ -212,6 +213,7 @@ extension Replica {
     /// the new primary is faulty: move on to the next view.
     mutating func onNewView(_ message: NewView, envelope: Envelope) {
         guard let sender = replicaSender(envelope) else { return }
+        guard amnesia == nil else { return drop(.recovering) }
         guard message.view > view || (message.view == view && !viewActive) else { return drop(.staleView) }
         guard sender == configuration.primary(of: message.view) else { return drop(.notFromPrimary) }
         guard let plan = checkedPlan(message) else {
@@ -278,7 +280,8 @@ extension Replica {
         }
         inLog = [:]
         for (entry, prePrepare) in zip(plan.entries, prePrepares) {
-            guard case .prePrepare(let p) = prePrepare.message else { continue }
+            // Entries at or below our stable checkpoint are decided; we neither log nor sign them.
+            guard case .prePrepare(let p) = prePrepare.message, p.sequence > waterMarks.low else { continue }
             accept(p, envelope: prePrepare, batch: entry.batch)
             if !isPrimary {
                 let prepare = sign(.prepare(Vote(view: view, sequence: p.sequence, batchDigest: p.batchDigest)))

@@ -49,7 +49,7 @@ public struct ExecutedRequest: Hashable, Sendable {
 public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     case staleView, futureView, outsideWaterMarks, notFromPrimary, wrongDigest, conflicting
     case duplicate, staleRequest, unexpectedSender, invalidBatch, pendingFull, unexpectedMessage
-    case viewChanging, invalidViewChange, invalidNewView
+    case viewChanging, invalidViewChange, invalidNewView, recovering
 
     public var description: String {
         switch self {
@@ -68,6 +68,7 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .viewChanging: "view changing"
         case .invalidViewChange: "invalid view-change"
         case .invalidNewView: "invalid new-view"
+        case .recovering: "recovering from amnesia"
         }
     }
 }
@@ -147,6 +148,8 @@ public struct Replica<App: StateMachine>: Sendable {
     /// learns that it is (bounded by n).
     var aheadCheckpoints: [ReplicaID: Envelope] = [:]
     var stateFetch: StateFetch?
+    /// Set while the replica rejoins after losing its durable state (see Replica+Amnesia.swift).
+    public internal(set) var amnesia: AmnesiaRecovery?
 
     public internal(set) var now: UInt64 = 0
     /// The tick at which a backup suspects the primary, while it knows of a request that
@@ -210,6 +213,7 @@ public struct Replica<App: StateMachine>: Sendable {
         if let deadline = viewChangeDeadline, now >= deadline { onViewChangeTimeout() }
         sendStatusIfStuck()
         driveStateTransfer()
+        endAmnesiaIfSafe()
     }
 
     mutating func onFrame(_ frame: Frame) {

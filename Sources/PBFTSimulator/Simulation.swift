@@ -79,7 +79,8 @@ public struct SimulationOptions: Hashable, Sendable {
             } else {
                 let at = UInt64.random(in: 0...heal, using: &rng)
                 let restart: UInt64? = rng.chance(0.5) ? at + UInt64.random(in: 50...1_000, using: &rng) : nil
-                options.crashes.append(Crash(replica: id, tick: at, restartTick: restart))
+                // A third of the restarts come back without their durable state (amnesia).
+                options.crashes.append(Crash(replica: id, tick: at, restartTick: restart, amnesia: restart != nil && rng.chance(0.33)))
             }
         }
         // Partitions before GST may cut off any replica, faulty or not.
@@ -112,11 +113,14 @@ public struct Crash: Hashable, Sendable {
     public var replica: ReplicaID
     public var tick: UInt64
     public var restartTick: UInt64?
+    /// The replica restarts without its durable state and follows the amnesia rule.
+    public var amnesia: Bool
 
-    public init(replica: ReplicaID, tick: UInt64, restartTick: UInt64? = nil) {
+    public init(replica: ReplicaID, tick: UInt64, restartTick: UInt64? = nil, amnesia: Bool = false) {
         self.replica = replica
         self.tick = tick
         self.restartTick = restartTick
+        self.amnesia = amnesia
     }
 
     func isDown(at now: UInt64) -> Bool { now >= tick && now < (restartTick ?? .max) }
@@ -149,6 +153,10 @@ public struct SimulationResult: Sendable {
     public var maxLogEntries: Int
     public var finalLogEntries: [ReplicaID: Int]
     public var violations: [String]
+    /// Replicas restarted without their durable state, and when.
+    public var amnesiaRestarts: [(ReplicaID, UInt64)] = []
+    /// Sequence numbers of prepares and commits each replica sent, per tick (amnesia tests read it).
+    public var votesSent: [ReplicaID: [(tick: UInt64, view: ViewNumber, sequence: SequenceNumber, digest: Digest)]] = [:]
     /// How often each replica was restarted from its durable state.
     public var restarts: [ReplicaID: Int] = [:]
     /// The tick of each entry of `executions`, per replica.
@@ -272,7 +280,7 @@ public struct Simulation {
             network.faults = .none
             network.isolations = []
         }
-        for crash in options.crashes + extraCrashes where crash.restartTick == tick { restart(crash.replica) }
+        for crash in options.crashes + extraCrashes where crash.restartTick == tick { restart(crash.replica, amnesia: crash.amnesia) }
         for datagram in network.due(at: tick) { deliver(datagram) }
         for index in replicas.indices where !isDown(replicas[index].id) {
             let actions = replicas[index].step(.tick)
@@ -307,8 +315,9 @@ public struct Simulation {
     }
 
     /// A crashed replica comes back with only what it wrote durably.
-    private mutating func restart(_ id: ReplicaID) {
+    private mutating func restart(_ id: ReplicaID, amnesia: Bool = false) {
         let index = Int(id.rawValue)
+        if amnesia { disks[id] = Disk() }
         let disk = disks[id] ?? Disk()
         let records = disk.log.map { bytes -> DurableRecord in
             guard let record = DurableRecord.decode(bytes) else { preconditionFailure("\(id): a durable record does not decode") }
@@ -319,6 +328,10 @@ public struct Simulation {
                 configuration: configuration, id: id, app: KeyValueStore(), signer: signers[.replica(id)]!,
                 digester: SHA256Digester(), records: records, checkpoint: disk.checkpoint)
             result.restarts[id, default: 0] += 1
+            if amnesia {
+                replicas[index].beginAmnesiaRecovery()
+                result.amnesiaRestarts.append((id, tick))
+            }
             // Like an execution log recovered with the state: what lies beyond the restored
             // checkpoint will be executed (identically) again.
             let restored = replicas[index].lastExecuted
@@ -378,6 +391,8 @@ public struct Simulation {
             case .send(let frame, let to):
                 network.send(frame.encoded(), from: .replica(me), to: .replica(to), now: tick, rng: &rng)
             case .broadcast(let frame):
+                if case .prepare(let v) = frame.envelope.message { result.votesSent[me, default: []].append((tick, v.view, v.sequence, v.batchDigest)) }
+                if case .commit(let v) = frame.envelope.message { result.votesSent[me, default: []].append((tick, v.view, v.sequence, v.batchDigest)) }
                 let bytes = frame.encoded()
                 for other in membership.replicas where other.id != me {
                     network.send(bytes, from: .replica(me), to: .replica(other.id), now: tick, rng: &rng)

@@ -43,7 +43,7 @@ struct Sim: AsyncParsableCommand {
             if verbose || !result.passed {
                 if !result.passed || verbose && runs == 1 { for line in result.finalStates { Output.line("    " + line) } }
                 let faults = result.options.byzantine.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.rawValue)" }
-                    + result.options.crashes.map { "\($0.replica)=crash@\($0.tick)" + ($0.restartTick.map { "..\($0)" } ?? "") }
+                    + result.options.crashes.map { "\($0.replica)=crash@\($0.tick)" + ($0.restartTick.map { "..\($0)" } ?? "") + ($0.amnesia ? "(amnesia)" : "") }
                 Output.line("seed \(result.options.seed): \(verdict) n=\(result.options.replicas) \(result.highestView) faults=[\(faults.joined(separator: " "))] ops=\(result.completedOperations)/\(result.history.count) ticks=\(result.ticks) sent=\(result.datagramsSent) lost=\(result.datagramsLost)")
             }
         }

@@ -157,3 +157,30 @@ import Testing
         }
     }
 }
+
+@Suite struct AmnesiaTests {
+    @Test(arguments: [4, 7])
+    func replicaThatLostItsStateRejoinsWithoutSigningWhatItMayHaveSignedBefore(_ n: Int) throws {
+        var o = SimulationOptions(
+            seed: 41, replicas: n, clients: 4, requestsPerClient: 120, faults: NetworkFaults(delayTicks: 1...3),
+            checkpointInterval: 8, logWindow: 16, batchSizeMax: 2, sequencesInFlightMax: 4, ticksMax: 100_000)
+        o.crashes = [Crash(replica: ReplicaID(2), tick: 300, restartTick: 500, amnesia: true)]
+        var simulation = try Simulation(o)
+        let result = simulation.run()
+        #expect(result.passed, "\(result.violations.prefix(3)) \(result.finalStates)")
+        #expect(result.completedOperations == 480)
+        let votes = result.votesSent[ReplicaID(2)] ?? []
+        let before = votes.filter { $0.tick < 300 }
+        let after = votes.filter { $0.tick >= 500 }
+        #expect(!before.isEmpty && !after.isEmpty, "it voted before the crash and again after rejoining")
+        let signedBefore = Set(before.map { "\($0.view.rawValue)/\($0.sequence.rawValue)" })
+        let highestBefore = before.map(\.sequence.rawValue).max() ?? 0
+        for vote in after {
+            #expect(!signedBefore.contains("\(vote.view.rawValue)/\(vote.sequence.rawValue)"), "voted again at \(vote.view)/\(vote.sequence)")
+            #expect(vote.sequence.rawValue > highestBefore, "after amnesia it only signs above anything it could have signed before")
+        }
+        #expect(simulation.replicas[2].amnesia == nil, "it rejoined")
+        let caughtUp = simulation.replicas[2].app == simulation.replicas[0].app
+        #expect(caughtUp)
+    }
+}

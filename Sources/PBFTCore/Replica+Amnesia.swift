@@ -1,0 +1,48 @@
+public import PBFTWire
+
+// Rejoining after amnesia: a replica whose durable state was lost cannot know which
+// pre-prepares, prepares, commits and view-changes it signed before, so it must not sign
+// any that could contradict them. A correct replica only signs for sequence numbers up to
+// its H = h + L, and its h was a checkpoint that 2f+1 replicas signed, so at least f+1
+// correct replicas remember a stable checkpoint at least as high. Any 2f+1 replicas include
+// one of them. So the rule: collect the stable checkpoints that 2f+1 distinct replicas report
+// (in their STATUS messages); with C the highest, stay passive (no pre-prepare, prepare,
+// commit, view-change or new-view; checkpoints, state transfer and retransmission only)
+// until this replica's stable checkpoint is above C + L. Everything it signs afterwards is
+// for sequence numbers it cannot have signed before. A faulty replica that reports a huge
+// C only keeps this replica passive longer (it then counts as one of the f faults).
+
+/// Progress of a rejoin after amnesia.
+public struct AmnesiaRecovery: Hashable, Sendable {
+    /// The stable checkpoint each replica reported, the highest seen from each.
+    var reports: [ReplicaID: SequenceNumber] = [:]
+    /// C + L, once 2f+1 replicas reported: passive until h passes it.
+    public internal(set) var passiveThrough: SequenceNumber?
+}
+
+extension Replica {
+    /// Starts the rejoin rule; call on a replica created without its durable state on a
+    /// cluster that may have run before.
+    public mutating func beginAmnesiaRecovery() {
+        amnesia = AmnesiaRecovery()
+        viewChangeDeadline = nil
+    }
+
+    mutating func noteAmnesiaReport(_ stable: SequenceNumber, from sender: ReplicaID) {
+        guard var recovery = amnesia, recovery.passiveThrough == nil else { return }
+        recovery.reports[sender] = max(recovery.reports[sender] ?? SequenceNumber(0), stable)
+        // Our own stable checkpoint counts too: we report to ourselves what we hold.
+        var reports = recovery.reports
+        reports[id] = waterMarks.low
+        if reports.count >= membership.quorum, let highest = reports.values.max() {
+            recovery.passiveThrough = SequenceNumber(highest.rawValue + UInt64(configuration.logWindow))
+        }
+        amnesia = recovery
+    }
+
+    mutating func endAmnesiaIfSafe() {
+        guard let through = amnesia?.passiveThrough, waterMarks.low > through else { return }
+        amnesia = nil
+        lastProgressTick = now
+    }
+}
