@@ -22,6 +22,8 @@ public struct ReplicaOptions: Sendable {
     public var batchSizeMax = 64
     public var viewChangeTimeoutTicks = 100
     public var statusIntervalTicks = 10
+    /// The data directory was lost: rejoin under the amnesia rule (docs/runtime.md).
+    public var lostState = false
 
     public init(clusterPath: String, id: ReplicaID, keyPath: String, dataDirectory: String) {
         self.clusterPath = clusterPath
@@ -66,6 +68,7 @@ public final class ReplicaNode: @unchecked Sendable {
     var nextMessageID: UInt64
     var ticks: UInt64 = 0
     var loggedView = (ViewNumber(0), true)
+    lazy var wasRecovering = replica.amnesia != nil
     public private(set) var traffic = TrafficCounters()
     private var tickTask: RepeatedTask?
     private var stopped: EventLoopPromise<Void>?
@@ -119,6 +122,14 @@ public final class ReplicaNode: @unchecked Sendable {
         replica = try Replica.recover(
             configuration: configuration, id: options.id, app: KeyValueStore(),
             signer: keyFile.signer, digester: SHA256Digester(), records: records, checkpoint: stored)
+        if options.lostState {
+            if opened.recovery.createdLog {
+                replica.beginAmnesiaRecovery()
+                logger.notice("rejoining after lost state: passive until the stable checkpoint passes what 2f+1 replicas report plus the log window")
+            } else {
+                logger.warning("--lost-state ignored: the data directory holds a write-ahead log")
+            }
+        }
         if !records.isEmpty || stored != nil {
             executionLog.restart(at: replica.lastExecuted)
             logger.info("recovered", metadata: ["records": "\(records.count)", "view": "\(replica.view.rawValue)", "executed": "\(replica.lastExecuted.rawValue)"])
@@ -202,6 +213,10 @@ public final class ReplicaNode: @unchecked Sendable {
     }
 
     func perform(_ actions: [Action]) {
+        if wasRecovering, replica.amnesia == nil {
+            wasRecovering = false
+            logger.notice("rejoined after lost state", metadata: ["h": "\(replica.lowWaterMark.rawValue)", "view": "\(replica.view.rawValue)"])
+        }
         if replica.view != loggedView.0 || replica.viewActive != loggedView.1 {
             loggedView = (replica.view, replica.viewActive)
             if replica.viewActive {

@@ -25,6 +25,7 @@ struct ReplicaCommand: AsyncParsableCommand {
     @Option(help: "Log window L (a multiple of K).") var logWindow: Int = 128
     @Option(help: "Requests per batch at most.") var batchSize: Int = 64
     @Flag(help: "Do not fsync the write-ahead log (unsafe; to measure what syncing costs).") var noSync = false
+    @Flag(help: "This replica lost its data directory: rejoin passively until it cannot contradict what it signed before.") var lostState = false
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel: String = "info"
 
     func run() async throws {
@@ -35,6 +36,7 @@ struct ReplicaCommand: AsyncParsableCommand {
         var options = ReplicaOptions(clusterPath: cluster, id: ReplicaID(id), keyPath: key, dataDirectory: data)
         options.tickMilliseconds = tickMs
         options.syncLog = !noSync
+        options.lostState = lostState
         options.viewChangeTimeoutTicks = viewChangeTimeoutTicks
         options.checkpointInterval = checkpointInterval
         options.logWindow = logWindow

@@ -178,13 +178,15 @@ struct TestFailure: Error, CustomStringConvertible {
         cluster.kill9(3)
         try FileManager.default.removeItem(atPath: cluster.dataDirectory(3))
         _ = try await cluster.load(clients: clients, operations: 40, tag: "b")
-        try cluster.start(3)
-        _ = try await cluster.load(clients: clients, operations: 60, tag: "c")
+        try cluster.start(3, extra: ["--lost-state"])
+        _ = try await cluster.load(clients: clients, operations: 150, tag: "c")
         for client in clients { await client.close() }
         let target = (0..<3).map { cluster.lastExecuted($0) }.max() ?? 0
         #expect(eventually(within: 20) { cluster.lastExecuted(3) >= target }, "replica 3 caught up: \(cluster.lastExecuted(3)) of \(target)")
         let log = (try? String(contentsOfFile: cluster.dataDirectory(3) + "/execution.jsonl", encoding: .utf8)) ?? ""
         #expect(log.contains("\"type\":\"installed\""), "by state transfer")
+        #expect(cluster.log(3).contains("rejoining after lost state"))
+        #expect(eventually(within: 20) { cluster.log(3).contains("rejoined after lost state") }, "and took part again once it could not contradict its past")
     }
 
     @Test func garbageDatagramsAreCountedAndTheReplicaKeepsServing() async throws {
