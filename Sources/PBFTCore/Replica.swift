@@ -229,7 +229,8 @@ public struct Replica<App: StateMachine>: Sendable {
         case .stateChunk(let c): onStateChunk(c, envelope: envelope)
         case .viewChange(let v): onViewChange(v, envelope: envelope)
         case .newView(let v): onNewView(v, envelope: envelope)
-        case .reply:
+        case .reply, .control, .controlReply:
+            // Control commands are the replica process's business, not the protocol's.
             drop(.unexpectedMessage)
         }
     }

@@ -114,6 +114,7 @@ import Glibc
 #endif
 
 enum WallClock {
+    // Used by clients (timestamps) and the control endpoint (freshness).
     /// Microseconds since the epoch, for client timestamps that keep growing across restarts.
     static func microseconds() -> UInt64? {
         var now = timespec()

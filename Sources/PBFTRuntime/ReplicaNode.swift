@@ -67,6 +67,8 @@ public final class ReplicaNode: @unchecked Sendable {
     var clientAddresses: [Principal: SocketAddress] = [:]
     var nextMessageID: UInt64
     var ticks: UInt64 = 0
+    let signer: any MessageSigner
+    var lastControlTimestamp = Timestamp(0)
     var loggedView = (ViewNumber(0), true)
     lazy var wasRecovering = replica.amnesia != nil
     public private(set) var traffic = TrafficCounters()
@@ -119,6 +121,7 @@ public final class ReplicaNode: @unchecked Sendable {
             logger.warning("stable checkpoint file unusable; state will be fetched", metadata: ["error": "\(error)"])
         }
         executionLog = try ExecutionLog(directory: options.dataDirectory)
+        signer = keyFile.signer
         replica = try Replica.recover(
             configuration: configuration, id: options.id, app: KeyValueStore(),
             signer: keyFile.signer, digester: SHA256Digester(), records: records, checkpoint: stored)
@@ -202,6 +205,9 @@ public final class ReplicaNode: @unchecked Sendable {
             return
         }
         traffic.framesReceived += 1
+        if case .control(let control) = frame.value.envelope.message {
+            return onControl(control, from: address)
+        }
         switch frame.value.envelope.sender {
         case .client, .operator:
             // Replies go back to where the requester's signed request came from.
@@ -288,6 +294,58 @@ public final class ReplicaNode: @unchecked Sendable {
     func fail(_ reason: String) -> Never {
         logger.critical("\(reason)")
         fatalError(reason)
+    }
+
+    /// An operator-signed command (the authenticator checked the operator's key). A command
+    /// no newer than the last one, or more than a minute away from our clock, is refused: a
+    /// recorded command cannot be replayed.
+    func onControl(_ control: Control, from address: SocketAddress) {
+        let nowMicros = WallClock.microseconds() ?? 0
+        let skew = nowMicros > control.timestamp.rawValue ? nowMicros - control.timestamp.rawValue : control.timestamp.rawValue - nowMicros
+        guard control.timestamp > lastControlTimestamp, skew < 60_000_000 else {
+            logger.warning("refused a control command", metadata: ["command": "\(control.command)", "reason": "stale or replayed timestamp"])
+            return replyControl(control, accepted: false, body: Array("refused: stale or replayed timestamp".utf8), to: address)
+        }
+        lastControlTimestamp = control.timestamp
+        switch control.command {
+        case .status:
+            replyControl(control, accepted: true, body: Array(statusJSON().utf8), to: address)
+        case .stop:
+            logger.notice("stopping on the operator's command")
+            replyControl(control, accepted: true, body: Array("stopping".utf8), to: address)
+            stop()
+        }
+    }
+
+    func replyControl(_ control: Control, accepted: Bool, body: [UInt8], to address: SocketAddress) {
+        let reply = ControlReply(timestamp: control.timestamp, accepted: accepted, body: body)
+        send(Frame(envelope: Envelope.seal(.controlReply(reply), epoch: membership.epoch, signer: signer)), to: [address])
+    }
+
+    /// Status as one JSON object: progress, water marks, and counters of messages received,
+    /// rejected by reason, and sent.
+    func statusJSON() -> String {
+        let c = replica.counters
+        let rejected: [(String, Int)] = [
+            ("bad_signature", traffic.badSignature), ("unknown_sender", traffic.unknownSigner), ("malformed", traffic.malformed),
+            ("datagram_dropped", traffic.datagramsDropped), ("stale_view", c[.staleView]), ("future_view", c[.futureView]),
+            ("outside_water_marks", c[.outsideWaterMarks]), ("conflicting", c[.conflicting]), ("wrong_digest", c[.wrongDigest]),
+            ("not_from_primary", c[.notFromPrimary]), ("duplicate", c[.duplicate]), ("invalid", c[.invalidBatch] + c[.invalidViewChange] + c[.invalidNewView]),
+            ("stale_request", c[.staleRequest]), ("recovering", c[.recovering]),
+        ]
+        let fields: [String] = [
+            "\"replica\":\(options.id.rawValue)", "\"epoch\":\(membership.epoch.rawValue)", "\"view\":\(replica.view.rawValue)",
+            "\"view_active\":\(replica.viewActive)", "\"primary\":\(replica.primary.rawValue)",
+            "\"last_executed\":\(replica.lastExecuted.rawValue)", "\"stable_checkpoint\":\(replica.lowWaterMark.rawValue)",
+            "\"low_water_mark\":\(replica.lowWaterMark.rawValue)", "\"high_water_mark\":\(replica.waterMarks.high.rawValue)",
+            "\"recovering\":\(replica.amnesia != nil)", "\"requests_executed\":\(c.requestsExecuted)",
+            "\"view_changes\":\(c.viewChangesStarted)", "\"state_transfers\":\(c.stateTransfersCompleted)",
+            "\"received\":{\"datagrams\":\(traffic.datagramsReceived),\"frames\":\(traffic.framesReceived)}",
+            "\"rejected\":{" + rejected.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}",
+            "\"sent\":{\"frames\":\(traffic.framesSent),\"datagrams\":\(traffic.datagramsSent)}",
+            "\"wal_bytes\":\(log.bytes)",
+        ]
+        return "{" + fields.joined(separator: ",") + "}"
     }
 
     /// Traffic and the core's drop counters, for the log and status.

@@ -155,6 +155,10 @@ extension ByteWriter {
             lengthPrefixed(s.bytes)
         case .status(let s):
             u64(s.view.rawValue); u64(s.stableSequence.rawValue); u64(s.lastExecuted.rawValue); u8(s.viewChanging ? 1 : 0)
+        case .control(let c):
+            u64(c.timestamp.rawValue); u8(c.command.rawValue); lengthPrefixed(c.argument)
+        case .controlReply(let r):
+            u64(r.timestamp.rawValue); u8(r.accepted ? 1 : 0); lengthPrefixed(r.body)
         }
     }
 }
@@ -328,6 +332,18 @@ extension ByteReader {
             let changing = try u8("status.viewChanging")
             guard changing <= 1 else { throw .invalidValue(field: "status.viewChanging", reason: "\(changing) is not 0 or 1") }
             return .status(Status(view: view, stableSequence: stable, lastExecuted: executed, viewChanging: changing == 1))
+        case .control:
+            let timestamp = Timestamp(try u64("control.timestamp"))
+            let byte = try u8("control.command")
+            guard let command = Control.Command(rawValue: byte) else { throw .invalidValue(field: "control.command", reason: "unknown command \(byte)") }
+            let argument = try lengthPrefixed("control.argument", limit: limits.controlBytesMax)
+            return .control(Control(timestamp: timestamp, command: command, argument: argument))
+        case .controlReply:
+            let timestamp = Timestamp(try u64("controlReply.timestamp"))
+            let accepted = try u8("controlReply.accepted")
+            guard accepted <= 1 else { throw .invalidValue(field: "controlReply.accepted", reason: "\(accepted) is not 0 or 1") }
+            let body = try lengthPrefixed("controlReply.body", limit: limits.controlBytesMax)
+            return .controlReply(ControlReply(timestamp: timestamp, accepted: accepted == 1, body: body))
         }
     }
 }

@@ -222,6 +222,50 @@ public struct Status: Hashable, Sendable {
     }
 }
 
+/// An operator-signed command to one replica's control endpoint. Handled by the replica
+/// process, never by the protocol core. The timestamp must be newer than the last command
+/// the replica accepted and close to its clock, so a recorded command cannot be replayed.
+public struct Control: Hashable, Sendable {
+    public enum Command: UInt8, CaseIterable, Hashable, Sendable, CustomStringConvertible {
+        /// Report view, progress, water marks and counters.
+        case status = 1
+        /// Stop gracefully (as SIGTERM does).
+        case stop = 2
+
+        public var description: String {
+            switch self {
+            case .status: "status"
+            case .stop: "stop"
+            }
+        }
+    }
+
+    public var timestamp: Timestamp
+    public var command: Command
+    /// Command-specific bytes (none for status and stop; later hooks use it).
+    public var argument: [UInt8]
+
+    public init(timestamp: Timestamp, command: Command, argument: [UInt8] = []) {
+        self.timestamp = timestamp
+        self.command = command
+        self.argument = argument
+    }
+}
+
+/// A replica's signed answer to a control command: whether it was carried out, and a body
+/// (JSON for status, a reason when refused).
+public struct ControlReply: Hashable, Sendable {
+    public var timestamp: Timestamp
+    public var accepted: Bool
+    public var body: [UInt8]
+
+    public init(timestamp: Timestamp, accepted: Bool, body: [UInt8]) {
+        self.timestamp = timestamp
+        self.accepted = accepted
+        self.body = body
+    }
+}
+
 /// Every message of the protocol. The case decides the message type byte on the wire.
 public enum Message: Hashable, Sendable {
     case request(Request)
@@ -236,6 +280,8 @@ public enum Message: Hashable, Sendable {
     case stateRequest(StateRequest)
     case stateChunk(StateChunk)
     case status(Status)
+    case control(Control)
+    case controlReply(ControlReply)
 
     public var type: MessageType {
         switch self {
@@ -251,6 +297,8 @@ public enum Message: Hashable, Sendable {
         case .stateRequest: .stateRequest
         case .stateChunk: .stateChunk
         case .status: .status
+        case .control: .control
+        case .controlReply: .controlReply
         }
     }
 }
@@ -269,6 +317,8 @@ public enum MessageType: UInt8, CaseIterable, Sendable, CustomStringConvertible 
     case stateRequest = 10
     case stateChunk = 11
     case status = 12
+    case control = 13
+    case controlReply = 14
 
     public var description: String {
         switch self {
@@ -284,6 +334,8 @@ public enum MessageType: UInt8, CaseIterable, Sendable, CustomStringConvertible 
         case .stateRequest: "state-request"
         case .stateChunk: "state-chunk"
         case .status: "status"
+        case .control: "control"
+        case .controlReply: "control-reply"
         }
     }
 
@@ -292,8 +344,8 @@ public enum MessageType: UInt8, CaseIterable, Sendable, CustomStringConvertible 
     public func accepts(_ sender: Principal) -> Bool {
         switch (self, sender) {
         case (.request, .client): true
-        case (.reconfiguration, .operator): true
-        case (.request, _), (.reconfiguration, _): false
+        case (.reconfiguration, .operator), (.control, .operator): true
+        case (.request, _), (.reconfiguration, _), (.control, _): false
         case (_, .replica): true
         default: false
         }

@@ -22,6 +22,8 @@ public struct WireLimits: Hashable, Sendable {
     public var stateBytesMax: UInt64
     /// Bytes of a host name in a replica descriptor.
     public var hostBytesMax: Int
+    /// Bytes of a control command's argument and of a control reply's body.
+    public var controlBytesMax: Int
 
     public init(
         frameBytesMax: Int = 32 << 20,
@@ -32,7 +34,8 @@ public struct WireLimits: Hashable, Sendable {
         logWindowMax: Int = 1024,
         stateChunkBytesMax: Int = 48 << 10,
         stateBytesMax: UInt64 = 1 << 30,
-        hostBytesMax: Int = 253
+        hostBytesMax: Int = 253,
+        controlBytesMax: Int = 32 << 10
     ) {
         self.frameBytesMax = frameBytesMax
         self.operationBytesMax = operationBytesMax
@@ -43,6 +46,7 @@ public struct WireLimits: Hashable, Sendable {
         self.stateChunkBytesMax = stateChunkBytesMax
         self.stateBytesMax = stateBytesMax
         self.hostBytesMax = hostBytesMax
+        self.controlBytesMax = controlBytesMax
     }
 
     public static let `default` = WireLimits()

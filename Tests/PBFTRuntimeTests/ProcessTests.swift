@@ -267,3 +267,48 @@ struct TestFailure: Error, CustomStringConvertible {
         #expect(eventually(within: 20) { cluster.lastExecuted(2) >= target })
     }
 }
+
+@Suite(.serialized) struct ControlEndpointTests {
+    @Test func statusAndStopAcceptOnlyTheOperator() async throws {
+        let cluster = try ProcessCluster()
+        try cluster.startAll()
+        let clients = try (0..<4).map { try cluster.clientNode($0) }
+        for client in clients { try await client.start(host: "127.0.0.1") }
+        _ = try await cluster.load(clients: clients, operations: 20, tag: "a")
+        for client in clients { await client.close() }
+
+        let keys = cluster.directory.file("keys")
+        let status = try PBFTBinary.run(["ctl", "status", "--cluster", keys + "/cluster.toml", "--operator-key", keys + "/operator.key", "--json"])
+        #expect(status.status == 0, "\(status.stderr)")
+        let lines = status.stdout.split(separator: "\n")
+        #expect(lines.count == 4)
+        for line in lines {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect((object["last_executed"] as? Int ?? 0) >= 1)
+            #expect(object["rejected"] is [String: Int])
+        }
+
+        // A control command signed with a client's key, claiming to be the operator's: refused.
+        let client0 = try KeyFile.load(keys + "/client-0.key")
+        var forged = Envelope.seal(.control(Control(timestamp: Timestamp(UInt64(Date().timeIntervalSince1970 * 1_000_000)), command: .stop)), epoch: Epoch(0), signer: client0.signer)
+        forged.sender = .operator
+        let target = cluster.membership.replica(ReplicaID(2))!
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(target.port.bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let datagram = [UInt8(0x50)] + Frame(envelope: forged).encoded()
+        _ = datagram.withUnsafeBytes { bytes in
+            withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
+        close(fd)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(cluster.processes[2]!.isRunning, "a forged stop is not obeyed")
+
+        let stop = try PBFTBinary.run(["ctl", "stop", "2", "--cluster", keys + "/cluster.toml", "--operator-key", keys + "/operator.key"])
+        #expect(stop.status == 0, "\(stop.stdout) \(stop.stderr)")
+        #expect(eventually(within: 5) { !cluster.processes[2]!.isRunning }, "the operator's stop is")
+        #expect(cluster.log(2).contains("bad_signature=1"), "and the forgery was counted")
+    }
+}

@@ -24,7 +24,7 @@ import Testing
         let sender: Principal =
             switch type {
             case .request: .client(ClientID(2))
-            case .reconfiguration: .operator
+            case .reconfiguration, .control: .operator
             default: .replica(ReplicaID(3))
             }
         // The generator's nested envelopes carry random signatures; use signed fixtures there.

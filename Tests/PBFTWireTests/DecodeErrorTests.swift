@@ -31,7 +31,7 @@ import Testing
         #expect(envelopeError(bytes) == .unsupportedVersion(version))
     }
 
-    @Test(arguments: [0, 13, 200, 255] as [UInt8])
+    @Test(arguments: [0, 15, 200, 255] as [UInt8])
     func unknownTypeIsRejected(_ type: UInt8) {
         #expect(MessageType(rawValue: type) == nil, "type \(type) is now taken; pick another")
         let bytes = WireBytes.envelope(type: type, payload: checkpointPayload())
@@ -89,8 +89,8 @@ import Testing
                 let bytes = Envelope(sender: sender, epoch: Epoch(0), message: message, signature: .zero).encoded()
                 let allowed =
                     switch (type, sender) {
-                    case (.request, .client), (.reconfiguration, .operator): true
-                    case (.request, _), (.reconfiguration, _): false
+                    case (.request, .client), (.reconfiguration, .operator), (.control, .operator): true
+                    case (.request, _), (.reconfiguration, _), (.control, _): false
                     case (_, .replica): true
                     default: false
                     }

@@ -43,7 +43,7 @@ struct MessageGenerator {
         let known = rng.chance(1, in: 2)
         switch type {
         case .request: return .client(known ? TestKeys.clientIDs.randomElement(using: &rng)! : ClientID(rng.edgy32()))
-        case .reconfiguration: return .operator
+        case .reconfiguration, .control: return .operator
         default: return .replica(known ? TestKeys.replicaIDs.randomElement(using: &rng)! : ReplicaID(rng.edgy32()))
         }
     }
@@ -71,6 +71,10 @@ struct MessageGenerator {
         case .stateRequest: .stateRequest(StateRequest(sequence: sequence(), stateDigest: digest(), chunkIndex: rng.edgy32()))
         case .stateChunk: .stateChunk(stateChunk())
         case .status: .status(Status(view: view(), stableSequence: sequence(), lastExecuted: sequence(), viewChanging: Bool.random(using: &rng)))
+        case .control:
+            .control(Control(timestamp: Timestamp(rng.edgy64()), command: Control.Command.allCases.randomElement(using: &rng)!, argument: bytes(upTo: limits.controlBytesMax)))
+        case .controlReply:
+            .controlReply(ControlReply(timestamp: Timestamp(rng.edgy64()), accepted: Bool.random(using: &rng), body: bytes(upTo: limits.controlBytesMax)))
         }
     }
 
