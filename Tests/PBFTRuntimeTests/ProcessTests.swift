@@ -50,11 +50,20 @@ final class ProcessCluster: @unchecked Sendable {
     func dataDirectory(_ i: Int) -> String { directory.file("data/r\(i)") }
     func logPath(_ i: Int) -> String { directory.file("replica-\(i).log") }
 
+    /// Protocol settings every replica of this cluster starts with.
+    var replicaSettings = ["--tick-ms", "5", "--view-change-timeout-ticks", "100", "--checkpoint-interval", "32", "--log-window", "64"]
+
     func start(_ i: Int, extra: [String] = []) throws {
         processes[i] = try PBFTBinary.start([
             "replica", "--cluster", directory.file("keys/cluster.toml"), "--id", "\(i)", "--key", directory.file("keys/replica-\(i).key"),
-            "--data", dataDirectory(i), "--tick-ms", "5", "--view-change-timeout-ticks", "100", "--checkpoint-interval", "32", "--log-window", "64",
-        ] + extra, logPath: logPath(i))
+            "--data", dataDirectory(i),
+        ] + replicaSettings + extra, logPath: logPath(i))
+    }
+
+    func status(_ i: Int) throws -> [String: Any] {
+        let keys = directory.file("keys")
+        let result = try PBFTBinary.run(["ctl", "status", "--replica", "\(i)", "--cluster", keys + "/cluster.toml", "--operator-key", keys + "/operator.key", "--json"])
+        return (try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]) ?? [:]
     }
 
     func startAll() throws { for i in 0..<n { try start(i) } }
@@ -76,14 +85,16 @@ final class ProcessCluster: @unchecked Sendable {
     }
 
     /// Runs `count` puts from each of the given clients, closed loop; returns their latencies in ms.
-    func load(clients: [ClientNode], operations count: Int, tag: String) async throws -> [Double] {
+    func load(clients: [ClientNode], operations count: Int, tag: String, valueBytes: Int = 0) async throws -> [Double] {
         try await withThrowingTaskGroup(of: [Double].self) { group in
             for (j, node) in clients.enumerated() {
                 group.addTask {
                     var samples: [Double] = []
                     for i in 0..<count {
                         let start = Date()
-                        let result = try await node.submit(KeyValueOperation.put(key: Array("\(tag)-\(j)-\(i % 16)".utf8), value: Array("\(i)".utf8)).encoded(), timeoutMilliseconds: 20_000)
+                        let value = valueBytes == 0 ? Array("\(i)".utf8) : [UInt8](repeating: UInt8(truncatingIfNeeded: i &+ j), count: valueBytes)
+                        let key = valueBytes == 0 ? "\(tag)-\(j)-\(i % 16)" : "\(tag)-\(j)-\(i)"
+                        let result = try await node.submit(KeyValueOperation.put(key: Array(key.utf8), value: value).encoded(), timeoutMilliseconds: 30_000)
                         guard KeyValueResult.decode(result) == .ok else { throw TestFailure("put returned \(String(describing: KeyValueResult.decode(result)))") }
                         samples.append(Date().timeIntervalSince(start) * 1000)
                     }
@@ -265,6 +276,55 @@ struct TestFailure: Error, CustomStringConvertible {
         #expect(cluster.processes[2]!.isRunning)
         let target = [0, 1, 3].map { cluster.lastExecuted($0) }.max() ?? 0
         #expect(eventually(within: 20) { cluster.lastExecuted(2) >= target })
+    }
+}
+
+/// Messages larger than a datagram over real UDP: a view change whose VIEW-CHANGE and
+/// NEW-VIEW carry a nearly full log window of large requests, and a 10 MB state transfer.
+@Suite(.serialized) struct LargeMessageTests {
+    @Test func viewChangeWithAFullWindowOfLargeRequests() async throws {
+        let cluster = try ProcessCluster()
+        // K = L = 64: nothing becomes stable before 64, so P holds every prepared entry.
+        cluster.replicaSettings = ["--tick-ms", "5", "--view-change-timeout-ticks", "200", "--checkpoint-interval", "64", "--log-window", "64"]
+        try cluster.startAll()
+        let client = try cluster.clientNode(0)
+        try await client.start(host: "127.0.0.1")
+        // 60 sequence numbers, each a 12 KB request: P is ~60 certificates, about 0.8 MB.
+        _ = try await cluster.load(clients: [client], operations: 60, tag: "window", valueBytes: 12_000)
+        cluster.kill9(0)
+        _ = try await cluster.load(clients: [client], operations: 3, tag: "after", valueBytes: 12_000)
+        #expect(client.view.rawValue >= 1)
+        await client.close()
+        let newPrimary = try cluster.status(1)
+        let sent = newPrimary["sent"] as? [String: Int] ?? [:]
+        #expect((newPrimary["view"] as? Int ?? 0) >= 1)
+        #expect((sent["datagrams"] ?? 0) > (sent["frames"] ?? 0), "some frames needed several datagrams: \(sent)")
+        let executed = try (1..<4).map { try cluster.executions($0) }
+        for seq in 1...60 as ClosedRange<UInt64> {
+            #expect(executed[0][seq] != nil && executed[0][seq] == executed[1][seq] && executed[1][seq] == executed[2][seq], "seq \(seq) kept through the view change")
+        }
+    }
+
+    @Test func tenMegabyteStateTransferOverUDP() async throws {
+        let cluster = try ProcessCluster()
+        try cluster.startAll()
+        let clients = try (0..<4).map { try cluster.clientNode($0) }
+        for client in clients { try await client.start(host: "127.0.0.1") }
+        cluster.kill9(3)
+        try? FileManager.default.removeItem(atPath: cluster.dataDirectory(3))
+        // 4 × 180 puts of 15,000 bytes with distinct keys: about 10.8 MB of state.
+        _ = try await cluster.load(clients: clients, operations: 180, tag: "big", valueBytes: 15_000)
+        try cluster.start(3)
+        _ = try await cluster.load(clients: clients, operations: 40, tag: "more")
+        for client in clients { await client.close() }
+        let target = (0..<3).map { cluster.lastExecuted($0) }.max() ?? 0
+        #expect(eventually(within: 60) { cluster.lastExecuted(3) >= target }, "replica 3 caught up: \(cluster.lastExecuted(3)) of \(target)")
+        let log = (try? String(contentsOfFile: cluster.dataDirectory(3) + "/execution.jsonl", encoding: .utf8)) ?? ""
+        #expect(log.contains("\"type\":\"installed\""))
+        let stateFile = cluster.dataDirectory(0) + "/checkpoint.state"
+        let size = (try? FileManager.default.attributesOfItem(atPath: stateFile)[.size] as? Int) ?? 0
+        #expect(size >= 10_000_000, "the transferred state is \(size) bytes")
+        print("state transfer over UDP: \(size) bytes of checkpointed state")
     }
 }
 
