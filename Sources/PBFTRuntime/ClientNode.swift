@@ -17,6 +17,10 @@ public final class ClientNode: @unchecked Sendable {
     var deadlineTicks: UInt64 = 0
     var ticks: UInt64 = 0
     var nextMessageID: UInt64 = 0
+    /// Replicas learn a client's address from the requests it sends them; backups otherwise
+    /// see its requests only inside pre-prepares and could not reply. So the first request
+    /// goes to every replica, later ones to the primary.
+    var introduced = false
     let tickMilliseconds: Int
     private var tickTask: RepeatedTask?
 
@@ -85,7 +89,12 @@ public final class ClientNode: @unchecked Sendable {
         for action in actions {
             switch action {
             case .send(let frame, let to):
-                if let address = peers[to] { send(frame, to: [address]) }
+                if !introduced {
+                    introduced = true
+                    send(frame, to: Array(peers.values))
+                } else if let address = peers[to] {
+                    send(frame, to: [address])
+                }
             case .broadcast(let frame):
                 send(frame, to: Array(peers.values))
             case .completed(_, let result):

@@ -70,6 +70,7 @@ public final class ReplicaNode: @unchecked Sendable {
     let signer: any MessageSigner
     var lastControlTimestamp = Timestamp(0)
     var loggedView = (ViewNumber(0), true)
+    var loggedExecuted: UInt64 = .max
     lazy var wasRecovering = replica.amnesia != nil
     public private(set) var traffic = TrafficCounters()
     private var tickTask: RepeatedTask?
@@ -118,7 +119,10 @@ public final class ReplicaNode: @unchecked Sendable {
                 stored = (SequenceNumber(c.sequence), digest, c.state)
             }
         } catch {
-            logger.warning("stable checkpoint file unusable; state will be fetched", metadata: ["error": "\(error)"])
+            // A damaged checkpoint file only means fetching the state; anything else (an I/O
+            // error, no permission) is the operator's to fix.
+            guard case .damagedCheckpoint = error else { throw RuntimeError.storage(error.description) }
+            logger.warning("stable checkpoint file damaged; the state will be fetched", metadata: ["error": "\(error)"])
         }
         executionLog = try ExecutionLog(directory: options.dataDirectory)
         signer = keyFile.signer
@@ -140,6 +144,8 @@ public final class ReplicaNode: @unchecked Sendable {
         // Message ids must not repeat towards a receiver across restarts.
         nextMessageID = UInt64(UInt32(truncatingIfNeeded: ContinuousClock.now.hashValue)) << 32
         self.logger[metadataKey: "replica"] = "\(options.id.rawValue)"
+        self.logger[metadataKey: "view"] = "\(replica.view.rawValue)"
+        self.logger[metadataKey: "seq"] = "\(replica.lastExecuted.rawValue)"
     }
 
     /// Binds the replica's address, starts the tick timer, and returns when `stop()` is called.
@@ -219,12 +225,18 @@ public final class ReplicaNode: @unchecked Sendable {
     }
 
     func perform(_ actions: [Action]) {
+        // Every log line carries the replica's view and last executed sequence number.
+        if replica.lastExecuted.rawValue != loggedExecuted {
+            loggedExecuted = replica.lastExecuted.rawValue
+            logger[metadataKey: "seq"] = "\(loggedExecuted)"
+        }
         if wasRecovering, replica.amnesia == nil {
             wasRecovering = false
             logger.notice("rejoined after lost state", metadata: ["h": "\(replica.lowWaterMark.rawValue)", "view": "\(replica.view.rawValue)"])
         }
         if replica.view != loggedView.0 || replica.viewActive != loggedView.1 {
             loggedView = (replica.view, replica.viewActive)
+            logger[metadataKey: "view"] = "\(replica.view.rawValue)\(replica.viewActive ? "" : "*")"
             if replica.viewActive {
                 logger.info("new view", metadata: ["view": "\(replica.view.rawValue)", "primary": "\(replica.primary.rawValue)", "executed": "\(replica.lastExecuted.rawValue)"])
             } else {

@@ -25,6 +25,7 @@ struct ClientCommand: AsyncParsableCommand {
     @Option(help: "Directory with client-J.key files (load mode).") var keys: String?
     @Option(help: "Load mode: this many closed-loop clients.") var clients: Int?
     @Option(help: "Load mode: seconds to run.") var duration: Double = 10
+    @Option(help: "Load mode: open loop at this many operations per second in total (default: closed loop).") var rate: Double?
     @Option(help: "Milliseconds to wait for f+1 matching replies per operation.") var timeoutMs: Int = 30_000
     @Argument(help: "put KEY VALUE | get KEY | delete KEY | cas KEY EXPECTED|- NEW") var words: [String] = []
 
@@ -80,6 +81,10 @@ struct ClientCommand: AsyncParsableCommand {
             throw ValidationError("--clients \(clients): the cluster file lists \(membership.clients.count) clients")
         }
         guard duration > 0 else { throw ValidationError("--duration must be positive") }
+        if let rate, !(rate > 0) { throw ValidationError("--rate \(rate): must be positive") }
+        // Open loop: each client has a schedule; latency counts from the scheduled time, so a
+        // slow cluster is not hidden by clients that wait (no coordinated omission).
+        let interval: Duration? = rate.map { .nanoseconds(Int64(Double(clients) / $0 * 1e9)) }
         let nodes = try (0..<clients).map { j in
             try ClientNode(membership: membership, key: try KeyFile.load("\(keys)/client-\(membership.clients[j].id.rawValue).key"))
         }
@@ -91,9 +96,16 @@ struct ClientCommand: AsyncParsableCommand {
                 group.addTask {
                     var samples: [Double] = []
                     var i = 0
+                    let begin = clock.now
                     while clock.now < end {
                         let op = KeyValueOperation.put(key: Array("k\(j)-\(i % 64)".utf8), value: Array("v\(i)".utf8))
-                        let start = clock.now
+                        var start = clock.now
+                        if let interval {
+                            let scheduled = begin.advanced(by: interval * i)
+                            if scheduled > clock.now { try await Task.sleep(until: scheduled, clock: clock) }
+                            guard scheduled < end else { break }
+                            start = scheduled
+                        }
                         _ = try await node.submit(op.encoded(), timeoutMilliseconds: timeoutMs)
                         let elapsed = clock.now - start
                         samples.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
@@ -108,8 +120,9 @@ struct ClientCommand: AsyncParsableCommand {
         }
         for node in nodes { await node.close() }
         func percentile(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
-        Output.line(String(format: "%d operations in %.1f s from %d clients: %.0f ops/s; latency ms p50 %.2f p90 %.2f p99 %.2f max %.2f",
-                           latencies.count, duration, clients, Double(latencies.count) / duration,
+        let mode = rate.map { String(format: "open loop at %.0f/s", $0) } ?? "closed loop"
+        Output.line(String(format: "%d operations in %.1f s from %d clients (%@): %.0f ops/s; latency ms p50 %.2f p90 %.2f p99 %.2f max %.2f",
+                           latencies.count, duration, clients, mode, Double(latencies.count) / duration,
                            percentile(0.5), percentile(0.9), percentile(0.99), latencies.last ?? 0))
     }
 }
