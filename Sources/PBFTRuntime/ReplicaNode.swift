@@ -62,8 +62,9 @@ public final class ReplicaNode: @unchecked Sendable {
     let executionLog: ExecutionLog
     var logger: Logger
     let endpoint = UDPEndpoint()
-    var reassembler = Reassembler()
+    var reassembler: Reassembler
     var peers: [ReplicaID: SocketAddress] = [:]
+    var peerAddresses = Set<String>()
     var clientAddresses: [Principal: SocketAddress] = [:]
     var nextMessageID: UInt64
     var ticks: UInt64 = 0
@@ -126,6 +127,10 @@ public final class ReplicaNode: @unchecked Sendable {
         }
         executionLog = try ExecutionLog(directory: options.dataDirectory)
         signer = keyFile.signer
+        // Fragments come only from the other replicas; a 30 s timeout covers a 32 MiB frame
+        // on a slow link (ticks are options.tickMilliseconds long).
+        reassembler = Reassembler(limits: ReassemblyLimits(
+            sendersMax: max(1, membership.n - 1), timeoutTicks: UInt64(max(300, 30_000 / max(1, options.tickMilliseconds)))))
         replica = try Replica.recover(
             configuration: configuration, id: options.id, app: KeyValueStore(),
             signer: keyFile.signer, digester: SHA256Digester(), records: records, checkpoint: stored)
@@ -151,7 +156,11 @@ public final class ReplicaNode: @unchecked Sendable {
     /// Binds the replica's address, starts the tick timer, and returns when `stop()` is called.
     public func run() async throws {
         for descriptor in membership.replicas {
-            do { peers[descriptor.id] = try SocketAddress.makeAddressResolvingHost(descriptor.host, port: Int(descriptor.port)) } catch {
+            do {
+                let address = try SocketAddress.makeAddressResolvingHost(descriptor.host, port: Int(descriptor.port))
+                peers[descriptor.id] = address
+                peerAddresses.insert(Self.key(address))
+            } catch {
                 throw RuntimeError.address("\(descriptor.host):\(descriptor.port)", "\(error)")
             }
         }
@@ -194,6 +203,13 @@ public final class ReplicaNode: @unchecked Sendable {
     func received(_ bytes: [UInt8], from address: SocketAddress) {
         guard stopped != nil else { return }
         traffic.datagramsReceived += 1
+        // Only replicas send frames larger than a datagram (clients' requests fit in one), so
+        // fragments from any other address are dropped before they can take buffer space:
+        // reassembly memory is bounded by n senders, not by whoever sends.
+        if bytes.first == DatagramKind.fragment.rawValue, !peerAddresses.contains(Self.key(address)) {
+            traffic.datagramsDropped += 1
+            return
+        }
         let frameBytes: [UInt8]
         switch reassembler.receive(bytes, from: SenderKey(address.description), now: ticks) {
         case .frame(let frame): frameBytes = frame
@@ -307,6 +323,9 @@ public final class ReplicaNode: @unchecked Sendable {
         logger.critical("\(reason)")
         fatalError(reason)
     }
+
+    /// An address as ip:port, without the host name NIO may attach.
+    static func key(_ address: SocketAddress) -> String { "\(address.ipAddress ?? "?"):\(address.port ?? 0)" }
 
     /// An operator-signed command (the authenticator checked the operator's key). A command
     /// no newer than the last one, or more than a minute away from our clock, is refused: a
