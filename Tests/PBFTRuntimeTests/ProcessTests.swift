@@ -318,7 +318,10 @@ struct TestFailure: Error, CustomStringConvertible {
         _ = try await cluster.load(clients: clients, operations: 40, tag: "more")
         for client in clients { await client.close() }
         let target = (0..<3).map { cluster.lastExecuted($0) }.max() ?? 0
-        #expect(eventually(within: 60) { cluster.lastExecuted(3) >= target }, "replica 3 caught up: \(cluster.lastExecuted(3)) of \(target)")
+        let started = Date()
+        let caughtUp = eventually(within: 90) { cluster.lastExecuted(3) >= target }
+        #expect(caughtUp, "replica 3 caught up: \(cluster.lastExecuted(3)) of \(target); its log ends: \(cluster.log(3).suffix(1500)); status: \((try? cluster.status(3)) ?? [:])")
+        print("state transfer over UDP: replica 3 caught up \(Int(Date().timeIntervalSince(started) * 1000)) ms after the load ended")
         let log = (try? String(contentsOfFile: cluster.dataDirectory(3) + "/execution.jsonl", encoding: .utf8)) ?? ""
         #expect(log.contains("\"type\":\"installed\""))
         let stateFile = cluster.dataDirectory(0) + "/checkpoint.state"
