@@ -19,6 +19,10 @@ struct StateFetch {
     var chunkCount: UInt32?
     var totalBytes: UInt64?
     var deadline: UInt64
+    /// Set when a chunk or the whole state did not check out: the next source starts over.
+    /// A source that is merely slow or gone is replaced without losing what arrived, since
+    /// every signer holds the same bytes (the digest at the end decides).
+    var discardProgress = false
 
     var source: ReplicaID { sources[sourceIndex % sources.count] }
 }
@@ -47,7 +51,7 @@ extension Replica {
     /// Called on each tick: starts a fetch when stuck behind a certified checkpoint, and
     /// moves to the next source when the current one stays silent.
     mutating func driveStateTransfer() {
-        let patience = UInt64(2 * configuration.statusIntervalTicks)
+        let patience = statePatienceTicks
         if let fetch = stateFetch, fetch.target.sequence <= lastExecuted {
             // Caught up by ordinary execution meanwhile: the fetch is moot.
             stateFetch = nil
@@ -61,10 +65,13 @@ extension Replica {
                 return startFetch(target, proof: proof)
             }
             fetch.sourceIndex += 1
-            fetch.received = []
-            fetch.chunksReceived = 0
-            fetch.chunkCount = nil
-            fetch.totalBytes = nil
+            if fetch.discardProgress {
+                fetch.received = []
+                fetch.chunksReceived = 0
+                fetch.chunkCount = nil
+                fetch.totalBytes = nil
+                fetch.discardProgress = false
+            }
             fetch.deadline = now + patience
             stateFetch = fetch
             requestNextChunk()
@@ -83,11 +90,14 @@ extension Replica {
         }
         guard !sources.isEmpty else { return }
         // Start with a source that depends on who we are, so laggards spread the load.
-        let patience = UInt64(2 * configuration.statusIntervalTicks)
+        let patience = statePatienceTicks
         stateFetch = StateFetch(target: target, proof: proof, sources: sources, sourceIndex: Int(id.rawValue), deadline: now + patience)
         counters.stateTransfersStarted += 1
         requestNextChunk()
     }
+
+    /// Ticks to wait for the next chunk before asking another source.
+    var statePatienceTicks: UInt64 { UInt64(4 * configuration.statusIntervalTicks) }
 
     mutating func requestNextChunk() {
         guard let fetch = stateFetch else { return }
@@ -127,20 +137,22 @@ extension Replica {
               fetch.chunkCount.map({ $0 == chunk.chunkCount }) ?? true,
               fetch.totalBytes.map({ $0 == chunk.totalBytes }) ?? true
         else {
-            stateFetch?.deadline = now  // move to the next source at the next tick
+            stateFetch?.deadline = now  // move to the next source at the next tick, from scratch
+            stateFetch?.discardProgress = true
             return drop(.invalidBatch)
         }
         fetch.chunkCount = chunk.chunkCount
         fetch.totalBytes = chunk.totalBytes
         fetch.received.append(contentsOf: chunk.bytes)
         fetch.chunksReceived += 1
-        fetch.deadline = now + UInt64(2 * configuration.statusIntervalTicks)
+        fetch.deadline = now + statePatienceTicks
         stateFetch = fetch
         guard fetch.chunksReceived == chunk.chunkCount else { return requestNextChunk() }
         guard digester.digest(fetch.received) == fetch.target.stateDigest, install(fetch) else {
             // f+1 correct replicas signed this digest, so this source lied: try the next one.
             counters[.wrongDigest] += 1
             stateFetch?.deadline = now
+            stateFetch?.discardProgress = true
             return
         }
     }
@@ -180,6 +192,8 @@ extension Replica {
         lastProgressTick = now
         emit(.stateInstalled(fetch.target))
         emit(.checkpointStable(fetch.target))
+        // Requests still waiting get a whole timeout from now: until now we could not execute them.
+        for requester in pendingSince.keys { pendingSince[requester] = now }
         restartViewChangeTimer()
         executeReady()
         proposeBatches()

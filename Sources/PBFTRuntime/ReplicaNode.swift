@@ -1,4 +1,10 @@
 public import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import PBFTCluster
 import PBFTCore
@@ -24,6 +30,8 @@ public struct ReplicaOptions: Sendable {
     public var statusIntervalTicks = 10
     /// The data directory was lost: rejoin under the amnesia rule (docs/runtime.md).
     public var lostState = false
+    /// Stop when the parent process goes away (launchers and tests: no orphans).
+    public var exitWithParent = false
 
     public init(clusterPath: String, id: ReplicaID, keyPath: String, dataDirectory: String) {
         self.clusterPath = clusterPath
@@ -70,6 +78,7 @@ public final class ReplicaNode: @unchecked Sendable {
     var ticks: UInt64 = 0
     let signer: any MessageSigner
     var lastControlTimestamp = Timestamp(0)
+    let parentPID = getppid()
     var loggedView = (ViewNumber(0), true)
     var loggedExecuted: UInt64 = .max
     lazy var wasRecovering = replica.amnesia != nil
@@ -196,6 +205,10 @@ public final class ReplicaNode: @unchecked Sendable {
 
     func tick() {
         ticks += 1
+        if options.exitWithParent, ticks % 20 == 0, getppid() != parentPID {
+            logger.notice("parent process gone; stopping")
+            return stop()
+        }
         _ = reassembler.expire(now: ticks)
         perform(replica.step(.tick))
     }

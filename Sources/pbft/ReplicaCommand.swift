@@ -25,6 +25,7 @@ struct ReplicaCommand: AsyncParsableCommand {
     @Option(help: "Log window L (a multiple of K).") var logWindow: Int = 128
     @Option(help: "Requests per batch at most.") var batchSize: Int = 64
     @Flag(help: "Do not fsync the write-ahead log (unsafe; to measure what syncing costs).") var noSync = false
+    @Flag(help: "Stop when the parent process exits (for launchers and tests).") var exitWithParent = false
     @Flag(help: "This replica lost its data directory: rejoin passively until it cannot contradict what it signed before.") var lostState = false
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel: String = "info"
 
@@ -37,6 +38,7 @@ struct ReplicaCommand: AsyncParsableCommand {
         options.tickMilliseconds = tickMs
         options.syncLog = !noSync
         options.lostState = lostState
+        options.exitWithParent = exitWithParent
         options.viewChangeTimeoutTicks = viewChangeTimeoutTicks
         options.checkpointInterval = checkpointInterval
         options.logWindow = logWindow

@@ -56,7 +56,7 @@ final class ProcessCluster: @unchecked Sendable {
     func start(_ i: Int, extra: [String] = []) throws {
         processes[i] = try PBFTBinary.start([
             "replica", "--cluster", directory.file("keys/cluster.toml"), "--id", "\(i)", "--key", directory.file("keys/replica-\(i).key"),
-            "--data", dataDirectory(i),
+            "--data", dataDirectory(i), "--exit-with-parent",
         ] + replicaSettings + extra, logPath: logPath(i))
     }
 
@@ -126,7 +126,14 @@ final class ProcessCluster: @unchecked Sendable {
         return batches
     }
 
-    func lastExecuted(_ i: Int) -> UInt64 { ((try? executions(i)) ?? [:]).keys.max() ?? 0 }
+    /// The highest sequence number replica `i` executed or installed by state transfer.
+    func lastExecuted(_ i: Int) -> UInt64 {
+        let executed = ((try? executions(i)) ?? [:]).keys.max() ?? 0
+        let text = (try? String(contentsOfFile: dataDirectory(i) + "/execution.jsonl", encoding: .utf8)) ?? ""
+        let installed = text.split(separator: "\n").filter { $0.contains("\"type\":\"installed\"") }
+            .compactMap { line in line.firstMatch(of: /"seq":(\d+)/).flatMap { UInt64($0.1) } }.max() ?? 0
+        return max(executed, installed)
+    }
 
     func log(_ i: Int) -> String { (try? String(contentsOfFile: logPath(i), encoding: .utf8)) ?? "" }
 }
