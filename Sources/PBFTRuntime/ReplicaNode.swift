@@ -1,4 +1,5 @@
 public import Logging
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -53,12 +54,23 @@ public struct TrafficCounters: Sendable {
     public var datagramsSent = 0
 }
 
-/// A replica process: the core, stepped on one event loop, over UDP, with its write-ahead
-/// log, checkpoint store and execution log in the data directory.
+/// What the receiving thread owns: reassembly and the counts of what it received and
+/// rejected. Guarded by a mutex because status reports read the counts from the core's thread.
+struct ReceiveState {
+    var reassembler: Reassembler
+    var ticks: UInt64 = 0
+    var accepting = true
+    var counters = TrafficCounters()
+}
+
+/// A replica process: the core over UDP, with its write-ahead log, checkpoint store and
+/// execution log in the data directory.
 ///
-/// Per datagram: reassemble, decode and verify (`Authenticator`), step the core, then carry
-/// out the actions in order, syncing the log once before the first send that follows a
-/// `.persist`.
+/// Two threads: the socket's loop reassembles each datagram, decodes it and verifies every
+/// signature in it (`Authenticator`); the core's loop steps the core with what checked out
+/// and carries out its actions in order, syncing the log once before the first send that
+/// follows a `.persist`. Signature checks, the costliest work per message, thus never hold
+/// up the thread that steps the protocol.
 public final class ReplicaNode: @unchecked Sendable {
     public let options: ReplicaOptions
     let membership: Membership
@@ -69,8 +81,8 @@ public final class ReplicaNode: @unchecked Sendable {
     let checkpoints: CheckpointStore
     let executionLog: ExecutionLog
     var logger: Logger
-    let endpoint = UDPEndpoint()
-    var reassembler: Reassembler
+    let endpoint = UDPEndpoint(separateCoreLoop: true)
+    let receiving: Mutex<ReceiveState>
     var peers: [ReplicaID: SocketAddress] = [:]
     var peerAddresses = Set<String>()
     var clientAddresses: [Principal: SocketAddress] = [:]
@@ -84,6 +96,7 @@ public final class ReplicaNode: @unchecked Sendable {
     lazy var wasRecovering = replica.amnesia != nil
     public private(set) var traffic = TrafficCounters()
     private var tickTask: RepeatedTask?
+    private var receiveTickTask: RepeatedTask?
     private var stopped: EventLoopPromise<Void>?
 
     public init(options: ReplicaOptions, logger: Logger) throws {
@@ -138,8 +151,8 @@ public final class ReplicaNode: @unchecked Sendable {
         signer = keyFile.signer
         // Fragments come only from the other replicas; a 30 s timeout covers a 32 MiB frame
         // on a slow link (ticks are options.tickMilliseconds long).
-        reassembler = Reassembler(limits: ReassemblyLimits(
-            sendersMax: max(1, membership.n - 1), timeoutTicks: UInt64(max(300, 30_000 / max(1, options.tickMilliseconds)))))
+        receiving = Mutex(ReceiveState(reassembler: Reassembler(limits: ReassemblyLimits(
+            sendersMax: max(1, membership.n - 1), timeoutTicks: UInt64(max(300, 30_000 / max(1, options.tickMilliseconds)))))))
         replica = try Replica.recover(
             configuration: configuration, id: options.id, app: KeyValueStore(),
             signer: keyFile.signer, digester: SHA256Digester(), records: records, checkpoint: stored)
@@ -179,10 +192,20 @@ public final class ReplicaNode: @unchecked Sendable {
         } catch {
             throw RuntimeError.bind("\(me.host):\(me.port)", "\(error)")
         }
-        let loop = endpoint.eventLoop
-        let stopped = loop.makePromise(of: Void.self)
-        self.stopped = stopped
-        tickTask = loop.scheduleRepeatedTask(initialDelay: .milliseconds(Int64(options.tickMilliseconds)), delay: .milliseconds(Int64(options.tickMilliseconds))) { [self] _ in tick() }
+        let loop = endpoint.coreLoop
+        let tick = TimeAmount.milliseconds(Int64(options.tickMilliseconds))
+        let stopped = try await loop.submit { [self] in
+            let promise = loop.makePromise(of: Void.self)
+            self.stopped = promise
+            tickTask = loop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { [self] _ in self.tick() }
+            return promise
+        }.get()
+        receiveTickTask = endpoint.eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { [self] _ in
+            receiving.withLock { state in
+                state.ticks += 1
+                _ = state.reassembler.expire(now: state.ticks)
+            }
+        }
         logger.info("replica serving", metadata: ["address": "\(me.host):\(me.port)", "n": "\(membership.n)", "f": "\(membership.f)", "view": "\(replica.view.rawValue)"])
         try await stopped.futureResult.get()
         await endpoint.close()
@@ -191,7 +214,9 @@ public final class ReplicaNode: @unchecked Sendable {
 
     /// Stops serving: no further datagram is handled; `run()` returns. Safe from any thread.
     public func stop() {
-        endpoint.eventLoop.execute { [self] in
+        endpoint.coreLoop.execute { [self] in
+            receiving.withLock { $0.accepting = false }
+            receiveTickTask?.cancel()
             tickTask?.cancel()
             logger.info("replica stopping", metadata: ["view": "\(replica.view.rawValue)", "executed": "\(replica.lastExecuted.rawValue)"])
             logger.info("counters", metadata: countersMetadata)
@@ -209,37 +234,49 @@ public final class ReplicaNode: @unchecked Sendable {
             logger.notice("parent process gone; stopping")
             return stop()
         }
-        _ = reassembler.expire(now: ticks)
         perform(replica.step(.tick))
     }
 
+    /// On the socket's loop: reassemble, decode, verify; hand what checks out to the core's loop.
     func received(_ bytes: [UInt8], from address: SocketAddress) {
-        guard stopped != nil else { return }
-        traffic.datagramsReceived += 1
         // Only replicas send frames larger than a datagram (clients' requests fit in one), so
         // fragments from any other address are dropped before they can take buffer space:
         // reassembly memory is bounded by n senders, not by whoever sends.
-        if bytes.first == DatagramKind.fragment.rawValue, !peerAddresses.contains(Self.key(address)) {
-            traffic.datagramsDropped += 1
-            return
+        let fromReplica = peerAddresses.contains(Self.key(address))
+        let frameBytes: [UInt8]? = receiving.withLock { state in
+            guard state.accepting else { return nil }
+            state.counters.datagramsReceived += 1
+            if bytes.first == DatagramKind.fragment.rawValue, !fromReplica {
+                state.counters.datagramsDropped += 1
+                return nil
+            }
+            switch state.reassembler.receive(bytes, from: SenderKey(address.description), now: state.ticks) {
+            case .frame(let frame): return frame
+            case .pending: return nil
+            case .dropped:
+                state.counters.datagramsDropped += 1
+                return nil
+            }
         }
-        let frameBytes: [UInt8]
-        switch reassembler.receive(bytes, from: SenderKey(address.description), now: ticks) {
-        case .frame(let frame): frameBytes = frame
-        case .pending: return
-        case .dropped: traffic.datagramsDropped += 1; return
-        }
+        guard let frameBytes else { return }
         let frame: Authenticated<Frame>
         do { frame = try authenticator.open(frameBytes) } catch {
-            switch error {
-            case .malformed: traffic.malformed += 1
-            case .unknownSigner: traffic.unknownSigner += 1
-            case .badSignature: traffic.badSignature += 1
+            receiving.withLock { state in
+                switch error {
+                case .malformed: state.counters.malformed += 1
+                case .unknownSigner: state.counters.unknownSigner += 1
+                case .badSignature: state.counters.badSignature += 1
+                }
             }
-            logger.debug("rejected frame", metadata: ["from": "\(address)", "reason": "\(error)"])
             return
         }
-        traffic.framesReceived += 1
+        receiving.withLock { $0.counters.framesReceived += 1 }
+        endpoint.coreLoop.execute { [self] in deliver(frame, from: address) }
+    }
+
+    /// On the core's loop: a verified frame.
+    func deliver(_ frame: Authenticated<Frame>, from address: SocketAddress) {
+        guard stopped != nil else { return }
         if case .control(let control) = frame.value.envelope.message {
             return onControl(control, from: address)
         }
@@ -370,6 +407,7 @@ public final class ReplicaNode: @unchecked Sendable {
     /// rejected by reason, and sent.
     func statusJSON() -> String {
         let c = replica.counters
+        let traffic = mergedTraffic
         let rejected: [(String, Int)] = [
             ("bad_signature", traffic.badSignature), ("unknown_sender", traffic.unknownSigner), ("malformed", traffic.malformed),
             ("datagram_dropped", traffic.datagramsDropped), ("stale_view", c[.staleView]), ("future_view", c[.futureView]),
@@ -392,8 +430,17 @@ public final class ReplicaNode: @unchecked Sendable {
         return "{" + fields.joined(separator: ",") + "}"
     }
 
+    /// What was received (counted on the socket's loop) and sent (counted here).
+    var mergedTraffic: TrafficCounters {
+        var merged = receiving.withLock { $0.counters }
+        merged.framesSent = traffic.framesSent
+        merged.datagramsSent = traffic.datagramsSent
+        return merged
+    }
+
     /// Traffic and the core's drop counters, for the log and status.
     var countersMetadata: Logger.Metadata {
+        let traffic = mergedTraffic
         var metadata: Logger.Metadata = [
             "datagrams_received": "\(traffic.datagramsReceived)", "frames_received": "\(traffic.framesReceived)",
             "datagrams_dropped": "\(traffic.datagramsDropped)", "malformed": "\(traffic.malformed)",

@@ -7,18 +7,25 @@ import NIOPosix
 /// Everything that touches the owner's state runs on `eventLoop`.
 final class UDPEndpoint: @unchecked Sendable {
     let group: MultiThreadedEventLoopGroup
+    /// The loop that owns the socket: datagrams arrive here.
     let eventLoop: any EventLoop
+    /// A second loop for the owner's own work when asked for (`separateCoreLoop`), so that
+    /// what runs per datagram (reassembly, signature checks) and what steps the protocol
+    /// use two threads; otherwise the same loop.
+    let coreLoop: any EventLoop
     private(set) var channel: (any Channel)?
 
-    init() {
-        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        eventLoop = group.next()
+    init(separateCoreLoop: Bool = false) {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: separateCoreLoop ? 2 : 1)
+        let loops = Array(group.makeIterator())
+        eventLoop = loops[0]
+        coreLoop = loops[loops.count - 1]
     }
 
     /// Binds `host:port` (port 0 picks a free one) and calls `onDatagram` on the event loop
     /// for each datagram received.
     func bind(host: String, port: Int, onDatagram: @escaping @Sendable ([UInt8], SocketAddress) -> Void) async throws -> SocketAddress {
-        let bootstrap = DatagramBootstrap(group: group)
+        let bootstrap = DatagramBootstrap(group: eventLoop)
             .channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4 << 20)
             .channelOption(ChannelOptions.socketOption(.so_sndbuf), value: 4 << 20)
