@@ -196,7 +196,12 @@ extension Replica {
     /// Restores the application and the reply cache from checkpointed state bytes whose
     /// digest is `digest`; false if they do not match or do not parse.
     mutating func restoreState(_ state: [UInt8], digest: Digest) -> Bool {
-        guard digester.digest(state) == digest else { return false }
+        digester.digest(state) == digest && restoreState(state)
+    }
+
+    /// Restores the application and the reply cache from state bytes (`checkpointState()`'s
+    /// layout); false, with nothing changed, if they do not parse.
+    mutating func restoreState(_ state: [UInt8]) -> Bool {
         var offset = 0
         guard let length = Bytes.readU64(state, &offset), length <= UInt64(state.count - offset) else { return false }
         let snapshot = Array(state[offset..<(offset + Int(length))])

@@ -161,18 +161,10 @@ extension Replica {
     /// checkpoint, then executes whatever committed entries follow it.
     mutating func install(_ fetch: StateFetch) -> Bool {
         let state = fetch.received
-        var offset = 0
-        guard let length = Bytes.readU64(state, &offset), length <= UInt64(state.count - offset) else { return false }
-        let snapshot = Array(state[offset..<(offset + Int(length))])
-        offset += Int(length)
-        guard let cache = ReplyCache.decode(state, offset: &offset), offset == state.count else { return false }
-        var restored = app
-        do { try restored.restore(snapshot) } catch { return false }
-
         let n = fetch.target.sequence
         precondition(n > lastExecuted, "installing \(n) at or below what was executed (\(lastExecuted))")
-        app = restored
-        replyCache = cache
+        // The caller checked the digest; the bytes must still parse as a state.
+        guard restoreState(state) else { return false }
         lastExecuted = n
         lastAssigned = max(lastAssigned, n)
         waterMarks.advance(to: n)
