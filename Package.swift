@@ -26,6 +26,7 @@ let package = Package(
         .library(name: "PBFTCluster", targets: ["PBFTCluster"]),
         .library(name: "PBFTKeyValue", targets: ["PBFTKeyValue"]),
         .library(name: "PBFTSimulator", targets: ["PBFTSimulator"]),
+        .library(name: "PBFTByzantine", targets: ["PBFTByzantine"]),
         .library(name: "PBFTStorage", targets: ["PBFTStorage"]),
         .library(name: "PBFTRuntime", targets: ["PBFTRuntime"]),
     ],
@@ -45,16 +46,17 @@ let package = Package(
         .target(name: "PBFTCrypto", dependencies: ["CSodium", "PBFTWire"], swiftSettings: strict),
         .target(name: "PBFTCore", dependencies: ["PBFTWire"], swiftSettings: strict),
         .target(name: "PBFTKeyValue", dependencies: ["PBFTCore", "PBFTWire"], swiftSettings: strict),
+        .target(name: "PBFTByzantine", dependencies: ["PBFTCore", "PBFTWire"], swiftSettings: strict),
         .target(
             name: "PBFTSimulator",
-            dependencies: ["PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue"],
+            dependencies: ["PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue", "PBFTByzantine"],
             swiftSettings: strict
         ),
         .target(name: "PBFTStorage", swiftSettings: strict),
         .target(
             name: "PBFTRuntime",
             dependencies: [
-                "PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue", "PBFTStorage", "PBFTCluster",
+                "PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue", "PBFTStorage", "PBFTCluster", "PBFTByzantine",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -84,7 +86,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PBFTCoreTests",
-            dependencies: ["PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue", "PBFTSimulator"],
+            dependencies: ["PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue", "PBFTSimulator", "PBFTByzantine"],
             swiftSettings: strict
         ),
         .target(name: "PBFTTestSupport", path: "Tests/PBFTTestSupport", swiftSettings: strict),

@@ -26,10 +26,10 @@ public final class ControlClient: @unchecked Sendable {
 
     /// Sends `command` to each of `replicas` and returns the replies that arrived within
     /// `timeoutMilliseconds` (a replica that is down simply has none).
-    public func send(_ command: Control.Command, to replicas: [ReplicaID], timeoutMilliseconds: Int = 1_500) async throws -> [ReplicaID: ControlReply] {
+    public func send(_ command: Control.Command, argument: [UInt8] = [], to replicas: [ReplicaID], timeoutMilliseconds: Int = 1_500) async throws -> [ReplicaID: ControlReply] {
         _ = try await endpoint.bind(host: "0.0.0.0", port: 0) { [self] bytes, address in received(bytes, from: address) }
         let timestamp = Timestamp(WallClock.microseconds() ?? 1)
-        let envelope = Envelope.seal(.control(Control(timestamp: timestamp, command: command)), epoch: membership.epoch, signer: signer)
+        let envelope = Envelope.seal(.control(Control(timestamp: timestamp, command: command, argument: argument)), epoch: membership.epoch, signer: signer)
         let datagrams = DatagramCodec.datagrams(for: Frame(envelope: envelope).encoded(), messageID: timestamp.rawValue)
         try await endpoint.eventLoop.submit { [self] in
             for id in replicas {

@@ -9,6 +9,7 @@ import Glibc
 import NIOCore
 import PBFTCluster
 import PBFTCore
+import PBFTByzantine
 import PBFTCrypto
 import PBFTKeyValue
 import PBFTStorage
@@ -33,6 +34,8 @@ public struct ReplicaOptions: Sendable {
     public var lostState = false
     /// Stop when the parent process goes away (launchers and tests: no orphans).
     public var exitWithParent = false
+    /// Obey `ctl byzantine` commands (experiments only).
+    public var allowByzantine = false
 
     public init(clusterPath: String, id: ReplicaID, keyPath: String, dataDirectory: String) {
         self.clusterPath = clusterPath
@@ -90,6 +93,9 @@ public final class ReplicaNode: @unchecked Sendable {
     var ticks: UInt64 = 0
     let signer: any MessageSigner
     var lastControlTimestamp = Timestamp(0)
+    /// The Byzantine behaviour in force, if any (only with `allowByzantine`).
+    var byzantine: ByzantineLayer?
+    var byzantineRNG = SplitMix64(seed: UInt64(truncatingIfNeeded: ContinuousClock.now.hashValue))
     let parentPID = getppid()
     var loggedView = (ViewNumber(0), true)
     var loggedExecuted: UInt64 = .max
@@ -290,7 +296,13 @@ public final class ReplicaNode: @unchecked Sendable {
         perform(replica.step(.message(frame)))
     }
 
-    func perform(_ actions: [Action]) {
+    func perform(_ produced: [Action]) {
+        var actions = produced
+        if var layer = byzantine {
+            actions = produced.flatMap { layer.rewrite($0, replica: replica, now: ticks, rng: &byzantineRNG) }
+            actions += layer.release(at: ticks)
+            byzantine = layer
+        }
         // Every log line carries the replica's view and last executed sequence number.
         if replica.lastExecuted.rawValue != loggedExecuted {
             loggedExecuted = replica.lastExecuted.rawValue
@@ -395,6 +407,25 @@ public final class ReplicaNode: @unchecked Sendable {
             logger.notice("stopping on the operator's command")
             replyControl(control, accepted: true, body: Array("stopping".utf8), to: address)
             stop()
+        case .byzantine:
+            let mode = String(decoding: control.argument, as: UTF8.self)
+            guard options.allowByzantine else {
+                logger.warning("refused a Byzantine mode: this replica was not started with --allow-byzantine", metadata: ["mode": "\(mode)"])
+                return replyControl(control, accepted: false, body: Array("refused: not started with --allow-byzantine".utf8), to: address)
+            }
+            if mode == "off" {
+                byzantine = nil
+                logger.notice("Byzantine behaviour off")
+                return replyControl(control, accepted: true, body: Array("byzantine off".utf8), to: address)
+            }
+            guard let behaviour = ByzantineBehaviour(rawValue: mode) else {
+                let modes = ByzantineBehaviour.allCases.map(\.rawValue).joined(separator: ", ")
+                return replyControl(control, accepted: false, body: Array("unknown mode '\(mode)'; modes: \(modes), off".utf8), to: address)
+            }
+            // A slow primary stays just under the view-change timeout.
+            byzantine = ByzantineLayer(behaviour: behaviour, signer: signer, membership: membership, holdTicks: UInt64(options.viewChangeTimeoutTicks * 9 / 10))
+            logger.notice("Byzantine behaviour on", metadata: ["mode": "\(mode)"])
+            replyControl(control, accepted: true, body: Array("byzantine \(mode)".utf8), to: address)
         }
     }
 

@@ -1,3 +1,4 @@
+import PBFTByzantine
 public import PBFTWire
 
 /// A node of the simulated network.

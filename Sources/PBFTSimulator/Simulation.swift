@@ -1,3 +1,4 @@
+public import PBFTByzantine
 public import PBFTCore
 import PBFTCrypto
 public import PBFTKeyValue

@@ -231,11 +231,15 @@ public struct Control: Hashable, Sendable {
         case status = 1
         /// Stop gracefully (as SIGTERM does).
         case stop = 2
+        /// Switch a Byzantine behaviour on (argument: its name) or off ("off"); only obeyed
+        /// by a replica started with `--allow-byzantine`.
+        case byzantine = 3
 
         public var description: String {
             switch self {
             case .status: "status"
             case .stop: "stop"
+            case .byzantine: "byzantine"
             }
         }
     }

@@ -9,7 +9,7 @@ struct Ctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ctl",
         abstract: "Operator-signed control of running replicas.",
-        subcommands: [CtlStatus.self, CtlStop.self]
+        subcommands: [CtlStatus.self, CtlStop.self, CtlByzantine.self]
     )
 }
 
@@ -85,7 +85,31 @@ struct CtlStop: AsyncParsableCommand {
             Output.line("r\(replica): no reply")
             throw ExitCode(1)
         }
-        Output.line("r\(replica): \(reply.accepted ? "" : "refused: ")\(String(decoding: reply.body, as: UTF8.self))")
+        Output.line("r\(replica): \(String(decoding: reply.body, as: UTF8.self))")
+        if !reply.accepted { throw ExitCode(1) }
+    }
+}
+
+struct CtlByzantine: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "byzantine",
+        abstract: "Switch a Byzantine behaviour on a replica started with --allow-byzantine (or 'off').",
+        discussion: "Modes: silent, mutePrimary, slowPrimary, equivocatingPrimary, wrongDigests, replayOld, viewChangeSpam, dropPreparedInNewView, wrongCheckpoints, wrongReplies; off."
+    )
+
+    @OptionGroup var target: ControlTarget
+    @Argument(help: "The replica id.") var replica: UInt32
+    @Argument(help: "The mode, or off.") var mode: String
+
+    func run() async throws {
+        let (client, membership) = try target.client()
+        guard membership.replica(ReplicaID(replica)) != nil else { throw ValidationError("replica \(replica) is not in \(target.cluster)") }
+        let replies = try await client.send(.byzantine, argument: Array(mode.utf8), to: [ReplicaID(replica)], timeoutMilliseconds: target.timeoutMs)
+        guard let reply = replies[ReplicaID(replica)] else {
+            Output.line("r\(replica): no reply")
+            throw ExitCode(1)
+        }
+        Output.line("r\(replica): \(String(decoding: reply.body, as: UTF8.self))")
         if !reply.accepted { throw ExitCode(1) }
     }
 }

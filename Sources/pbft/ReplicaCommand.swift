@@ -26,6 +26,7 @@ struct ReplicaCommand: AsyncParsableCommand {
     @Option(help: "Requests per batch at most.") var batchSize: Int = 64
     @Flag(help: "Do not fsync the write-ahead log (unsafe; to measure what syncing costs).") var noSync = false
     @Flag(help: "Stop when the parent process exits (for launchers and tests).") var exitWithParent = false
+    @Flag(help: "Obey operator-signed 'ctl byzantine' commands (fault-injection experiments only).") var allowByzantine = false
     @Flag(help: "This replica lost its data directory: rejoin passively until it cannot contradict what it signed before.") var lostState = false
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel: String = "info"
 
@@ -39,6 +40,7 @@ struct ReplicaCommand: AsyncParsableCommand {
         options.syncLog = !noSync
         options.lostState = lostState
         options.exitWithParent = exitWithParent
+        options.allowByzantine = allowByzantine
         options.viewChangeTimeoutTicks = viewChangeTimeoutTicks
         options.checkpointInterval = checkpointInterval
         options.logWindow = logWindow

@@ -1,4 +1,5 @@
 import PBFTCore
+import PBFTByzantine
 import PBFTKeyValue
 import PBFTSimulator
 import PBFTWire

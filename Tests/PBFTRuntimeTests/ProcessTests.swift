@@ -382,3 +382,36 @@ struct TestFailure: Error, CustomStringConvertible {
         #expect(cluster.log(2).contains("bad_signature=1"), "and the forgery was counted")
     }
 }
+
+@Suite(.serialized) struct ByzantineProcessTests {
+    @Test func byzantineModesOnlyWithTheFlagAndAMutePrimaryIsReplaced() async throws {
+        let cluster = try ProcessCluster()
+        let keys = cluster.directory.file("keys")
+        let ctl = ["--cluster", keys + "/cluster.toml", "--operator-key", keys + "/operator.key"]
+        try cluster.start(0)
+        for i in 1..<4 { try cluster.start(i, extra: ["--allow-byzantine"]) }
+        #expect(eventually(within: 10) { cluster.log(0).contains("replica serving") })
+        let refused = try PBFTBinary.run(["ctl", "byzantine", "0", "mutePrimary"] + ctl)
+        #expect(refused.status != 0)
+        #expect(refused.stdout.contains("not started with --allow-byzantine"))
+        #expect(eventually(within: 5) { cluster.log(0).contains("refused a Byzantine mode") })
+
+        cluster.stop(0)
+        try cluster.start(0, extra: ["--allow-byzantine"])
+        #expect(eventually(within: 10) { cluster.log(0).contains("replica serving") })
+        let unknown = try PBFTBinary.run(["ctl", "byzantine", "0", "grumpy"] + ctl)
+        #expect(unknown.status != 0 && unknown.stdout.contains("unknown mode"))
+        let accepted = try PBFTBinary.run(["ctl", "byzantine", "0", "mutePrimary"] + ctl)
+        #expect(accepted.status == 0, "\(accepted.stdout) \(accepted.stderr)")
+
+        let clients = try (0..<4).map { try cluster.clientNode($0) }
+        for client in clients { try await client.start(host: "127.0.0.1") }
+        _ = try await cluster.load(clients: clients, operations: 30, tag: "mute")
+        #expect(clients.allSatisfy { $0.view.rawValue >= 1 }, "the mute primary was replaced")
+        for client in clients { await client.close() }
+        let executed = try (1..<4).map { try cluster.executions($0) }
+        for i in 1..<3 {
+            for (seq, batch) in executed[i] { #expect(executed[0][seq] == nil || executed[0][seq] == batch, "correct replicas agree at \(seq)") }
+        }
+    }
+}

@@ -1,9 +1,9 @@
-import PBFTCore
-import PBFTWire
+public import PBFTCore
+public import PBFTWire
 
-/// What a faulty replica does in the simulator. The layer runs the correct core and then
-/// rewrites what it sends, signing with the faulty replica's own key: it can lie, but only
-/// as itself.
+/// What a faulty replica does, in the simulator or in a real replica process started with
+/// `--allow-byzantine`. The layer runs after the correct core and rewrites what it sends,
+/// signing with the faulty replica's own key: it can lie, but only as itself.
 public enum ByzantineBehaviour: String, CaseIterable, Hashable, Sendable {
     /// Receives everything, sends nothing.
     case silent
@@ -27,24 +27,32 @@ public enum ByzantineBehaviour: String, CaseIterable, Hashable, Sendable {
     case wrongReplies
 }
 
-struct ByzantineLayer {
-    let behaviour: ByzantineBehaviour
+public struct ByzantineLayer: Sendable {
+    public let behaviour: ByzantineBehaviour
     let signer: any MessageSigner
     let membership: Membership
     var sentHistory: [Frame] = []
     /// Frames held back (slow primary) and the tick at which they go out.
     var held: [(release: UInt64, action: Action)] = []
-    var holdTicks: UInt64 = 0
+    /// How long a slow primary holds each pre-prepare.
+    public var holdTicks: UInt64 = 0
+
+    public init(behaviour: ByzantineBehaviour, signer: any MessageSigner, membership: Membership, holdTicks: UInt64 = 0) {
+        self.behaviour = behaviour
+        self.signer = signer
+        self.membership = membership
+        self.holdTicks = holdTicks
+    }
 
     /// The held frames whose time has come.
-    mutating func release(at now: UInt64) -> [Action] {
+    public mutating func release(at now: UInt64) -> [Action] {
         let due = held.filter { $0.release <= now }.map(\.action)
         held.removeAll { $0.release <= now }
         return due
     }
 
     /// Rewrites one action of the faulty replica into what it actually sends.
-    mutating func rewrite(_ action: Action, replica: Replica<some StateMachine>, now: UInt64, rng: inout SplitMix64) -> [Action] {
+    public mutating func rewrite(_ action: Action, replica: Replica<some StateMachine>, now: UInt64, rng: inout SplitMix64) -> [Action] {
         if case .broadcast(let frame) = action { remember(frame) }
         switch behaviour {
         case .silent:
