@@ -77,7 +77,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "PBFTWireTests", dependencies: ["PBFTWire", "PBFTCrypto", "PBFTCore"], swiftSettings: strict),
+        .testTarget(name: "PBFTWireTests", dependencies: ["PBFTWire", "PBFTCrypto", "PBFTCore", "PBFTTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "PBFTCryptoTests",
             dependencies: ["PBFTCrypto", "PBFTWire"],
@@ -90,7 +90,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "PBFTTestSupport", path: "Tests/PBFTTestSupport", swiftSettings: strict),
-        .testTarget(name: "PBFTStorageTests", dependencies: ["PBFTStorage"], swiftSettings: strict),
+        .testTarget(name: "PBFTStorageTests", dependencies: ["PBFTStorage", "PBFTTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "PBFTRuntimeTests",
             dependencies: ["PBFTRuntime", "PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue", "PBFTCluster", "PBFTTestSupport"],

@@ -1,3 +1,4 @@
+import PBFTByzantine
 import PBFTCore
 import PBFTWire
 import Testing
@@ -82,7 +83,7 @@ private func digest(_ n: UInt8) -> Digest { Digest(bytes: [UInt8](repeating: n, 
     }
 
     @Test func garbageDoesNotDecode() {
-        var rng = SplitMixForTests(seed: 4)
+        var rng = SplitMix64(seed: 4)
         let good = { () -> [UInt8] in
             var c = ReplyCache()
             c.record(.client(ClientID(1)), Timestamp(3), result: [3, 4, 5])
@@ -100,18 +101,6 @@ private func digest(_ n: UInt8) -> Digest { Digest(bytes: [UInt8](repeating: n, 
             var offset = 0
             _ = ReplyCache.decode(bytes, offset: &offset)  // must not trap
         }
-    }
-}
-
-struct SplitMixForTests: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -1,3 +1,4 @@
+import PBFTTestSupport
 import Foundation
 import PBFTStorage
 import Testing
@@ -59,21 +60,7 @@ func recordOffsets(_ records: [[UInt8]]) -> [Int] {
     return offsets
 }
 
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny seeded generator, so every random test
-/// replays exactly from the seed it prints. Never the system generator.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension SplitMix64 {
     /// `count` random bytes, eight from each word.
     mutating func bytes(_ count: Int) -> [UInt8] {
         [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in

@@ -1,3 +1,4 @@
+import PBFTTestSupport
 import PBFTStorage
 import Testing
 

@@ -1,3 +1,4 @@
+import PBFTTestSupport
 import Foundation
 import PBFTStorage
 import Testing

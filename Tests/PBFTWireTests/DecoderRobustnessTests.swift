@@ -1,3 +1,4 @@
+import PBFTTestSupport
 import PBFTWire
 import Testing
 

@@ -1,3 +1,4 @@
+import PBFTTestSupport
 import PBFTCore
 import PBFTCrypto
 import PBFTWire
