@@ -62,7 +62,7 @@ final class ProcessCluster: @unchecked Sendable {
 
     func status(_ i: Int) throws -> [String: Any] {
         let keys = directory.file("keys")
-        let result = try PBFTBinary.run(["ctl", "status", "--replica", "\(i)", "--cluster", keys + "/cluster.toml", "--operator-key", keys + "/operator.key", "--json"])
+        let result = try PBFTBinary.run(["ctl", "status", "--replica", "\(i)", "--cluster", keys + "/cluster.toml", "--operator-key", keys + "/operator.key", "--json", "--timeout-ms", "5000"])
         return (try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]) ?? [:]
     }
 
@@ -348,7 +348,7 @@ struct TestFailure: Error, CustomStringConvertible {
         for client in clients { await client.close() }
 
         let keys = cluster.directory.file("keys")
-        let status = try PBFTBinary.run(["ctl", "status", "--cluster", keys + "/cluster.toml", "--operator-key", keys + "/operator.key", "--json"])
+        let status = try PBFTBinary.run(["ctl", "status", "--cluster", keys + "/cluster.toml", "--operator-key", keys + "/operator.key", "--json", "--timeout-ms", "5000"])
         #expect(status.status == 0, "\(status.stderr)")
         let lines = status.stdout.split(separator: "\n")
         #expect(lines.count == 4)
@@ -376,7 +376,7 @@ struct TestFailure: Error, CustomStringConvertible {
         try await Task.sleep(for: .milliseconds(300))
         #expect(cluster.processes[2]!.isRunning, "a forged stop is not obeyed")
 
-        let stop = try PBFTBinary.run(["ctl", "stop", "2", "--cluster", keys + "/cluster.toml", "--operator-key", keys + "/operator.key"])
+        let stop = try PBFTBinary.run(["ctl", "stop", "2", "--cluster", keys + "/cluster.toml", "--operator-key", keys + "/operator.key", "--timeout-ms", "5000"])
         #expect(stop.status == 0, "\(stop.stdout) \(stop.stderr)")
         #expect(eventually(within: 5) { !cluster.processes[2]!.isRunning }, "the operator's stop is")
         #expect(cluster.log(2).contains("bad_signature=1"), "and the forgery was counted")
@@ -387,7 +387,7 @@ struct TestFailure: Error, CustomStringConvertible {
     @Test func byzantineModesOnlyWithTheFlagAndAMutePrimaryIsReplaced() async throws {
         let cluster = try ProcessCluster()
         let keys = cluster.directory.file("keys")
-        let ctl = ["--cluster", keys + "/cluster.toml", "--operator-key", keys + "/operator.key"]
+        let ctl = ["--cluster", keys + "/cluster.toml", "--operator-key", keys + "/operator.key", "--timeout-ms", "5000"]
         try cluster.start(0)
         for i in 1..<4 { try cluster.start(i, extra: ["--allow-byzantine"]) }
         #expect(eventually(within: 10) { cluster.log(0).contains("replica serving") })
@@ -398,7 +398,8 @@ struct TestFailure: Error, CustomStringConvertible {
 
         cluster.stop(0)
         try cluster.start(0, extra: ["--allow-byzantine"])
-        #expect(eventually(within: 10) { cluster.log(0).contains("replica serving") })
+        // The log is appended to across restarts: wait for the second start to be serving.
+        #expect(eventually(within: 10) { cluster.log(0).components(separatedBy: "replica serving").count >= 3 })
         let unknown = try PBFTBinary.run(["ctl", "byzantine", "0", "grumpy"] + ctl)
         #expect(unknown.status != 0 && unknown.stdout.contains("unknown mode"))
         let accepted = try PBFTBinary.run(["ctl", "byzantine", "0", "mutePrimary"] + ctl)
