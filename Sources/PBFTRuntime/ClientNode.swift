@@ -114,8 +114,12 @@ public final class ClientNode: @unchecked Sendable {
 
 public enum ClientError: Error, CustomStringConvertible {
     case timedOut(f: Int)
-    public var description: String { "no f+1 = \(self.f + 1) matching replies in time" }
-    var f: Int { if case .timedOut(let f) = self { f } else { 0 } }
+
+    public var description: String {
+        switch self {
+        case .timedOut(let f): "no f+1 = \(f + 1) matching replies in time"
+        }
+    }
 }
 
 #if canImport(Glibc)

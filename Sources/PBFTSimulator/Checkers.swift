@@ -1,4 +1,5 @@
 import PBFTCore
+import PBFTCrypto
 import PBFTWire
 
 /// The checks every simulated run must pass; each returns human-readable violations.
@@ -115,17 +116,11 @@ public enum Checkers {
                 violations.append("reply: \(key) completed at its client but no replica executed it")
                 continue
             }
-            guard let value = operation.result, SHA256.digest(value.encoded()) == resultDigest else {
+            guard let value = operation.result, SHA256Digester().digest(value.encoded()) == resultDigest else {
                 violations.append("reply: \(key) completed with a result no replica computed")
                 continue
             }
         }
         return violations
     }
-}
-
-import PBFTCrypto
-
-enum SHA256 {
-    static func digest(_ bytes: [UInt8]) -> Digest { Crypto.sha256(bytes) }
 }

@@ -42,7 +42,7 @@ struct CryptoBench: AsyncParsableCommand {
         let block = [UInt8](repeating: 7, count: 1024)
         let hashes = 50_000
         var distinct = Set<Digest>()
-        let hashTime = clock.measure { for i in 0..<hashes { distinct.insert(Crypto.sha256(block)); _ = i } }
+        let hashTime = clock.measure { for _ in 0..<hashes { distinct.insert(Crypto.sha256(block)) } }
         guard distinct.count == 1 else { throw ValidationError("SHA-256 is not deterministic") }
 
         let signMicros = signTime.seconds * 1e6 / Double(iterations)

@@ -59,15 +59,7 @@ struct Harness {
         seal(.request(Request(timestamp: Timestamp(timestamp), operation: operation.encoded())), as: .client(ClientID(client)))
     }
 
-    func batchDigest(_ batch: [Envelope]) -> Digest {
-        var bytes: [UInt8] = []
-        for request in batch {
-            let encoded = request.encoded()
-            Bytes.append(UInt64(encoded.count), to: &bytes)
-            bytes += encoded
-        }
-        return SHA256Digester().digest(bytes)
-    }
+    func batchDigest(_ batch: [Envelope]) -> Digest { replicas[0].digest(ofBatch: batch) }
 
     func prePrepare(view: UInt64 = 0, sequence: UInt64, batch: [Envelope], from primary: UInt32 = 0, digest: Digest? = nil) -> Frame {
         let p = PrePrepare(view: ViewNumber(view), sequence: SequenceNumber(sequence), batchDigest: digest ?? batchDigest(batch))

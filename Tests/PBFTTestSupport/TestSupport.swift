@@ -1,4 +1,5 @@
 public import Foundation
+public import PBFTByzantine
 
 /// A fresh directory per test, removed afterwards.
 public final class TemporaryDirectory: @unchecked Sendable {
@@ -85,18 +86,5 @@ public func eventually(within seconds: Double, every interval: Double = 0.05, _ 
     return try condition()
 }
 
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny seeded generator, so every random test
-/// replays exactly from the seed it prints. Never the system generator.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The tests' seeded generator is the sources' own (PBFTByzantine's SplitMix64).
+public typealias SplitMix64 = PBFTByzantine.SplitMix64
