@@ -8,7 +8,7 @@ import PackageDescription
 //                      └──▶ PBFTCore ─▶ PBFTWire
 //
 // PBFTWire and PBFTCore are pure: no Foundation, no NIO, no clock, no randomness.
-// Later issues add PBFTRuntime (UDP shell), PBFTSimulator and PBFTLauncher beside PBFTCluster.
+// PBFTRuntime (the UDP shell), PBFTSimulator and PBFTTestbed (launcher, fault proxy) sit beside PBFTCluster.
 
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
@@ -29,6 +29,7 @@ let package = Package(
         .library(name: "PBFTByzantine", targets: ["PBFTByzantine"]),
         .library(name: "PBFTStorage", targets: ["PBFTStorage"]),
         .library(name: "PBFTRuntime", targets: ["PBFTRuntime"]),
+        .library(name: "PBFTTestbed", targets: ["PBFTTestbed"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
@@ -53,13 +54,23 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "PBFTStorage", swiftSettings: strict),
+        .target(name: "CProcessSupport"),
         .target(
             name: "PBFTRuntime",
             dependencies: [
-                "PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue", "PBFTStorage", "PBFTCluster", "PBFTByzantine",
+                "PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue", "PBFTStorage", "PBFTCluster", "PBFTByzantine", "CProcessSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "PBFTTestbed",
+            dependencies: [
+                "PBFTRuntime", "PBFTCluster", "PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTByzantine",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
@@ -71,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "pbft",
             dependencies: [
-                "PBFTCluster", "PBFTCrypto", "PBFTWire", "PBFTCore", "PBFTSimulator", "PBFTRuntime", "PBFTKeyValue",
+                "PBFTCluster", "PBFTCrypto", "PBFTWire", "PBFTCore", "PBFTSimulator", "PBFTRuntime", "PBFTKeyValue", "PBFTTestbed", "PBFTByzantine",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -94,6 +105,11 @@ let package = Package(
         .testTarget(
             name: "PBFTRuntimeTests",
             dependencies: ["PBFTRuntime", "PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue", "PBFTCluster", "PBFTTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "PBFTTestbedTests",
+            dependencies: ["PBFTTestbed", "PBFTRuntime", "PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue", "PBFTCluster", "PBFTTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

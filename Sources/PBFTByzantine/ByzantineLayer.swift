@@ -25,6 +25,26 @@ public enum ByzantineBehaviour: String, CaseIterable, Hashable, Sendable {
     case wrongCheckpoints
     /// Replies to clients carry a wrong result.
     case wrongReplies
+    /// About half of what it sends, to replicas and to clients, carries a corrupted
+    /// signature (a few bits of the real one flipped), decided per receiver, so its traffic
+    /// is a mix of valid and invalid. A message that nests signed envelopes (a view-change's
+    /// C and P, a new-view's V and O) sometimes has a nested signature corrupted instead,
+    /// under an outer signature that verifies.
+    case badSignatures
+    /// Before each message it sends, sends f+1 copies that each claim another replica as
+    /// sender (now and then one outside the membership), signed with its own key; then its
+    /// genuine message. The copies agree on a wrong digest (pre-prepare, prepare, commit,
+    /// checkpoint) or result (reply), so a receiver that believed the claimed senders would
+    /// count conflicting votes of correct replicas ahead of their real ones, or take f+1
+    /// matching wrong replies. Messages name their replica only as the envelope's sender, so
+    /// that is the field forged. The genuine traffic keeps the faulty replica a useful voter:
+    /// the forgeries must be refused without costing the genuine messages anything.
+    case forgedSender
+    /// Also sends every other replica, each tick, up to `garbagePerPeerMax` junk datagrams
+    /// (`garbage(rng:)`, kinds in `GarbageKind`): random bytes, datagram and fragment
+    /// headers over random content, its own frames truncated or with bits flipped, frames
+    /// with random payloads, and messages with extreme field values signed as itself.
+    case garbageFlood
 }
 
 public struct ByzantineLayer: Sendable {
@@ -36,6 +56,8 @@ public struct ByzantineLayer: Sendable {
     var held: [(release: UInt64, action: Action)] = []
     /// How long a slow primary holds each pre-prepare.
     public var holdTicks: UInt64 = 0
+    /// Junk datagrams a garbage flood sends each other replica per tick, at most.
+    public var garbagePerPeerMax = 50
 
     public init(behaviour: ByzantineBehaviour, signer: any MessageSigner, membership: Membership, holdTicks: UInt64 = 0) {
         self.behaviour = behaviour
@@ -49,6 +71,20 @@ public struct ByzantineLayer: Sendable {
         let due = held.filter { $0.release <= now }.map(\.action)
         held.removeAll { $0.release <= now }
         return due
+    }
+
+    /// The junk datagrams (runtime datagram format, see `GarbageKind`) to send now, each
+    /// straight to a replica, bypassing the frame encoder; none unless the behaviour is
+    /// `garbageFlood`. The runtime calls this each tick, the simulator too.
+    public mutating func garbage(rng: inout SplitMix64) -> [(to: ReplicaID, bytes: [UInt8])] {
+        guard behaviour == .garbageFlood else { return [] }
+        let maker = GarbageMaker(signer: signer, epoch: membership.epoch)
+        var junk: [(to: ReplicaID, bytes: [UInt8])] = []
+        for peer in peers {
+            let burst = maker.burst(budget: Int.random(in: 0...garbagePerPeerMax, using: &rng), ownFrames: sentHistory, rng: &rng)
+            junk += burst.map { (peer, $0) }
+        }
+        return junk
     }
 
     /// Rewrites one action of the faulty replica into what it actually sends.
@@ -110,6 +146,105 @@ public struct ByzantineLayer: Sendable {
             guard case .reply(let envelope, let to) = action, case .reply(var r) = envelope.message else { return [action] }
             r.result = [UInt8(truncatingIfNeeded: rng.next())] + r.result.reversed()
             return [.reply(seal(.reply(r)), to: to)]
+        case .badSignatures:
+            return corruptSignatures(action, rng: &rng)
+        case .forgedSender:
+            return forgeries(of: action, rng: &rng) + [action]
+        case .garbageFlood:
+            return [action]
+        }
+    }
+
+    /// Each receiver's copy has, with probability one half, a corrupted signature.
+    private func corruptSignatures(_ action: Action, rng: inout SplitMix64) -> [Action] {
+        switch action {
+        case .send(let frame, let to):
+            return [.send(rng.chance(0.5) ? corrupted(frame, &rng) : frame, to: to)]
+        case .broadcast(let frame):
+            return peers.map { .send(rng.chance(0.5) ? corrupted(frame, &rng) : frame, to: $0) }
+        case .reply(let envelope, let to):
+            return [.reply(rng.chance(0.5) ? corrupted(Frame(envelope: envelope), &rng).envelope : envelope, to: to)]
+        default:
+            return [action]
+        }
+    }
+
+    private func corrupted(_ frame: Frame, _ rng: inout SplitMix64) -> Frame {
+        var envelope = frame.envelope
+        switch envelope.message {
+        case .viewChange(var v) where !v.checkpointProof.isEmpty && rng.chance(0.5):
+            let i = Int.random(in: 0..<v.checkpointProof.count, using: &rng)
+            v.checkpointProof[i].signature = flipped(v.checkpointProof[i].signature, &rng)
+            envelope = seal(.viewChange(v))
+        case .viewChange(var v) where !v.prepared.isEmpty && rng.chance(0.5):
+            let i = Int.random(in: 0..<v.prepared.count, using: &rng)
+            v.prepared[i].prePrepare.signature = flipped(v.prepared[i].prePrepare.signature, &rng)
+            envelope = seal(.viewChange(v))
+        case .newView(var n) where !n.viewChanges.isEmpty && rng.chance(0.5):
+            let i = Int.random(in: 0..<n.viewChanges.count, using: &rng)
+            n.viewChanges[i].signature = flipped(n.viewChanges[i].signature, &rng)
+            envelope = seal(.newView(n))
+        case .newView(var n) where !n.prePrepares.isEmpty && rng.chance(0.5):
+            let i = Int.random(in: 0..<n.prePrepares.count, using: &rng)
+            n.prePrepares[i].signature = flipped(n.prePrepares[i].signature, &rng)
+            envelope = seal(.newView(n))
+        default:
+            envelope.signature = flipped(envelope.signature, &rng)
+        }
+        return Frame(envelope: envelope, batch: frame.batch)
+    }
+
+    /// The signature with one to three of its bits flipped.
+    private func flipped(_ signature: Signature, _ rng: inout SplitMix64) -> Signature {
+        var bytes = signature.bytes
+        for _ in 0..<Int.random(in: 1...3, using: &rng) {
+            bytes[Int.random(in: 0..<bytes.count, using: &rng)] ^= 1 << UInt8.random(in: 0...7, using: &rng)
+        }
+        guard let result = Signature(bytes: bytes) else { preconditionFailure("a signature of \(bytes.count) bytes") }
+        return result
+    }
+
+    /// Forged copies of a send, each claiming another replica, to the same receivers.
+    private func forgeries(of action: Action, rng: inout SplitMix64) -> [Action] {
+        let envelope: Envelope
+        switch action {
+        case .send(let frame, _), .broadcast(let frame): envelope = frame.envelope
+        case .reply(let e, _): envelope = e
+        default: return []
+        }
+        let message = falsified(envelope.message, rng: &rng)
+        return claimants(rng: &rng).map { claimed in
+            let forged = Envelope(
+                sender: .replica(claimed), epoch: envelope.epoch, message: message,
+                signature: signer.sign(Envelope.signedBytes(sender: .replica(claimed), epoch: envelope.epoch, message: message)))
+            switch action {
+            case .send(_, let to): return .send(Frame(envelope: forged), to: to)
+            case .reply(_, let to): return .reply(forged, to: to)
+            default: return .broadcast(Frame(envelope: forged))
+            }
+        }
+    }
+
+    /// f+1 other replicas, and with probability 1/8 one id no replica has.
+    private func claimants(rng: inout SplitMix64) -> [ReplicaID] {
+        var others = peers
+        others.shuffle(using: &rng)
+        var claimed = Array(others.prefix(membership.f + 1))
+        if rng.chance(0.125), let highest = membership.replicas.map(\.id).max() {
+            claimed.append(ReplicaID(highest.rawValue &+ UInt32.random(in: 1...1_000, using: &rng)))
+        }
+        return claimed
+    }
+
+    /// The message with its digest or result made wrong, where it has one.
+    private func falsified(_ message: Message, rng: inout SplitMix64) -> Message {
+        switch message {
+        case .prePrepare(var p): p.batchDigest = randomDigest(&rng); return .prePrepare(p)
+        case .prepare(var v): v.batchDigest = randomDigest(&rng); return .prepare(v)
+        case .commit(var v): v.batchDigest = randomDigest(&rng); return .commit(v)
+        case .checkpoint(var c): c.stateDigest = randomDigest(&rng); return .checkpoint(c)
+        case .reply(var r): r.result = [UInt8(truncatingIfNeeded: rng.next())] + r.result; return .reply(r)
+        default: return message
         }
     }
 
@@ -122,6 +257,11 @@ public struct ByzantineLayer: Sendable {
 
     private func backups(of replica: Replica<some StateMachine>) -> [ReplicaID] {
         membership.replicas.map(\.id).filter { $0 != replica.id }
+    }
+
+    /// Every replica but this one.
+    private var peers: [ReplicaID] {
+        membership.replicas.map(\.id).filter { .replica($0) != signer.principal }
     }
 
     private func randomDigest(_ rng: inout SplitMix64) -> Digest {

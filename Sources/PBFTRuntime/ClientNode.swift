@@ -126,10 +126,10 @@ public enum ClientError: Error, CustomStringConvertible {
 import Glibc
 #endif
 
-enum WallClock {
+package enum WallClock {
     // Used by clients (timestamps) and the control endpoint (freshness).
     /// Microseconds since the epoch, for client timestamps that keep growing across restarts.
-    static func microseconds() -> UInt64? {
+    package static func microseconds() -> UInt64? {
         var now = timespec()
         guard clock_gettime(CLOCK_REALTIME, &now) == 0 else { return nil }
         return UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1_000

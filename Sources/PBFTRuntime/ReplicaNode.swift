@@ -241,6 +241,22 @@ public final class ReplicaNode: @unchecked Sendable {
             return stop()
         }
         perform(replica.step(.tick))
+        sendGarbage()
+    }
+
+    /// A garbage flood's junk datagrams, straight to the socket: they bypass the frame
+    /// encoder and the datagram codec on purpose.
+    func sendGarbage() {
+        guard var layer = byzantine else { return }
+        let junk = layer.garbage(rng: &byzantineRNG)
+        byzantine = layer
+        guard !junk.isEmpty else { return }
+        for peer in membership.replicas {
+            let datagrams = junk.filter { $0.to == peer.id }.map(\.bytes)
+            guard !datagrams.isEmpty, let address = peers[peer.id] else { continue }
+            traffic.datagramsSent += datagrams.count
+            endpoint.send(datagrams, to: address)
+        }
     }
 
     /// On the socket's loop: reassemble, decode, verify; hand what checks out to the core's loop.
@@ -407,6 +423,8 @@ public final class ReplicaNode: @unchecked Sendable {
             logger.notice("stopping on the operator's command")
             replyControl(control, accepted: true, body: Array("stopping".utf8), to: address)
             stop()
+        case .launcher:
+            replyControl(control, accepted: false, body: Array("refused: this is a replica; launcher commands go to the launcher".utf8), to: address)
         case .byzantine:
             let mode = String(decoding: control.argument, as: UTF8.self)
             guard options.allowByzantine else {

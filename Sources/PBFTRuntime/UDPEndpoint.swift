@@ -1,4 +1,4 @@
-import NIOCore
+package import NIOCore
 import NIOPosix
 
 /// One UDP socket on a one-thread event loop, with the settings the pitfalls call for: a
@@ -25,20 +25,9 @@ final class UDPEndpoint: @unchecked Sendable {
     /// Binds `host:port` (port 0 picks a free one) and calls `onDatagram` on the event loop
     /// for each datagram received.
     func bind(host: String, port: Int, onDatagram: @escaping @Sendable ([UInt8], SocketAddress) -> Void) async throws -> SocketAddress {
-        let bootstrap = DatagramBootstrap(group: eventLoop)
-            .channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4 << 20)
-            .channelOption(ChannelOptions.socketOption(.so_sndbuf), value: 4 << 20)
-            .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(InboundDatagrams(onDatagram))
-                }
-            }
-        let channel = try await bootstrap.bind(host: host, port: port).get()
-        self.channel = channel
-        guard let local = channel.localAddress else { throw RuntimeError.bind("\(host):\(port)", "no local address") }
-        return local
+        let socket = try await DatagramSocket.bind(on: eventLoop, host: host, port: port, onDatagram: onDatagram).get()
+        channel = socket.channel
+        return socket.localAddress
     }
 
     /// Sends datagrams; called on the event loop. A failed send (the peer's port closed, a
@@ -57,6 +46,48 @@ final class UDPEndpoint: @unchecked Sendable {
         try? await channel?.close()
         try? await group.shutdownGracefully()
     }
+}
+
+/// One bound UDP socket on a given event loop, configured as `UDPEndpoint`'s is. The fault
+/// proxy binds many of these on one loop.
+package final class DatagramSocket: @unchecked Sendable {
+    package let channel: any Channel
+    package let localAddress: SocketAddress
+
+    private init(channel: any Channel, localAddress: SocketAddress) {
+        self.channel = channel
+        self.localAddress = localAddress
+    }
+
+    /// Binds `host:port` on `loop`; `onDatagram` runs on `loop` for each datagram received.
+    package static func bind(
+        on loop: any EventLoop, host: String, port: Int, onDatagram: @escaping @Sendable ([UInt8], SocketAddress) -> Void
+    ) -> EventLoopFuture<DatagramSocket> {
+        DatagramBootstrap(group: loop)
+            .channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4 << 20)
+            .channelOption(ChannelOptions.socketOption(.so_sndbuf), value: 4 << 20)
+            .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(InboundDatagrams(onDatagram))
+                }
+            }
+            .bind(host: host, port: port)
+            .flatMapThrowing { channel in
+                guard let local = channel.localAddress else { throw RuntimeError.bind("\(host):\(port)", "no local address") }
+                return DatagramSocket(channel: channel, localAddress: local)
+            }
+    }
+
+    /// Sends one datagram; call on the socket's loop. A failed send is a lost datagram.
+    package func send(_ datagram: [UInt8], to address: SocketAddress) {
+        var buffer = channel.allocator.buffer(capacity: datagram.count)
+        buffer.writeBytes(datagram)
+        channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+    }
+
+    package func close() -> EventLoopFuture<Void> { channel.close() }
 }
 
 private final class InboundDatagrams: ChannelInboundHandler, @unchecked Sendable {

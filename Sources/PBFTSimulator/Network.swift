@@ -42,13 +42,56 @@ public struct Isolation: Hashable, Sendable {
     }
 }
 
+/// What a node refused before its core or client saw it, by reason: the runtime's
+/// traffic counters (`pbft ctl status`'s "rejected"), for the simulated network.
+public struct RejectionCounters: Hashable, Sendable, CustomStringConvertible {
+    public var malformed = 0
+    public var unknownSigner = 0
+    public var badSignature = 0
+    /// Raw datagrams the datagram layer dropped: empty, of an unknown kind, or fragments.
+    public var datagramsDropped = 0
+
+    public init() {}
+
+    public var total: Int { malformed + unknownSigner + badSignature + datagramsDropped }
+
+    mutating func count(_ rejection: Rejection) {
+        switch rejection {
+        case .malformed: malformed += 1
+        case .unknownSigner: unknownSigner += 1
+        case .badSignature: badSignature += 1
+        }
+    }
+
+    public var description: String {
+        "malformed=\(malformed) unknown_signer=\(unknownSigner) bad_signature=\(badSignature) datagrams_dropped=\(datagramsDropped)"
+    }
+}
+
 /// The deterministic network: datagrams (as bytes, through the real wire code) wait in
 /// per-tick buckets and are delivered in the order they were sent within a tick.
+///
+/// A datagram holds one encoded frame: the simulated network never fragments, so it leaves
+/// the runtime's datagram layer out. Only a faulty replica's junk is `raw`, in the runtime's
+/// datagram format (a kind byte first, see PBFTByzantine's `GarbageKind`); the receiver
+/// unwraps it as the runtime would a whole frame, and drops anything else.
 struct Network {
     struct Datagram {
         var from: NodeID
         var to: NodeID
         var bytes: [UInt8]
+        var raw = false
+    }
+
+    /// The runtime's kind byte before a whole frame (PBFTRuntime's `DatagramKind.whole`).
+    static let wholeFrameKind: UInt8 = 0x50
+
+    /// The frame a raw datagram carries whole; nil for one that is empty, of an unknown kind,
+    /// or a fragment (no frame here is ever fragmented, so a fragment is junk: the runtime
+    /// would drop it, buffer it until it expires, or complete a frame that does not decode).
+    static func wholeFrame(in datagram: [UInt8]) -> [UInt8]? {
+        guard datagram.first == wholeFrameKind else { return nil }
+        return Array(datagram.dropFirst())
     }
 
     var faults: NetworkFaults
@@ -69,7 +112,7 @@ struct Network {
         return isolations.contains { $0.replica == id && $0.ticks.contains(tick) }
     }
 
-    mutating func send(_ bytes: [UInt8], from: NodeID, to: NodeID, now: UInt64, rng: inout SplitMix64) {
+    mutating func send(_ bytes: [UInt8], from: NodeID, to: NodeID, now: UInt64, rng: inout SplitMix64, raw: Bool = false) {
         sent += 1
         if isIsolated(from, at: now) || rng.chance(faults.loss) {
             lost += 1
@@ -79,7 +122,7 @@ struct Network {
         duplicated += copies - 1
         for _ in 0..<copies {
             let delay = UInt64(Int.random(in: faults.delayTicks, using: &rng))
-            buckets[now + delay, default: []].append(Datagram(from: from, to: to, bytes: bytes))
+            buckets[now + delay, default: []].append(Datagram(from: from, to: to, bytes: bytes, raw: raw))
             inFlight += 1
         }
     }

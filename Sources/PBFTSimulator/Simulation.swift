@@ -35,6 +35,9 @@ public struct SimulationOptions: Hashable, Sendable {
     public var viewChangeTimeoutTicks: Int = 400
     /// Clients only put (to grow the state quickly).
     public var writeOnly = false
+    /// Junk datagrams a `garbageFlood` replica sends each other replica per tick, at most
+    /// (the runtime's 50 would make runs slow without testing anything more).
+    public var garbagePerPeerMax = 2
 
     public init(
         seed: UInt64, replicas: Int = 4, clients: Int = 4, requestsPerClient: Int = 25, keySpace: Int = 16,
@@ -150,6 +153,8 @@ public struct SimulationResult: Sendable {
     public var datagramsSent: Int
     public var datagramsLost: Int
     public var rejectedFrames: Int
+    /// What each node refused before its core or client saw it, by reason.
+    public var rejections: [NodeID: RejectionCounters] = [:]
     public var replicaCounters: [ReplicaID: ReplicaCounters]
     public var maxLogEntries: Int
     public var finalLogEntries: [ReplicaID: Int]
@@ -248,6 +253,7 @@ public struct Simulation {
         for (replica, behaviour) in options.byzantine {
             var layer = ByzantineLayer(behaviour: behaviour, signer: signers[.replica(replica)]!, membership: membership)
             layer.holdTicks = UInt64(3 * options.viewChangeTimeoutTicks)
+            layer.garbagePerPeerMax = options.garbagePerPeerMax
             byzantineLayers[replica] = layer
         }
         for key in clientKeys {
@@ -286,6 +292,7 @@ public struct Simulation {
         for index in replicas.indices where !isDown(replicas[index].id) {
             let actions = replicas[index].step(.tick)
             perform(actions, from: index)
+            sendGarbage(from: replicas[index].id)
         }
         for index in clients.indices {
             let actions = clients[index].step(.tick)
@@ -355,11 +362,29 @@ public struct Simulation {
         extraCrashes.append(Crash(replica: replica, tick: tick, restartTick: restartAfterTicks.map { tick + $0 }))
     }
 
+    /// A faulty replica's junk datagrams go onto the network like any other.
+    private mutating func sendGarbage(from me: ReplicaID) {
+        guard var layer = byzantineLayers[me] else { return }
+        for (to, bytes) in layer.garbage(rng: &rng) {
+            network.send(bytes, from: .replica(me), to: .replica(to), now: tick, rng: &rng, raw: true)
+        }
+        byzantineLayers[me] = layer
+    }
+
     private mutating func deliver(_ datagram: Network.Datagram) {
         if case .replica(let id) = datagram.to, isDown(id) { return }
+        var bytes = datagram.bytes
+        if datagram.raw {
+            guard let whole = Network.wholeFrame(in: datagram.bytes) else {
+                result.rejections[datagram.to, default: RejectionCounters()].datagramsDropped += 1
+                return
+            }
+            bytes = whole
+        }
         let frame: Authenticated<Frame>
-        do { frame = try authenticator.open(datagram.bytes) } catch {
+        do { frame = try authenticator.open(bytes) } catch {
             result.rejectedFrames += 1
+            result.rejections[datagram.to, default: RejectionCounters()].count(error)
             return
         }
         switch datagram.to {
@@ -392,8 +417,7 @@ public struct Simulation {
             case .send(let frame, let to):
                 network.send(frame.encoded(), from: .replica(me), to: .replica(to), now: tick, rng: &rng)
             case .broadcast(let frame):
-                if case .prepare(let v) = frame.envelope.message { result.votesSent[me, default: []].append((tick, v.view, v.sequence, v.batchDigest)) }
-                if case .commit(let v) = frame.envelope.message { result.votesSent[me, default: []].append((tick, v.view, v.sequence, v.batchDigest)) }
+                recordVote(frame.envelope, of: me)
                 let bytes = frame.encoded()
                 for other in membership.replicas where other.id != me {
                     network.send(bytes, from: .replica(me), to: .replica(other.id), now: tick, rng: &rng)
@@ -417,6 +441,15 @@ public struct Simulation {
                 }
                 compactAfterStep = true
             }
+        }
+    }
+
+    /// A prepare or commit the replica sent as itself (a faulty one's forgeries are not its votes).
+    private mutating func recordVote(_ envelope: Envelope, of me: ReplicaID) {
+        guard envelope.sender == .replica(me) else { return }
+        switch envelope.message {
+        case .prepare(let v), .commit(let v): result.votesSent[me, default: []].append((tick, v.view, v.sequence, v.batchDigest))
+        default: break
         }
     }
 
@@ -448,6 +481,7 @@ public struct Simulation {
             result.replicaCounters[replica.id] = replica.counters
             result.finalLogEntries[replica.id] = replica.logCount
             let dropped = DropReason.allCases.filter { replica.counters[$0] > 0 }.map { "\($0)=\(replica.counters[$0])" }
+                + (result.rejections[.replica(replica.id)].map { ["rejected: \($0)"] } ?? [])
             result.finalStates.append(
                 "\(replica.id)\(options.byzantine[replica.id].map { " (\($0.rawValue))" } ?? ""): \(replica.view)\(replica.viewActive ? "" : " changing") h=\(replica.lowWaterMark.rawValue) executed=\(replica.lastExecuted.rawValue) log=\(replica.logCount) pending=\(replica.pendingCount) timeouts=\(replica.counters.viewChangeTimeouts) status=\(replica.counters.statusSent) resent=\(replica.counters.retransmitted) transfers=\(replica.counters.stateTransfersStarted)/\(replica.counters.stateTransfersCompleted) dropped: \(dropped.joined(separator: " "))")
         }

@@ -234,12 +234,16 @@ public struct Control: Hashable, Sendable {
         /// Switch a Byzantine behaviour on (argument: its name) or off ("off"); only obeyed
         /// by a replica started with `--allow-byzantine`.
         case byzantine = 3
+        /// A command for the testbed's launcher (argument: its JSON, docs/faults.md); replicas
+        /// refuse it. The launcher answers with a CONTROL-REPLY signed by the operator's key.
+        case launcher = 4
 
         public var description: String {
             switch self {
             case .status: "status"
             case .stop: "stop"
             case .byzantine: "byzantine"
+            case .launcher: "launcher"
             }
         }
     }
@@ -344,11 +348,12 @@ public enum MessageType: UInt8, CaseIterable, Sendable, CustomStringConvertible 
     }
 
     /// Who may send a message of this type: clients send requests, the operator sends
-    /// reconfigurations, replicas send everything else.
+    /// reconfigurations and control commands (and, as the launcher, control replies),
+    /// replicas send everything else.
     public func accepts(_ sender: Principal) -> Bool {
         switch (self, sender) {
         case (.request, .client): true
-        case (.reconfiguration, .operator), (.control, .operator): true
+        case (.reconfiguration, .operator), (.control, .operator), (.controlReply, .operator): true
         case (.request, _), (.reconfiguration, _), (.control, _): false
         case (_, .replica): true
         default: false

@@ -27,9 +27,11 @@ struct ClientCommand: AsyncParsableCommand {
     @Option(help: "Load mode: seconds to run.") var duration: Double = 10
     @Option(help: "Load mode: open loop at this many operations per second in total (default: closed loop).") var rate: Double?
     @Option(help: "Milliseconds to wait for f+1 matching replies per operation.") var timeoutMs: Int = 30_000
+    @Option(help: .hidden) var parentPid: Int32?
     @Argument(help: "put KEY VALUE | get KEY | delete KEY | cas KEY EXPECTED|- NEW") var words: [String] = []
 
     func run() async throws {
+        if let parentPid, !ParentWatch.dieWithParent(parentPid) { throw ExitCode(1) }
         let membership = try ClusterFile.load(cluster)
         if let clients {
             try await load(membership, clients: clients)

@@ -26,11 +26,14 @@ struct ReplicaCommand: AsyncParsableCommand {
     @Option(help: "Requests per batch at most.") var batchSize: Int = 64
     @Flag(help: "Do not fsync the write-ahead log (unsafe; to measure what syncing costs).") var noSync = false
     @Flag(help: "Stop when the parent process exits (for launchers and tests).") var exitWithParent = false
+    @Option(help: .hidden) var parentPid: Int32?
     @Flag(help: "Obey operator-signed 'ctl byzantine' commands (fault-injection experiments only).") var allowByzantine = false
     @Flag(help: "This replica lost its data directory: rejoin passively until it cannot contradict what it signed before.") var lostState = false
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel: String = "info"
 
     func run() async throws {
+        // A launcher passes its pid: the kernel kills this process when the launcher dies.
+        if let parentPid, !ParentWatch.dieWithParent(parentPid) { throw ExitCode(1) }
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level \(logLevel): use trace, debug, info, notice, warning, error or critical") }
         guard (1...1000).contains(tickMs) else { throw ValidationError("--tick-ms \(tickMs): use 1 to 1000") }
         var logger = Logger(label: "pbft.replica") { StreamLogHandler.standardError(label: $0) }

@@ -89,7 +89,7 @@ import Testing
                 let bytes = Envelope(sender: sender, epoch: Epoch(0), message: message, signature: .zero).encoded()
                 let allowed =
                     switch (type, sender) {
-                    case (.request, .client), (.reconfiguration, .operator), (.control, .operator): true
+                    case (.request, .client), (.reconfiguration, .operator), (.control, .operator), (.controlReply, .operator): true
                     case (.request, _), (.reconfiguration, _), (.control, _): false
                     case (_, .replica): true
                     default: false

@@ -1,0 +1,172 @@
+import PBFTWire
+
+/// Junk datagrams for `ByzantineBehaviour.garbageFlood`, in the runtime's datagram format.
+///
+/// This module sits below PBFTRuntime, so the format is restated here rather than imported
+/// (PBFTRuntime/Fragmentation.swift and docs/transport.md define it): a kind byte, `'P'`
+/// (0x50) before one whole frame or `'F'` (0x46) before a 17-byte fragment header (message
+/// ID u64, index u16, count u16, total length u32, big-endian) and a piece of a frame.
+///
+/// Each datagram is one of these, drawn at random, so every layer of a receiver gets its
+/// share: the datagram layer, the reassembler, the frame decoder, the signature check, and
+/// (for the last kind) the core's own guards.
+public enum GarbageKind: CaseIterable, Sendable {
+    /// Random bytes of random length, possibly none.
+    case randomBytes
+    /// `'P'`, then random bytes.
+    case wholeRandomFrame
+    /// `'F'`, a header with random fields, random bytes.
+    case randomFragmentHeader
+    /// A fragment whose header a sender could have written (2 to 4 pieces), over random
+    /// content: the reassembler buffers it until it expires or is pushed out.
+    case plausibleFragment
+    /// Every fragment of a random frame: the reassembler completes it, the decoder refuses it.
+    case completeRandomFragments
+    /// `'P'`, an envelope header a sender could have written (its own id, the epoch, a valid
+    /// type), a random payload and a random signature.
+    case randomPayload
+    /// `'P'`, one of its own frames cut short.
+    case truncatedFrame
+    /// `'P'`, one of its own frames with a few bits flipped.
+    case flippedFrame
+    /// `'P'`, a message with random (often extreme) field values that it signs as itself:
+    /// it authenticates, so the core must refuse it on its merits.
+    case signedNonsense
+}
+
+/// Makes junk datagrams; see `GarbageKind` for what each holds.
+struct GarbageMaker {
+    static let wholeKind: UInt8 = 0x50
+    static let fragmentKind: UInt8 = 0x46
+    static let fragmentHeaderBytes = 17
+    /// Random runs of bytes stay small: the flood is many datagrams, not large ones.
+    static let randomBytesMax = 256
+
+    let signer: any MessageSigner
+    let epoch: Epoch
+
+    /// Up to `budget` datagrams (fewer when none is left for a whole set of fragments).
+    func burst(budget: Int, ownFrames: [Frame], rng: inout SplitMix64) -> [[UInt8]] {
+        var datagrams: [[UInt8]] = []
+        while datagrams.count < budget {
+            let made = datagram(GarbageKind.allCases.randomElement(using: &rng)!, ownFrames: ownFrames, rng: &rng)
+            datagrams += made.prefix(budget - datagrams.count)
+        }
+        return datagrams
+    }
+
+    func datagram(_ kind: GarbageKind, ownFrames: [Frame], rng: inout SplitMix64) -> [[UInt8]] {
+        switch kind {
+        case .randomBytes:
+            return [randomBytes(0...Self.randomBytesMax, &rng)]
+        case .wholeRandomFrame:
+            return [[Self.wholeKind] + randomBytes(0...Self.randomBytesMax, &rng)]
+        case .randomFragmentHeader:
+            return [[Self.fragmentKind] + randomBytes(0...Self.randomBytesMax, &rng)]
+        case .plausibleFragment:
+            let fragments = randomFragments(&rng)
+            return [fragments.randomElement(using: &rng)!]
+        case .completeRandomFragments:
+            return randomFragments(&rng)
+        case .randomPayload:
+            return [[Self.wholeKind] + randomPayloadEnvelope(&rng)]
+        case .truncatedFrame:
+            let frame = ownFrame(ownFrames, &rng)
+            return [[Self.wholeKind] + Array(frame.prefix(Int.random(in: 0..<frame.count, using: &rng)))]
+        case .flippedFrame:
+            var frame = ownFrame(ownFrames, &rng)
+            for _ in 0..<Int.random(in: 1...3, using: &rng) {
+                frame[Int.random(in: 0..<frame.count, using: &rng)] ^= 1 << UInt8.random(in: 0...7, using: &rng)
+            }
+            return [[Self.wholeKind] + frame]
+        case .signedNonsense:
+            return [[Self.wholeKind] + Frame(envelope: Envelope.seal(nonsense(&rng), epoch: epoch, signer: signer)).encoded()]
+        }
+    }
+
+    /// The fragments of a random frame of 2 to 4 pieces, each with a header that agrees with
+    /// the layout (piece sizes as the sender's split rule makes them).
+    private func randomFragments(_ rng: inout SplitMix64) -> [[UInt8]] {
+        let count = Int.random(in: 2...4, using: &rng)
+        let pieceBytes = Int.random(in: 8...64, using: &rng)
+        let totalBytes = pieceBytes * (count - 1) + Int.random(in: 1...pieceBytes, using: &rng)
+        let frame = randomBytes(totalBytes...totalBytes, &rng)
+        let messageID = rng.next()
+        return (0..<count).map { index in
+            let lower = index * pieceBytes
+            var datagram = [Self.fragmentKind]
+            append(messageID, width: 8, to: &datagram)
+            append(UInt64(index), width: 2, to: &datagram)
+            append(UInt64(count), width: 2, to: &datagram)
+            append(UInt64(totalBytes), width: 4, to: &datagram)
+            datagram += frame[lower..<min(lower + pieceBytes, totalBytes)]
+            return datagram
+        }
+    }
+
+    /// An envelope header as `Envelope.signedBytes` writes it (version, type, sender kind and
+    /// id, epoch, payload length), then a random payload, then 64 random signature bytes.
+    /// The length is usually the payload's, sometimes not.
+    private func randomPayloadEnvelope(_ rng: inout SplitMix64) -> [UInt8] {
+        let payload = randomBytes(0...128, &rng)
+        var bytes: [UInt8] = [wireVersion, MessageType.allCases.randomElement(using: &rng)!.rawValue]
+        switch signer.principal {
+        case .replica(let id): bytes.append(0); append(UInt64(id.rawValue), width: 4, to: &bytes)
+        case .client(let id): bytes.append(1); append(UInt64(id.rawValue), width: 4, to: &bytes)
+        case .operator: bytes.append(2); append(0, width: 4, to: &bytes)
+        }
+        append(epoch.rawValue, width: 8, to: &bytes)
+        let length = rng.chance(0.8) ? UInt64(payload.count) : rng.next() & 0xFFFF_FFFF
+        append(length, width: 4, to: &bytes)
+        return bytes + payload + randomBytes(Signature.byteCount...Signature.byteCount, &rng)
+    }
+
+    /// One of the replica's own frames, or (before it sent any) a signed status.
+    private func ownFrame(_ frames: [Frame], _ rng: inout SplitMix64) -> [UInt8] {
+        if let frame = frames.randomElement(using: &rng) { return frame.encoded() }
+        let status = Status(view: ViewNumber(0), stableSequence: SequenceNumber(0), lastExecuted: SequenceNumber(0))
+        return Frame(envelope: Envelope.seal(.status(status), epoch: epoch, signer: signer)).encoded()
+    }
+
+    /// A message with field values from `wild`, of a type a replica sends.
+    private func nonsense(_ rng: inout SplitMix64) -> Message {
+        let view = ViewNumber(wild(&rng))
+        let sequence = SequenceNumber(wild(&rng))
+        let digest = Digest(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next())
+        switch Int.random(in: 0..<9, using: &rng) {
+        case 0: return .prePrepare(PrePrepare(view: view, sequence: sequence, batchDigest: digest))
+        case 1: return .prepare(Vote(view: view, sequence: sequence, batchDigest: digest))
+        case 2: return .commit(Vote(view: view, sequence: sequence, batchDigest: digest))
+        case 3: return .checkpoint(Checkpoint(sequence: sequence, stateDigest: digest))
+        case 4: return .status(Status(view: view, stableSequence: sequence, lastExecuted: SequenceNumber(wild(&rng)), viewChanging: Bool.random(using: &rng)))
+        case 5: return .stateRequest(StateRequest(sequence: sequence, stateDigest: digest, chunkIndex: UInt32(truncatingIfNeeded: wild(&rng))))
+        case 6:
+            return .stateChunk(StateChunk(
+                sequence: sequence, stateDigest: digest, chunkIndex: UInt32(truncatingIfNeeded: wild(&rng)),
+                chunkCount: UInt32(truncatingIfNeeded: wild(&rng)), totalBytes: wild(&rng), bytes: randomBytes(0...64, &rng)))
+        case 7: return .viewChange(ViewChange(newView: view, stableSequence: sequence, checkpointProof: [], prepared: []))
+        default: return .newView(NewView(view: view, viewChanges: [], prePrepares: []))
+        }
+    }
+
+    /// A number that is small, or near the top of its range, or anything: where off-by-one
+    /// and overflow bugs live.
+    private func wild(_ rng: inout SplitMix64) -> UInt64 {
+        switch Int.random(in: 0..<4, using: &rng) {
+        case 0: UInt64.random(in: 0...64, using: &rng)
+        case 1: UInt64.random(in: 0...10_000, using: &rng)
+        case 2: UInt64.max - UInt64.random(in: 0...2, using: &rng)
+        default: rng.next()
+        }
+    }
+
+    private func randomBytes(_ count: ClosedRange<Int>, _ rng: inout SplitMix64) -> [UInt8] {
+        (0..<Int.random(in: count, using: &rng)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+    }
+
+    private func append(_ value: UInt64, width: Int, to bytes: inout [UInt8]) {
+        for shift in stride(from: (width - 1) * 8, through: 0, by: -8) {
+            bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift)))
+        }
+    }
+}

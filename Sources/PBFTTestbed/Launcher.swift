@@ -1,0 +1,673 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import PBFTCluster
+public import PBFTCore
+import PBFTCrypto
+import PBFTRuntime
+public import PBFTWire
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How `pbft launch` runs a cluster.
+public struct LaunchOptions: Sendable {
+    /// The run directory: keys (unless `keysDirectory`), per-replica cluster files, data,
+    /// logs, `events.jsonl` and `launch.json`.
+    public var runDirectory: String
+    public var replicas: Int
+    /// Client keys to generate with fresh keys.
+    public var clients = 4
+    /// Port of replica 0 in freshly generated keys; replica i gets base-port + i.
+    public var basePort = 7000
+    /// Use the keys and cluster file in this directory instead of the run directory's.
+    public var keysDirectory: String?
+    /// No fault proxy: replicas bind the cluster file's addresses themselves.
+    public var direct = false
+    /// Seeds the proxy's fault decisions.
+    public var seed: UInt64 = 1
+    /// Start replicas with `--allow-byzantine`.
+    public var allowByzantine = false
+    /// Passed to every replica (tick, timeouts, checkpoint interval, ...).
+    public var replicaArguments: [String] = []
+    /// Closed-loop load clients to run for the whole launch (0: none).
+    public var loadClients = 0
+    /// Seconds the load runs (the launch's duration, when it has one).
+    public var loadSeconds: Double = 1_000_000
+    /// UDP port of the launcher's control endpoint (0: any free port).
+    public var controlPort = 0
+    /// The `pbft` executable to start replicas and clients with.
+    public var executable: String
+
+    public init(runDirectory: String, replicas: Int, executable: String) {
+        self.runDirectory = runDirectory
+        self.replicas = replicas
+        self.executable = executable
+    }
+}
+
+/// A process the launcher started, as `status` shows it.
+public enum ProcessState: String, Sendable {
+    case running, paused
+    /// Stopped gracefully on the operator's command.
+    case stopped
+    /// Killed with SIGKILL on the operator's command.
+    case killed
+    /// Ended on its own (crashed, or refused to start: see its log).
+    case exited
+}
+
+/// A started process. Foundation's `Process` is not Sendable; the launcher only touches it
+/// from its own actor and its dedicated spawning thread.
+final class Child: @unchecked Sendable {
+    let process: Process
+    let pid: Int32
+    init(_ process: Process) {
+        self.process = process
+        pid = process.processIdentifier
+    }
+    var isRunning: Bool { process.isRunning }
+}
+
+/// Spawns, watches and stops the replica processes of one launch, owns their fault proxy,
+/// and carries out operator-signed commands from `pbft ctl` (docs/faults.md).
+///
+/// Children are started from one long-lived thread (`spawner`), and each is told the
+/// launcher's pid: the kernel kills them when that thread ends (`ParentWatch`), so nothing
+/// is left behind even when the launcher is killed with SIGKILL, paused children included.
+public actor Launcher {
+    struct Slot {
+        var child: Child?
+        var state = ProcessState.stopped
+        var starts = 0
+        var byzantine = "off"
+        var twin: Child?
+    }
+
+    public let options: LaunchOptions
+    public let membership: Membership
+    public let events: EventLog
+    public nonisolated let runDirectory: String
+    public nonisolated let keysDirectory: String
+    let operatorKey: KeyFile
+    let proxy: FaultProxy?
+    /// Where each replica (and its twin) listens and which cluster file it reads.
+    let privateAddresses: [ReplicaID: HostPort]
+    let twinAddresses: [ReplicaID: HostPort]
+    /// The cluster with each replica at its private address: how the launcher reaches
+    /// replicas for status and modes, past the proxy's faults.
+    let controlMembership: Membership
+    let spawner = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    var slots: [ReplicaID: Slot] = [:]
+    var loadClient: Child?
+    var faults = NetworkFaults()
+    var controlSocket: DatagramSocket?
+    public private(set) var controlAddress = HostPort(host: "127.0.0.1", port: 0)
+    var lastControlTimestamp = Timestamp(0)
+    var rejectedControls = 0
+    var shuttingDown = false
+
+    // MARK: Starting
+
+    /// Prepares the run directory (keys, per-replica cluster files), binds the proxy and the
+    /// control endpoint, starts every replica and, if asked, the load, and writes `launch.json`.
+    public static func start(_ options: LaunchOptions) async throws -> Launcher {
+        let run = options.runDirectory
+        let fm = FileManager.default
+        for sub in ["", "/logs", "/data", "/cluster"] {
+            try fm.createDirectory(atPath: run + sub, withIntermediateDirectories: true)
+        }
+        let keys = options.keysDirectory ?? run + "/keys"
+        let clusterPath = keys + "/" + KeySet.clusterFileName
+        let membership: Membership
+        if fm.fileExists(atPath: clusterPath) {
+            membership = try ClusterFile.load(clusterPath)
+            guard membership.n == options.replicas else {
+                throw FaultError("\(clusterPath) lists \(membership.n) replicas, not \(options.replicas); use another --dir or --replicas \(membership.n)")
+            }
+        } else if options.keysDirectory != nil {
+            throw FaultError("\(clusterPath): no cluster file there (make one with pbft keygen)")
+        } else {
+            let keySet = try KeySet.generate(replicas: options.replicas, clients: options.clients, host: "127.0.0.1", basePort: options.basePort)
+            _ = try keySet.write(to: keys, overwrite: false)
+            membership = keySet.membership
+        }
+        for replica in membership.replicas where !["127.0.0.1", "localhost", "::1", "[::1]"].contains(replica.host) {
+            throw FaultError("\(clusterPath): replica \(replica.id.rawValue) is at \(replica.host), not on this machine; launch runs every replica here")
+        }
+        let operatorKey = try KeyFile.load(keys + "/operator.key")
+        guard operatorKey.principal == .operator, operatorKey.key.publicKey == membership.operatorKey else {
+            throw FaultError("\(keys)/operator.key is not the operator key of \(clusterPath)")
+        }
+        let ids = membership.replicas.map(\.id)
+        let front = Dictionary(uniqueKeysWithValues: membership.replicas.map { ($0.id, HostPort(host: $0.host, port: Int($0.port))) })
+
+        var privateAddresses = front
+        var twinAddresses: [ReplicaID: HostPort] = [:]
+        var proxy: FaultProxy?
+        if !options.direct {
+            let ports = try freeUDPPorts(count: 2 * ids.count)
+            for (index, id) in ids.enumerated() {
+                privateAddresses[id] = HostPort(host: "127.0.0.1", port: ports[index])
+                twinAddresses[id] = HostPort(host: "127.0.0.1", port: ports[ids.count + index])
+            }
+            proxy = try await FaultProxy.start(front: front, replicaAddresses: privateAddresses, twinAddresses: twinAddresses, seed: options.seed)
+        }
+        let events = try EventLog(path: run + "/events.jsonl")
+        let launcher = try Launcher(
+            options: options, membership: membership, events: events, keys: keys, operatorKey: operatorKey, proxy: proxy,
+            privateAddresses: privateAddresses, twinAddresses: twinAddresses)
+        do {
+            try await launcher.begin()
+        } catch {
+            await launcher.shutdown()
+            throw error
+        }
+        return launcher
+    }
+
+    init(options: LaunchOptions, membership: Membership, events: EventLog, keys: String, operatorKey: KeyFile, proxy: FaultProxy?,
+         privateAddresses: [ReplicaID: HostPort], twinAddresses: [ReplicaID: HostPort]) throws {
+        self.options = options
+        self.membership = membership
+        self.events = events
+        runDirectory = options.runDirectory
+        keysDirectory = keys
+        self.operatorKey = operatorKey
+        self.proxy = proxy
+        self.privateAddresses = privateAddresses
+        self.twinAddresses = twinAddresses
+        controlMembership = try Membership(
+            epoch: membership.epoch, f: membership.f,
+            replicas: membership.replicas.map { ReplicaDescriptor(id: $0.id, host: privateAddresses[$0.id]!.host, port: UInt16(privateAddresses[$0.id]!.port), publicKey: $0.publicKey) },
+            clients: membership.clients, operatorKey: membership.operatorKey)
+        for replica in membership.replicas { slots[replica.id] = Slot() }
+    }
+
+    func begin() async throws {
+        if let proxy {
+            for replica in membership.replicas {
+                try writeClusterFile(for: replica.id, twin: false, proxy: proxy)
+                try writeClusterFile(for: replica.id, twin: true, proxy: proxy)
+            }
+        }
+        try await bindControl()
+        events.record("launch", [
+            "replicas": membership.n, "f": membership.f, "direct": options.direct, "seed": options.seed,
+            "allow_byzantine": options.allowByzantine, "control": controlAddress.description, "pid": Int(getpid()),
+        ])
+        for replica in membership.replicas { try await startReplica(replica.id, lostState: false) }
+        if options.loadClients > 0 {
+            let arguments = [
+                "client", "--cluster", keysDirectory + "/" + KeySet.clusterFileName, "--keys", keysDirectory,
+                "--clients", "\(options.loadClients)", "--duration", "\(options.loadSeconds)", "--parent-pid", "\(getpid())",
+            ]
+            loadClient = try await spawn(arguments, log: runDirectory + "/logs/clients.log")
+            events.record("load_started", ["clients": options.loadClients, "pid": Int(loadClient!.pid)])
+        }
+        try writeLaunchFile()
+    }
+
+    /// The cluster file replica `id` (or its twin) reads: itself at its private address,
+    /// each peer at the proxy's socket for their pair.
+    func writeClusterFile(for id: ReplicaID, twin: Bool, proxy: FaultProxy) throws {
+        let replicas = membership.replicas.map { r -> ReplicaDescriptor in
+            let address = r.id == id ? (twin ? twinAddresses[id]! : privateAddresses[id]!) : proxy.linkAddress(id, r.id)
+            return ReplicaDescriptor(id: r.id, host: address.host, port: UInt16(address.port), publicKey: r.publicKey)
+        }
+        let view = try Membership(epoch: membership.epoch, f: membership.f, replicas: replicas, clients: membership.clients, operatorKey: membership.operatorKey)
+        let path = clusterFilePath(id, twin: twin)
+        try? FileManager.default.removeItem(atPath: path)
+        try ClusterFile.write(view, to: path, overwrite: true)
+    }
+
+    nonisolated func clusterFilePath(_ id: ReplicaID, twin: Bool) -> String {
+        runDirectory + "/cluster/" + (twin ? "twin-" : "replica-") + "\(id.rawValue).toml"
+    }
+
+    public nonisolated func dataDirectory(_ id: ReplicaID, twin: Bool = false) -> String {
+        runDirectory + "/data/r\(id.rawValue)" + (twin ? "-twin" : "")
+    }
+
+    public nonisolated func logPath(_ id: ReplicaID, twin: Bool = false) -> String {
+        runDirectory + "/logs/" + (twin ? "twin-" : "replica-") + "\(id.rawValue).log"
+    }
+
+    func writeLaunchFile() throws {
+        let replicas: [[String: Any]] = membership.replicas.map { r in
+            [
+                "id": Int(r.id.rawValue), "address": "\(r.host):\(r.port)", "private": privateAddresses[r.id]!.description,
+                "log": logPath(r.id), "data": dataDirectory(r.id), "cluster": options.direct ? keysDirectory + "/" + KeySet.clusterFileName : clusterFilePath(r.id, twin: false),
+            ]
+        }
+        let object: [String: Any] = [
+            "pid": Int(getpid()), "control": ["host": controlAddress.host, "port": controlAddress.port],
+            "run": runDirectory, "keys": keysDirectory, "cluster": keysDirectory + "/" + KeySet.clusterFileName,
+            "direct": options.direct, "events": events.path, "replicas": replicas,
+        ]
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        try data.write(to: URL(fileURLWithPath: runDirectory + "/launch.json"), options: .atomic)
+    }
+
+    // MARK: Processes
+
+    /// Starts `pbft ARGUMENTS` from the spawning thread with output appended to `log`.
+    func spawn(_ arguments: [String], log: String) async throws -> Child {
+        let executable = options.executable
+        let child = try await spawner.next().submit {
+            if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            try handle.seekToEnd()
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+            process.standardOutput = handle
+            process.standardError = handle
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+            try? handle.close()
+            return Child(process)
+        }.get()
+        return child
+    }
+
+    func replicaArguments(_ id: ReplicaID, twin: Bool, lostState: Bool) -> [String] {
+        var arguments = [
+            "replica", "--cluster", options.direct ? keysDirectory + "/" + KeySet.clusterFileName : clusterFilePath(id, twin: twin),
+            "--id", "\(id.rawValue)", "--key", keysDirectory + "/replica-\(id.rawValue).key", "--data", dataDirectory(id, twin: twin),
+            "--exit-with-parent", "--parent-pid", "\(getpid())",
+        ]
+        if options.allowByzantine { arguments.append("--allow-byzantine") }
+        if lostState { arguments.append("--lost-state") }
+        return arguments + options.replicaArguments
+    }
+
+    func startReplica(_ id: ReplicaID, lostState: Bool) async throws {
+        let child = try await spawn(replicaArguments(id, twin: false, lostState: lostState), log: logPath(id))
+        slots[id]!.child = child
+        slots[id]!.state = .running
+        slots[id]!.starts += 1
+        slots[id]!.byzantine = "off"
+        watch(child, replica: id, twin: false)
+        events.record("start", ["replica": Int(id.rawValue), "pid": Int(child.pid), "lost_state": lostState, "start": slots[id]!.starts])
+    }
+
+    /// Records the process's end when it was not the operator's doing.
+    nonisolated func watch(_ child: Child, replica id: ReplicaID, twin: Bool) {
+        child.process.terminationHandler = { [weak self] process in
+            let status = process.terminationStatus
+            let signalled = process.terminationReason == .uncaughtSignal
+            Task { await self?.ended(child.pid, replica: id, twin: twin, status: status, signalled: signalled) }
+        }
+    }
+
+    func ended(_ pid: Int32, replica id: ReplicaID, twin: Bool, status: Int32, signalled: Bool) {
+        guard !shuttingDown else { return }
+        let how: [String: Any] = signalled ? ["signal": Int(status)] : ["status": Int(status)]
+        if twin {
+            guard slots[id]?.twin?.pid == pid else { return }
+            slots[id]!.twin = nil
+            Task { await proxy?.setTwin(id, running: false) }
+            events.record("exited", how.merging(["replica": Int(id.rawValue), "twin": true, "pid": Int(pid)]) { a, _ in a })
+            return
+        }
+        guard slots[id]?.child?.pid == pid, let state = slots[id]?.state, state == .running || state == .paused else { return }
+        slots[id]!.state = .exited
+        events.record("exited", how.merging(["replica": Int(id.rawValue), "pid": Int(pid), "log": logPath(id)]) { a, _ in a })
+    }
+
+    /// Waits up to `seconds` for the child to end; true if it did.
+    func waitForExit(_ child: Child, seconds: Double) async -> Bool {
+        let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int64(seconds * 1000)))
+        while child.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
+        return !child.isRunning
+    }
+
+    /// Ends a child: SIGTERM (after SIGCONT, in case it is paused), then SIGKILL after `grace` seconds.
+    func terminate(_ child: Child, grace: Double) async {
+        guard child.isRunning else { return }
+        kill(child.pid, SIGCONT)
+        kill(child.pid, SIGTERM)
+        if await !waitForExit(child, seconds: grace) {
+            kill(child.pid, SIGKILL)
+            _ = await waitForExit(child, seconds: 5)
+        }
+    }
+
+    /// Stops everything this launch started and closes the proxy and control endpoint.
+    public func shutdown() async {
+        guard !shuttingDown else { return }
+        shuttingDown = true
+        var children = slots.values.compactMap(\.child) + slots.values.compactMap(\.twin)
+        if let loadClient { children.append(loadClient) }
+        await withTaskGroup(of: Void.self) { group in
+            for child in children { group.addTask { await self.terminate(child, grace: 5) } }
+        }
+        _ = try? await controlSocket?.close().get()
+        await proxy?.close()
+        try? await spawner.shutdownGracefully()
+        events.record("launch_stopped")
+    }
+
+    // MARK: Commands
+
+    /// Carries out one command and returns whether it was, with a line (or status JSON) for the operator.
+    public func handle(_ request: LaunchRequest) async -> (accepted: Bool, body: String) {
+        do {
+            let body = try await carryOut(request)
+            return (true, body)
+        } catch {
+            let reason = (error as? FaultError)?.description ?? "\(error)"
+            events.record("refused", ["verb": request.verb.rawValue, "reason": reason])
+            return (false, reason)
+        }
+    }
+
+    var ids: [ReplicaID] { membership.replicas.map(\.id) }
+
+    func carryOut(_ request: LaunchRequest) async throws -> String {
+        switch request.verb {
+        case .status:
+            return try await statusJSON()
+        case .kill, .stop, .pause, .resume, .restart:
+            let id = try await resolve(request.target(replicas: ids))
+            return try await process(request.verb, id, wipe: request.wipe ?? false)
+        case .byzantine:
+            let id = try await resolve(request.target(replicas: ids))
+            guard let mode = request.mode, !mode.isEmpty else { throw FaultError("byzantine: name a mode or 'off'") }
+            return try await byzantine(id, mode: mode)
+        case .twin:
+            let id = try await resolve(request.target(replicas: ids))
+            return try await twin(id, stop: request.stopTwin ?? false, copyData: request.copyData ?? false)
+        case .fault:
+            let proxy = try needProxy()
+            let fault = try request.packetFault()
+            var scope: String
+            switch (request.replica, request.from, request.to) {
+            case (nil, nil, nil):
+                faults.everywhere = fault.applied(to: faults.everywhere)
+                scope = "all traffic"
+            case (let replica?, nil, nil):
+                let id = try await resolve(ReplicaTarget(replica, replicas: ids))
+                faults.replicas[id] = fault.applied(to: faults.replicas[id] ?? PacketFaults())
+                scope = "r\(id.rawValue) in and out"
+            case (nil, let from?, let to?):
+                let a = try await resolve(ReplicaTarget(from, replicas: ids))
+                let b = try await resolve(ReplicaTarget(to, replicas: ids))
+                guard a != b else { throw FaultError("--from and --to name the same replica \(a.rawValue)") }
+                let link = Link(from: a, to: b)
+                faults.links[link] = fault.applied(to: faults.links[link] ?? PacketFaults())
+                scope = "\(link)"
+            default:
+                throw FaultError("name one replica, or both --from and --to, or neither (all traffic)")
+            }
+            await proxy.setFaults(faults)
+            events.record("fault", ["fault": request.fault ?? "", "value": request.value ?? 0, "jitter": request.jitter ?? 0, "scope": scope, "faults": faults.summaryLines])
+            return "\(scope): \(fault.applied(to: PacketFaults()).summary)"
+        case .partition:
+            let proxy = try needProxy()
+            guard let named = request.groups, !named.isEmpty else { throw FaultError("partition: name the groups, e.g. 0,1/2,3") }
+            var groups: [[ReplicaID]] = []
+            for group in named {
+                var resolved: [ReplicaID] = []
+                for text in group { resolved.append(try await resolve(ReplicaTarget(text, replicas: ids))) }
+                groups.append(resolved)
+            }
+            let partition = try Partition(groups: groups, oneWay: request.oneWay ?? false, replicas: ids)
+            faults.partition = partition
+            await proxy.setFaults(faults)
+            events.record("partition", ["groups": partition.groups.map { $0.map { Int($0.rawValue) } }, "one_way": partition.oneWay])
+            return "partition \(partition)"
+        case .heal:
+            let proxy = try needProxy()
+            let before = faults.summaryLines
+            faults = NetworkFaults()
+            await proxy.setFaults(faults)
+            events.record("heal", ["cleared": before])
+            return before.isEmpty ? "no network fault was in force" : "healed: " + before.joined(separator: "; ")
+        }
+    }
+
+    func needProxy() throws -> FaultProxy {
+        guard let proxy else { throw FaultError("this launch runs --direct, without the fault proxy: network faults and twins need it") }
+        return proxy
+    }
+
+    func process(_ verb: LaunchRequest.Verb, _ id: ReplicaID, wipe: Bool) async throws -> String {
+        let slot = slots[id]!
+        let alive = slot.state == .running || slot.state == .paused
+        switch verb {
+        case .kill:
+            guard alive, let child = slot.child else { throw FaultError("replica \(id.rawValue) is not running (\(slot.state.rawValue))") }
+            slots[id]!.state = .killed
+            kill(child.pid, SIGKILL)
+            _ = await waitForExit(child, seconds: 5)
+            events.record("kill", ["replica": Int(id.rawValue), "pid": Int(child.pid), "signal": "SIGKILL"])
+            return "killed replica \(id.rawValue) (pid \(child.pid), SIGKILL)"
+        case .stop:
+            guard alive, let child = slot.child else { throw FaultError("replica \(id.rawValue) is not running (\(slot.state.rawValue))") }
+            slots[id]!.state = .stopped
+            await terminate(child, grace: 10)
+            events.record("stop", ["replica": Int(id.rawValue), "pid": Int(child.pid), "signal": "SIGTERM"])
+            return "stopped replica \(id.rawValue) (pid \(child.pid), SIGTERM)"
+        case .pause:
+            guard slot.state == .running, let child = slot.child else { throw FaultError("replica \(id.rawValue) is not running (\(slot.state.rawValue))") }
+            kill(child.pid, SIGSTOP)
+            slots[id]!.state = .paused
+            events.record("pause", ["replica": Int(id.rawValue), "pid": Int(child.pid), "signal": "SIGSTOP"])
+            return "paused replica \(id.rawValue) (pid \(child.pid), SIGSTOP)"
+        case .resume:
+            guard slot.state == .paused, let child = slot.child else { throw FaultError("replica \(id.rawValue) is not paused (\(slot.state.rawValue))") }
+            kill(child.pid, SIGCONT)
+            slots[id]!.state = .running
+            events.record("resume", ["replica": Int(id.rawValue), "pid": Int(child.pid), "signal": "SIGCONT"])
+            return "resumed replica \(id.rawValue) (pid \(child.pid), SIGCONT)"
+        case .restart:
+            if alive, let child = slot.child {
+                slots[id]!.state = .killed
+                kill(child.pid, SIGKILL)
+                guard await waitForExit(child, seconds: 5) else { throw FaultError("replica \(id.rawValue) (pid \(child.pid)) did not die on SIGKILL") }
+            }
+            if wipe { try? FileManager.default.removeItem(atPath: dataDirectory(id)) }
+            try await startReplica(id, lostState: wipe)
+            events.record("restart", ["replica": Int(id.rawValue), "wipe": wipe, "pid": Int(slots[id]!.child!.pid)])
+            return "restarted replica \(id.rawValue) (pid \(slots[id]!.child!.pid))" + (wipe ? " with its data wiped (--lost-state)" : "")
+        default:
+            throw FaultError("\(verb.rawValue) is not a process command")
+        }
+    }
+
+    func byzantine(_ id: ReplicaID, mode: String) async throws -> String {
+        guard slots[id]!.state == .running else { throw FaultError("replica \(id.rawValue) is not running (\(slots[id]!.state.rawValue))") }
+        let client = try ControlClient(membership: controlMembership, operatorKey: operatorKey)
+        let replies = try await client.send(.byzantine, argument: Array(mode.utf8), to: [id], timeoutMilliseconds: 3_000)
+        guard let reply = replies[id] else { throw FaultError("replica \(id.rawValue) did not answer") }
+        let body = String(decoding: reply.body, as: UTF8.self)
+        events.record(reply.accepted ? "byzantine" : "byzantine_refused", ["replica": Int(id.rawValue), "mode": mode, "reply": body])
+        guard reply.accepted else { throw FaultError("replica \(id.rawValue): \(body)") }
+        slots[id]!.byzantine = mode
+        return "replica \(id.rawValue): \(body)"
+    }
+
+    func twin(_ id: ReplicaID, stop: Bool, copyData: Bool) async throws -> String {
+        let proxy = try needProxy()
+        if stop {
+            guard let twin = slots[id]!.twin else { throw FaultError("replica \(id.rawValue) has no twin running") }
+            slots[id]!.twin = nil
+            await proxy.setTwin(id, running: false)
+            await terminate(twin, grace: 5)
+            events.record("twin_stopped", ["replica": Int(id.rawValue), "pid": Int(twin.pid)])
+            return "stopped the twin of replica \(id.rawValue) (pid \(twin.pid))"
+        }
+        guard slots[id]!.twin == nil else { throw FaultError("replica \(id.rawValue) already has a twin (pid \(slots[id]!.twin!.pid))") }
+        let data = dataDirectory(id, twin: true)
+        try? FileManager.default.removeItem(atPath: data)
+        if copyData, FileManager.default.fileExists(atPath: dataDirectory(id)) {
+            try FileManager.default.copyItem(atPath: dataDirectory(id), toPath: data)
+        }
+        await proxy.setTwin(id, running: true)
+        let child = try await spawn(replicaArguments(id, twin: true, lostState: false), log: logPath(id, twin: true))
+        slots[id]!.twin = child
+        watch(child, replica: id, twin: true)
+        events.record("twin", ["replica": Int(id.rawValue), "pid": Int(child.pid), "copy_data": copyData])
+        return "started a twin of replica \(id.rawValue) (pid \(child.pid), same key and id" + (copyData ? ", a copy of its data)" : ", empty data)")
+    }
+
+    // MARK: Status and the primary
+
+    /// Each running replica's own status report (view, progress, counters), by id.
+    func replicaStatuses() async -> [ReplicaID: [String: Any]] {
+        let running = ids.filter { slots[$0]!.state == .running }
+        guard !running.isEmpty, let client = try? ControlClient(membership: controlMembership, operatorKey: operatorKey),
+              let replies = try? await client.send(.status, to: running, timeoutMilliseconds: 1_000)
+        else { return [:] }
+        var out: [ReplicaID: [String: Any]] = [:]
+        for (id, reply) in replies where reply.accepted {
+            if let object = try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any] { out[id] = object }
+        }
+        return out
+    }
+
+    /// The primary of the view most running replicas are in (a replica changing views does not count).
+    func currentPrimary(_ statuses: [ReplicaID: [String: Any]]) -> ReplicaID? {
+        var votes: [UInt64: (count: Int, primary: UInt32)] = [:]
+        for status in statuses.values {
+            guard let view = (status["view"] as? NSNumber)?.uint64Value, (status["view_active"] as? Bool) != false,
+                  let primary = (status["primary"] as? NSNumber)?.uint32Value
+            else { continue }
+            votes[view, default: (0, primary)].count += 1
+        }
+        guard let best = votes.max(by: { ($0.value.count, $0.key) < ($1.value.count, $1.key) }) else { return nil }
+        return ReplicaID(best.value.primary)
+    }
+
+    func resolve(_ target: ReplicaTarget) async throws -> ReplicaID {
+        switch target {
+        case .id(let id): return id
+        case .primary:
+            guard let id = currentPrimary(await replicaStatuses()) else {
+                throw FaultError("cannot tell which replica is primary: no running replica answered in an active view")
+            }
+            return id
+        }
+    }
+
+    func statusJSON() async throws -> String {
+        let statuses = await replicaStatuses()
+        let replicas: [[String: Any]] = membership.replicas.map { r in
+            let slot = slots[r.id]!
+            var entry: [String: Any] = [
+                "id": Int(r.id.rawValue), "state": slot.state.rawValue, "starts": slot.starts, "byzantine": slot.byzantine,
+                "address": "\(r.host):\(r.port)", "private": privateAddresses[r.id]!.description,
+            ]
+            if let child = slot.child, slot.state == .running || slot.state == .paused { entry["pid"] = Int(child.pid) }
+            if let twin = slot.twin { entry["twin_pid"] = Int(twin.pid) }
+            if let status = statuses[r.id] { entry["status"] = status }
+            return entry
+        }
+        var object: [String: Any] = [
+            "run": runDirectory, "direct": options.direct, "replicas": replicas, "faults": faults.summaryLines,
+            "rejected_controls": rejectedControls,
+        ]
+        if let primary = currentPrimary(statuses) { object["primary"] = Int(primary.rawValue) }
+        if let proxy {
+            let c = await proxy.currentCounters()
+            object["proxy"] = [
+                "received": c.received, "forwarded": c.forwarded, "dropped": c.dropped, "blocked": c.blocked, "delayed": c.delayed,
+                "duplicated": c.duplicated, "reordered": c.reordered, "corrupted": c.corrupted, "unknown_source": c.unknownSource, "sessions": c.sessions,
+            ]
+        }
+        if let loadClient { object["load_pid"] = Int(loadClient.pid) }
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    // MARK: The control endpoint
+
+    func bindControl() async throws {
+        let authenticator = Authenticator(verifier: Ed25519Verifier(), keys: membership)
+        let loop = spawner.next()
+        let socket = try await DatagramSocket.bind(on: loop, host: "127.0.0.1", port: options.controlPort) { [weak self] bytes, source in
+            guard let self else { return }
+            // Commands fit in one datagram: fragments are not reassembled here.
+            guard bytes.first == DatagramKind.whole.rawValue else {
+                Task { await self.rejected("not a whole datagram", from: source.description) }
+                return
+            }
+            let frame: Authenticated<Frame>
+            do { frame = try authenticator.open(Array(bytes.dropFirst())) } catch {
+                Task { await self.rejected("\(error)", from: source.description) }
+                return
+            }
+            guard case .control(let control) = frame.value.envelope.message, frame.value.envelope.sender == .operator else {
+                Task { await self.rejected("not an operator's control command", from: source.description) }
+                return
+            }
+            let replyTo = source
+            Task {
+                let (accepted, body) = await self.onControl(control)
+                await self.reply(control, accepted: accepted, body: body, to: replyTo)
+            }
+        }.get()
+        controlSocket = socket
+        controlAddress = HostPort(host: "127.0.0.1", port: socket.localAddress.port ?? 0)
+    }
+
+    func rejected(_ reason: String, from source: String) {
+        rejectedControls += 1
+        events.record("control_rejected", ["reason": reason, "from": source])
+    }
+
+    /// Freshness as replicas check it: newer than the last command, within a minute of our clock.
+    func onControl(_ control: Control) async -> (Bool, String) {
+        let now = WallClock.microseconds() ?? 0
+        let skew = now > control.timestamp.rawValue ? now - control.timestamp.rawValue : control.timestamp.rawValue - now
+        guard control.timestamp > lastControlTimestamp, skew < 60_000_000 else {
+            rejected("stale or replayed timestamp", from: "operator")
+            return (false, "refused: stale or replayed timestamp")
+        }
+        lastControlTimestamp = control.timestamp
+        guard control.command == .launcher else { return (false, "refused: the launcher takes 'launcher' commands; '\(control.command)' goes to a replica") }
+        let request: LaunchRequest
+        do { request = try JSONDecoder().decode(LaunchRequest.self, from: Data(control.argument)) } catch {
+            rejected("undecodable command", from: "operator")
+            return (false, "refused: not a launcher command (\(error))")
+        }
+        return await handle(request)
+    }
+
+    func reply(_ control: Control, accepted: Bool, body: String, to address: SocketAddress) {
+        guard let socket = controlSocket else { return }
+        var bytes = Array(body.utf8)
+        if bytes.count > WireLimits.default.controlBytesMax { bytes = Array(bytes.prefix(WireLimits.default.controlBytesMax)) }
+        let reply = ControlReply(timestamp: control.timestamp, accepted: accepted, body: bytes)
+        let envelope = Envelope.seal(.controlReply(reply), epoch: membership.epoch, signer: operatorKey.signer)
+        for datagram in DatagramCodec.datagrams(for: Frame(envelope: envelope).encoded(), messageID: control.timestamp.rawValue) {
+            socket.send(datagram, to: address)
+        }
+    }
+
+}
+
+/// `count` UDP ports on 127.0.0.1 that were free a moment ago (bound together, then released).
+func freeUDPPorts(count: Int) throws -> [Int] {
+    var sockets: [Int32] = []
+    defer { sockets.forEach { close($0) } }
+    var ports: [Int] = []
+    for _ in 0..<count {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { throw FaultError("cannot open a UDP socket: \(String(cString: strerror(errno)))") }
+        sockets.append(fd)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard ok else { throw FaultError("cannot find a free UDP port: \(String(cString: strerror(errno)))") }
+        ports.append(Int(UInt16(bigEndian: address.sin_port)))
+    }
+    return ports
+}
