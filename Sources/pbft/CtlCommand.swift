@@ -52,8 +52,8 @@ struct ControlTarget: ParsableArguments {
 
     func resolve(launchOnly: Bool) throws -> Resolved {
         if let cluster {
-            guard run == nil else { throw ValidationError("give --run (a launch) or --cluster (replicas directly), not both") }
-            guard !launchOnly else { throw ValidationError("this command needs a launch: pass --run DIR (see pbft launch), not --cluster") }
+            guard run == nil else { throw Failure("give --run (a launch) or --cluster (replicas directly), not both") }
+            guard !launchOnly else { throw Failure("this command needs a launch: pass --run DIR (see pbft launch), not --cluster") }
             return .direct(cluster: cluster, operatorKey: operatorKey ?? "keys/operator.key")
         }
         let directory = run ?? "runs/latest"
@@ -62,14 +62,14 @@ struct ControlTarget: ParsableArguments {
             if run == nil, !launchOnly, FileManager.default.fileExists(atPath: "keys/cluster.toml") {
                 return .direct(cluster: "keys/cluster.toml", operatorKey: operatorKey ?? "keys/operator.key")
             }
-            throw ValidationError("no launch at \(directory) (no launch.json): start one with 'pbft launch', or pass --run DIR")
+            throw Failure("no launch at \(directory) (no launch.json): start one with 'pbft launch', or pass --run DIR")
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file))) as? [String: Any],
               let control = object["control"] as? [String: Any], let host = control["host"] as? String, let port = control["port"] as? Int,
               let cluster = object["cluster"] as? String, let keys = object["keys"] as? String, let pid = object["pid"] as? Int
-        else { throw ValidationError("\(file): not a launch file written by pbft launch") }
+        else { throw Failure("\(file): not a launch file written by pbft launch") }
         guard kill(Int32(pid), 0) == 0 || errno == EPERM else {
-            throw ValidationError("the launch in \(directory) is not running (launcher pid \(pid) is gone)")
+            throw Failure("the launch in \(directory) is not running (launcher pid \(pid) is gone)")
         }
         return .launch(Launch(directory: directory, host: host, port: port, cluster: cluster, keys: keys, pid: Int32(pid)))
     }
@@ -80,7 +80,7 @@ struct ControlTarget: ParsableArguments {
         let client = try ControlClient(membership: membership, operatorKey: try KeyFile.load(operatorKey ?? launch.keys + "/operator.key"))
         let argument = try JSONEncoder().encode(request)
         guard let reply = try await client.sendToLauncher(Array(argument), host: launch.host, port: launch.port, timeoutMilliseconds: timeoutMs) else {
-            throw ValidationError("the launcher at \(launch.host):\(launch.port) did not answer within \(timeoutMs) ms")
+            throw Failure("the launcher at \(launch.host):\(launch.port) did not answer within \(timeoutMs) ms")
         }
         return (reply.accepted, String(decoding: reply.body, as: UTF8.self))
     }
@@ -99,9 +99,9 @@ struct ControlTarget: ParsableArguments {
 
     /// A direct command to one replica (no launcher): prints its answer.
     func direct(_ command: Control.Command, argument: [UInt8] = [], replica: String, cluster: String, operatorKey: String) async throws {
-        guard let raw = UInt32(replica) else { throw ValidationError("'\(replica)': without a launch, name a replica by its id") }
+        guard let raw = UInt32(replica) else { throw Failure("'\(replica)': without a launch, name a replica by its id") }
         let membership = try ClusterFile.load(cluster)
-        guard membership.replica(ReplicaID(raw)) != nil else { throw ValidationError("replica \(raw) is not in \(cluster)") }
+        guard membership.replica(ReplicaID(raw)) != nil else { throw Failure("replica \(raw) is not in \(cluster)") }
         let client = try ControlClient(membership: membership, operatorKey: try KeyFile.load(operatorKey))
         let replies = try await client.send(command, argument: argument, to: [ReplicaID(raw)], timeoutMilliseconds: timeoutMs)
         guard let reply = replies[ReplicaID(raw)] else {
@@ -121,7 +121,7 @@ func printError(_ text: String) {
 func parseProbability(_ text: String) throws -> Double {
     let value = text.hasSuffix("%") ? Double(text.dropLast()).map { $0 / 100 } : Double(text)
     guard let value, value.isFinite, (0...1).contains(value) else {
-        throw ValidationError("'\(text)': a probability is 0 to 1 or 0% to 100%")
+        throw Failure("'\(text)': a probability is 0 to 1 or 0% to 100%")
     }
     return value
 }
@@ -151,7 +151,7 @@ struct CtlStatus: AsyncParsableCommand {
     func printLaunchStatus(_ body: String) throws {
         guard let object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any],
               let replicas = object["replicas"] as? [[String: Any]]
-        else { throw ValidationError("the launcher's status is not what this pbft expects") }
+        else { throw Failure("the launcher's status is not what this pbft expects") }
         Output.line(pad(["replica", "pid", "process", "view", "primary", "executed", "stable h", "starts", "byzantine", "twin"]))
         for r in replicas {
             let status = r["status"] as? [String: Any]
@@ -177,7 +177,7 @@ struct CtlStatus: AsyncParsableCommand {
         let membership = try ClusterFile.load(cluster)
         let client = try ControlClient(membership: membership, operatorKey: try KeyFile.load(operatorKey))
         let ids = only.isEmpty ? membership.replicas.map(\.id) : only.map { ReplicaID(rawValue: $0) }
-        for id in ids where membership.replica(id) == nil { throw ValidationError("--replica \(id): not in \(cluster)") }
+        for id in ids where membership.replica(id) == nil { throw Failure("--replica \(id): not in \(cluster)") }
         let replies = try await client.send(.status, to: ids, timeoutMilliseconds: target.timeoutMs)
         if json {
             for id in ids { Output.line(replies[id].map { String(decoding: $0.body, as: UTF8.self) } ?? "{\"replica\":\(id.rawValue),\"error\":\"no reply\"}") }
@@ -430,7 +430,7 @@ struct CtlPartition: AsyncParsableCommand {
         let parsed = groups.split(separator: "/", omittingEmptySubsequences: false).map {
             $0.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespaces) }
         }
-        guard parsed.allSatisfy({ $0.allSatisfy { !$0.isEmpty } }) else { throw ValidationError("'\(groups)': write groups as 0,1/2,3") }
+        guard parsed.allSatisfy({ $0.allSatisfy { !$0.isEmpty } }) else { throw Failure("'\(groups)': write groups as 0,1/2,3") }
         var request = LaunchRequest(verb: .partition)
         request.groups = parsed
         request.oneWay = oneWay

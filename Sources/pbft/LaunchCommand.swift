@@ -70,7 +70,7 @@ struct LaunchCommand: AsyncParsableCommand {
 
         let launcher: Launcher
         do { launcher = try await Launcher.start(options) } catch {
-            throw ValidationError("launch failed: \(error)")
+            throw Failure("launch failed: \(error)")
         }
         if dir == nil { Self.linkLatest(runDirectory) }
         let control = await launcher.controlAddress
@@ -114,7 +114,7 @@ struct LaunchCommand: AsyncParsableCommand {
         if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return path }
         let argument = CommandLine.arguments[0]
         if argument.contains("/") { return URL(fileURLWithPath: argument).standardizedFileURL.path }
-        throw ValidationError("cannot tell where the pbft executable is; run it by its path")
+        throw Failure("cannot tell where the pbft executable is; run it by its path")
     }
 
     /// runs/latest → the run directory, so 'pbft ctl' finds it without --run.

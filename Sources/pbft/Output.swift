@@ -16,3 +16,10 @@ enum Output {
         }
     }
 }
+
+/// A failure the user can act on, reported as one line ("Error: ...") and a non-zero exit,
+/// without the usage text ArgumentParser adds to a `ValidationError`.
+struct Failure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -17,35 +17,13 @@ final class ProcessCluster: @unchecked Sendable {
 
     init(n: Int = 4, clients: Int = 4) throws {
         self.n = n
-        let port = try Self.freePortRange(count: n)
+        let port = try freeUDPPortRange(count: n)
         let result = try PBFTBinary.run(["keygen", "--replicas", "\(n)", "--clients", "\(clients)", "--out", directory.file("keys"), "--base-port", "\(port)"])
         guard result.status == 0 else { throw TestFailure("keygen failed: \(result.stderr)") }
         membership = try ClusterFile.load(directory.file("keys/cluster.toml"))
     }
 
     deinit { for process in processes.values where process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-
-    /// A base port whose next `count` UDP ports are free now.
-    static func freePortRange(count: Int) throws -> Int {
-        for _ in 0..<50 {
-            let base = Int.random(in: 20_000...60_000)
-            var sockets: [Int32] = []
-            defer { sockets.forEach { close($0) } }
-            var ok = true
-            for port in base..<(base + count) {
-                let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-                var address = sockaddr_in()
-                address.sin_family = sa_family_t(AF_INET)
-                address.sin_port = in_port_t(UInt16(port).bigEndian)
-                address.sin_addr.s_addr = inet_addr("127.0.0.1")
-                let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-                sockets.append(fd)
-                if bound != 0 { ok = false; break }
-            }
-            if ok { return base }
-        }
-        throw TestFailure("no free range of \(count) UDP ports")
-    }
 
     func dataDirectory(_ i: Int) -> String { directory.file("data/r\(i)") }
     func logPath(_ i: Int) -> String { directory.file("replica-\(i).log") }
@@ -107,40 +85,13 @@ final class ProcessCluster: @unchecked Sendable {
         }
     }
 
-    /// Each replica's executed batches by sequence number (the last record for a sequence
-    /// number wins: a restart may execute it again, identically).
-    func executions(_ i: Int) throws -> [UInt64: String] {
-        let path = dataDirectory(i) + "/execution.jsonl"
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [:] }
-        var batches: [UInt64: String] = [:]
-        for line in text.split(separator: "\n") where line.contains("\"type\":\"executed\"") {
-            guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let seq = object["seq"] as? UInt64, let requests = object["requests"] as? [[String: Any]]
-            else { throw TestFailure("bad execution log line: \(line)") }
-            let results = requests.map { "\($0["requester"]!)/\($0["timestamp"]!)/\($0["result"]!)" }.joined(separator: ",")
-            if let previous = batches[seq], previous != "\(object["batch"]!)|\(results)" {
-                throw TestFailure("replica \(i) executed \(seq) twice differently")
-            }
-            batches[seq] = "\(object["batch"]!)|\(results)"
-        }
-        return batches
-    }
+    /// Each replica's executed batches by sequence number (a restart may execute one again, identically).
+    func executions(_ i: Int) throws -> [UInt64: String] { try ExecutionLogFile.batches(at: dataDirectory(i) + "/execution.jsonl") }
 
     /// The highest sequence number replica `i` executed or installed by state transfer.
-    func lastExecuted(_ i: Int) -> UInt64 {
-        let executed = ((try? executions(i)) ?? [:]).keys.max() ?? 0
-        let text = (try? String(contentsOfFile: dataDirectory(i) + "/execution.jsonl", encoding: .utf8)) ?? ""
-        let installed = text.split(separator: "\n").filter { $0.contains("\"type\":\"installed\"") }
-            .compactMap { line in line.firstMatch(of: /"seq":(\d+)/).flatMap { UInt64($0.1) } }.max() ?? 0
-        return max(executed, installed)
-    }
+    func lastExecuted(_ i: Int) -> UInt64 { ExecutionLogFile.lastExecuted(at: dataDirectory(i) + "/execution.jsonl") }
 
     func log(_ i: Int) -> String { (try? String(contentsOfFile: logPath(i), encoding: .utf8)) ?? "" }
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }
 
 /// Real processes: the built `pbft` binary, UDP on 127.0.0.1.

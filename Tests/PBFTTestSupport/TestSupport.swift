@@ -88,3 +88,77 @@ public func eventually(within seconds: Double, every interval: Double = 0.05, _ 
 
 /// The tests' seeded generator is the sources' own (PBFTByzantine's SplitMix64).
 public typealias SplitMix64 = PBFTByzantine.SplitMix64
+
+public struct TestFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A base port whose next `count` UDP ports on 127.0.0.1 are free now.
+public func freeUDPPortRange(count: Int) throws -> Int {
+    for _ in 0..<50 {
+        let base = Int.random(in: 20_000...60_000)
+        var sockets: [Int32] = []
+        defer { sockets.forEach { close($0) } }
+        var ok = true
+        for port in base..<(base + count) {
+            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            sockets.append(fd)
+            if bound != 0 { ok = false; break }
+        }
+        if ok { return base }
+    }
+    throw TestFailure("no free range of \(count) UDP ports")
+}
+
+/// Sends one UDP datagram to 127.0.0.1:`port` from a fresh socket.
+public func sendDatagram(_ bytes: [UInt8], toPort port: Int) {
+    let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    _ = bytes.withUnsafeBytes { buffer in
+        withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, buffer.baseAddress, buffer.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    }
+}
+
+/// A replica's execution.jsonl (docs/runtime.md), read for checking.
+public enum ExecutionLogFile {
+    /// Executed batches by sequence number, each as "batch|requester/timestamp/result,...";
+    /// throws if the replica executed one sequence number twice differently.
+    public static func batches(at path: String) throws -> [UInt64: String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [:] }
+        var batches: [UInt64: String] = [:]
+        for line in text.split(separator: "\n") where line.contains("\"type\":\"executed\"") {
+            guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let seq = object["seq"] as? UInt64, let requests = object["requests"] as? [[String: Any]]
+            else { throw TestFailure("\(path): bad line: \(line)") }
+            let results = requests.map { "\($0["requester"]!)/\($0["timestamp"]!)/\($0["result"]!)" }.joined(separator: ",")
+            let entry = "\(object["batch"]!)|\(results)"
+            if let previous = batches[seq], previous != entry { throw TestFailure("\(path): sequence number \(seq) executed twice differently") }
+            batches[seq] = entry
+        }
+        return batches
+    }
+
+    /// The highest sequence number executed or installed by state transfer.
+    public static func lastExecuted(at path: String) -> UInt64 {
+        let executed = ((try? batches(at: path)) ?? [:]).keys.max() ?? 0
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        let installed = text.split(separator: "\n").filter { $0.contains("\"type\":\"installed\"") }
+            .compactMap { line in line.firstMatch(of: /"seq":(\d+)/).flatMap { UInt64($0.1) } }.max() ?? 0
+        return max(executed, installed)
+    }
+
+    /// Sequence numbers at which two replicas' logs hold different batches.
+    public static func disagreements(_ a: [UInt64: String], _ b: [UInt64: String]) -> [UInt64] {
+        a.compactMap { seq, batch in b[seq].map { $0 == batch ? nil : seq } ?? nil }.sorted()
+    }
+}

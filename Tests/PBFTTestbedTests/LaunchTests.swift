@@ -1,0 +1,238 @@
+import Foundation
+import PBFTCluster
+import PBFTCore
+import PBFTCrypto
+import PBFTRuntime
+import PBFTTestSupport
+import PBFTWire
+import Testing
+
+/// `pbft launch` with real replica processes behind the fault proxy.
+@Suite(.serialized) struct LaunchTests {
+    // MARK: No orphans
+
+    /// Every pid the launch started: replicas, twins and the load client.
+    func children(_ launch: LaunchHarness) throws -> [Int32] {
+        let status = try launch.status()
+        var pids = status.replicas.compactMap(\.pid)
+        for replica in status.raw["replicas"] as? [[String: Any]] ?? [] {
+            if let twin = replica["twin_pid"] as? Int { pids.append(Int32(twin)) }
+        }
+        if let load = status.raw["load_pid"] as? Int { pids.append(Int32(load)) }
+        return pids
+    }
+
+    @Test("nothing is left behind after the launch ends by itself")
+    func noOrphansAfterNormalExit() throws {
+        let launch = try LaunchHarness(arguments: ["--duration", "4", "--load", "2"])
+        let pids = try children(launch)
+        #expect(pids.count == 5, "4 replicas and the load client")
+        launch.launcher.waitUntilExit()
+        #expect(launch.launcher.terminationStatus == 0)
+        #expect(eventually(within: 10) { pids.allSatisfy(isGone) }, "still running: \(pids.filter { !isGone($0) })")
+        #expect(text(launch.output).contains("--duration elapsed"))
+    }
+
+    @Test("nothing is left behind after SIGTERM to the launcher, paused replicas included")
+    func noOrphansAfterSigterm() throws {
+        let launch = try LaunchHarness()
+        try launch.must(["pause", "2"])
+        let pids = try children(launch)
+        #expect(pids.count == 4)
+        launch.terminate()
+        #expect(launch.launcher.terminationStatus == 0)
+        #expect(eventually(within: 10) { pids.allSatisfy(isGone) }, "still running: \(pids.filter { !isGone($0) })")
+        #expect(launch.events.last?["event"] as? String == "launch_stopped")
+    }
+
+    @Test("nothing is left behind after SIGKILL of the launcher, paused replicas and twins included")
+    func noOrphansAfterSigkill() throws {
+        let launch = try LaunchHarness(arguments: ["--load", "1"])
+        try launch.must(["pause", "1"])
+        try launch.must(["twin", "3"])
+        let pids = try children(launch)
+        #expect(pids.count == 6, "4 replicas, a twin and the load client")
+        kill(launch.launcher.processIdentifier, SIGKILL)
+        launch.launcher.waitUntilExit()
+        #expect(eventually(within: 10) { pids.allSatisfy(isGone) }, "still running: \(pids.filter { !isGone($0) })")
+    }
+
+    // MARK: Network faults
+
+    @Test("a partition isolating the primary: the majority changes view and serves; after healing the primary catches up")
+    func partitionIsolatingThePrimary() async throws {
+        let launch = try LaunchHarness()
+        let clients = try await launch.clients(4)
+        _ = try await launch.load(clients, operations: 10, tag: "before")
+        let old = try #require(try launch.status().primary)
+        try launch.must(["partition", "primary"])
+        #expect(try launch.status().faults.contains { $0.hasPrefix("partition \(old) / ") })
+        let served = try await launch.load(clients, operations: 40, tag: "partitioned")
+        #expect(served == 160)
+        let during = try launch.status()
+        let majority = during.replicas.filter { $0.id != old }
+        #expect(majority.allSatisfy { ($0.view ?? 0) >= 1 && $0.primary != old }, "the majority moved to a view with another primary: \(majority)")
+        let reached = majority.compactMap(\.lastExecuted).min() ?? 0
+        #expect(UInt64(reached) > launch.lastExecuted(old), "the isolated primary fell behind")
+
+        try launch.must(["heal"])
+        #expect(try launch.status().faults.isEmpty)
+        _ = try await launch.load(clients, operations: 40, tag: "healed")
+        for client in clients { await client.close() }
+        #expect(eventually(within: 20) { launch.lastExecuted(old) >= UInt64(reached) }, "the old primary caught up to \(reached): at \(launch.lastExecuted(old))")
+        try launch.agree([0, 1, 2, 3])
+        let kinds = launch.events.compactMap { $0["event"] as? String }
+        #expect(kinds.contains("partition") && kinds.contains("heal"))
+    }
+
+    @Test("30% loss with reordering and duplication on every path still serves every operation")
+    func lossyNetworkServesEveryOperation() async throws {
+        let launch = try LaunchHarness()
+        try launch.must(["drop", "30%"])
+        try launch.must(["reorder", "0.3"])
+        try launch.must(["duplicate", "0.3"])
+        #expect(try launch.status().faults == ["all traffic: drop 30% duplicate 30% reorder 30%"])
+        let clients = try await launch.clients(4)
+        let served = try await launch.load(clients, operations: 15, tag: "lossy", timeout: 120_000)
+        #expect(served == 60)
+        for client in clients { await client.close() }
+        let proxy = try #require(try launch.status().raw["proxy"] as? [String: Int])
+        #expect((proxy["dropped"] ?? 0) > 0 && (proxy["duplicated"] ?? 0) > 0 && (proxy["reordered"] ?? 0) > 0, "\(proxy)")
+        try launch.agree([0, 1, 2, 3])
+    }
+
+    @Test("corrupted datagrams are rejected and counted, never obeyed")
+    func corruptionIsRejected() async throws {
+        let launch = try LaunchHarness()
+        try launch.must(["corrupt", "0.2"])
+        let clients = try await launch.clients(2)
+        _ = try await launch.load(clients, operations: 20, tag: "corrupt", timeout: 60_000)
+        for client in clients { await client.close() }
+        let status = try launch.status()
+        let rejected = (status.raw["replicas"] as? [[String: Any]] ?? []).compactMap { ($0["status"] as? [String: Any])?["rejected"] as? [String: Int] }
+        let total = rejected.reduce(0) { $0 + ($1["bad_signature"] ?? 0) + ($1["malformed"] ?? 0) + ($1["datagram_dropped"] ?? 0) }
+        #expect(total > 0, "corruption showed up as rejections: \(rejected)")
+        try launch.agree([0, 1, 2, 3])
+    }
+
+    // MARK: Byzantine replicas
+
+    /// Runs load with a Byzantine mode on the primary (or a twin of a backup) and checks the
+    /// correct replicas agree and serve.
+    func byzantine(_ setup: (LaunchHarness, Int) throws -> Void, faulty: (Int) -> Int) async throws -> LaunchHarness {
+        let launch = try LaunchHarness(arguments: ["--allow-byzantine"])
+        let clients = try await launch.clients(4)
+        _ = try await launch.load(clients, operations: 5, tag: "warm")
+        let primary = try #require(try launch.status().primary)
+        try setup(launch, primary)
+        let served = try await launch.load(clients, operations: 30, tag: "byzantine", timeout: 60_000)
+        #expect(served == 120)
+        for client in clients { await client.close() }
+        let bad = faulty(primary)
+        let correct = (0..<4).filter { $0 != bad }
+        try launch.agree(correct)
+        return launch
+    }
+
+    @Test("an equivocating primary leaves the correct replicas in agreement and serving")
+    func equivocatingPrimary() async throws {
+        var equivocator = -1
+        let launch = try await byzantine({ launch, primary in
+            equivocator = primary
+            try launch.must(["byzantine", "\(primary)", "equivocatingPrimary"])
+        }, faulty: { $0 })
+        #expect(launch.events.contains { $0["event"] as? String == "byzantine" && $0["mode"] as? String == "equivocatingPrimary" })
+        for replica in try launch.status().raw["replicas"] as? [[String: Any]] ?? [] {
+            print("equivocation:", replica["id"] ?? "?", (replica["status"] as? [String: Any])?["rejected"] ?? "-", (replica["status"] as? [String: Any])?["view"] ?? "-", equivocator)
+        }
+    }
+
+    @Test("a mute primary is replaced")
+    func mutePrimary() async throws {
+        var muted = -1
+        let launch = try await byzantine({ launch, primary in
+            muted = primary
+            try launch.must(["byzantine", "primary", "mutePrimary"])
+        }, faulty: { $0 })
+        let status = try launch.status()
+        #expect(status.primary != nil && status.primary != muted, "a new primary took over from r\(muted)")
+    }
+
+    @Test("a twin of a backup (same key, same id) leaves the correct replicas in agreement and serving")
+    func twinBackup() async throws {
+        var twinned = -1
+        let launch = try await byzantine({ launch, primary in
+            twinned = (primary + 1) % 4
+            try launch.must(["twin", "\(twinned)"])
+        }, faulty: { ($0 + 1) % 4 })
+        #expect(try launch.status().raw["replicas"].flatMap { ($0 as? [[String: Any]])?[twinned]["twin_pid"] } != nil, "the twin still runs")
+        #expect(text(launch.run + "/logs/twin-\(twinned).log").contains("replica serving"))
+    }
+
+    @Test("a replica started without --allow-byzantine refuses byzantine modes and logs it")
+    func byzantineNeedsTheFlag() throws {
+        let launch = try LaunchHarness()
+        let result = try launch.ctl(["byzantine", "1", "silent"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("not started with --allow-byzantine"), "\(result.stderr)")
+        #expect(eventually(within: 5) { launch.log(1).contains("refused a Byzantine mode") })
+        #expect(launch.events.contains { $0["event"] as? String == "byzantine_refused" })
+    }
+
+    // MARK: The operator's commands
+
+    @Test("commands name known replicas, modes and values, or get one clear error")
+    func badCommands() throws {
+        let launch = try LaunchHarness()
+        for (arguments, message) in [
+            (["kill", "9"], "replica 9 is not in the cluster"),
+            (["kill", "leader"], "'leader' is not a replica id or 'primary'"),
+            (["drop", "1.5"], "a probability is 0 to 1"),
+            (["byzantine", "1", "sneaky"], "unknown mode 'sneaky'"),
+            (["partition", "0,9/1"], "replica 9 is not in the cluster"),
+            (["resume", "2"], "replica 2 is not paused"),
+        ] {
+            let result = try launch.ctl(arguments)
+            #expect(result.status != 0, "\(arguments)")
+            #expect((result.stderr + result.stdout).contains(message), "\(arguments): \(result.stderr)")
+        }
+        #expect(try launch.status().replicas.allSatisfy { $0.state == "running" })
+    }
+
+    @Test("unsigned or wrongly signed commands are rejected by the launcher and by the replicas")
+    func forgedCommandsAreRejected() throws {
+        let launch = try LaunchHarness()
+        let before = try launch.status()
+        let launchFile = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: launch.run + "/launch.json"))) as! [String: Any]
+        let controlPort = (launchFile["control"] as! [String: Any])["port"] as! Int
+        let replica1 = (launchFile["replicas"] as! [[String: Any]])[1]
+        let replicaPort = Int((replica1["private"] as! String).split(separator: ":").last!)!
+        let membership = try launch.membership
+        let client = try KeyFile.load(launch.run + "/keys/client-0.key")
+        let stranger = SigningKey.generate()
+        let timestamp = Timestamp(UInt64(Date().timeIntervalSince1970 * 1_000_000))
+
+        func datagram(_ envelope: Envelope) -> [UInt8] { [DatagramKind.whole.rawValue] + Frame(envelope: envelope).encoded() }
+        func forged(_ control: Control) -> [[UInt8]] {
+            var unsigned = Envelope(sender: .operator, epoch: membership.epoch, message: .control(control), signature: .zero)
+            var wrongKey = unsigned
+            wrongKey.signature = stranger.sign(wrongKey.signedBytes)
+            var clientKey = unsigned
+            clientKey.signature = client.key.sign(clientKey.signedBytes)
+            unsigned.signature = .zero
+            let asClient = Envelope.seal(.control(control), epoch: membership.epoch, signer: client.signer)
+            return [datagram(unsigned), datagram(wrongKey), datagram(clientKey), datagram(asClient)]
+        }
+        let kill1 = Control(timestamp: timestamp, command: .launcher, argument: Array(#"{"verb":"kill","replica":"1"}"#.utf8))
+        for bytes in forged(kill1) { sendDatagram(bytes, toPort: controlPort) }
+        let stop = Control(timestamp: timestamp, command: .stop)
+        for bytes in forged(stop) { sendDatagram(bytes, toPort: replicaPort) }
+
+        #expect(eventually(within: 5) { ((try? launch.status().rejectedControls) ?? 0) >= 4 }, "the launcher rejected all four")
+        let after = try launch.status()
+        #expect(after.replicas[1].state == "running" && after.replicas[1].pid == before.replicas[1].pid, "replica 1 was neither killed nor stopped")
+        #expect(after.replicas[1].badSignatures >= 3, "replica 1 counted the forged signatures: \(after.replicas[1].badSignatures)")
+        #expect(launch.events.filter { $0["event"] as? String == "control_rejected" }.count >= 4)
+        #expect(!launch.log(1).contains("stopping on the operator's command"))
+    }
+}
