@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job: build pbft, generate keys for 4 replicas, start them as processes on
-# localhost UDP, run a few client operations, kill the primary (SIGKILL), show the view
-# change and the cluster serving again, restart the old primary from its data directory,
-# and stop everything.
+# The main job: build pbft, launch 4 replica processes on localhost behind the fault proxy
+# (keys generated into the run directory), run client operations and a load, kill the
+# primary with `pbft ctl kill primary` and show the view change and the cluster serving,
+# restart it, isolate the new primary with a partition and heal it, then stop the launch
+# and print the event log: every fault with its time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -14,55 +15,54 @@ pbft=.build/release/pbft
 
 run=runs/demo
 rm -rf "$run"
-mkdir -p "$run"
+mkdir -p runs
 base_port=$((20000 + RANDOM % 20000))
-echo "==> keys for 4 replicas and 4 clients (ports $base_port..$((base_port + 3)))"
-"$pbft" keygen --replicas 4 --clients 4 --out "$run/keys" --base-port "$base_port" --force | head -1
-
-pids=()
-stop_all() {
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+echo "==> pbft launch --replicas 4 --dir $run --base-port $base_port"
+"$pbft" launch --replicas 4 --dir "$run" --base-port "$base_port" > runs/demo-launch.out 2>&1 &
+launcher=$!
+stop_launch() {
+    kill -TERM "$launcher" 2>/dev/null || true
+    wait "$launcher" 2>/dev/null || true
 }
-trap stop_all EXIT
-
-start_replica() {
-    "$pbft" replica --cluster "$run/keys/cluster.toml" --id "$1" --key "$run/keys/replica-$1.key" \
-        --data "$run/data/r$1" --log-level info >> "$run/replica-$1.log" 2>&1 &
-    pids[$1]=$!
-}
-for i in 0 1 2 3; do start_replica "$i"; done
-echo "==> 4 replicas started (pids ${pids[*]}); logs in $run/replica-*.log"
+trap stop_launch EXIT
+for _ in $(seq 1 100); do [ -f "$run/launch.json" ] && break; sleep 0.1; done
+[ -f "$run/launch.json" ] || { cat runs/demo-launch.out; echo "error: the launch did not start" >&2; exit 1; }
+sed -n '1,8p' runs/demo-launch.out | sed 's/^/    /'
 sleep 1
 
+ctl() { "$pbft" ctl "$@" --run "$run"; }
 client() { "$pbft" client --cluster "$run/keys/cluster.toml" --key "$run/keys/client-$1.key" "${@:2}"; }
 echo "==> client operations"
-echo "put color blue   -> $(client 0 put color blue)"
-echo "get color        -> $(client 1 get color)"
+echo "put color blue     -> $(client 0 put color blue)"
+echo "get color          -> $(client 1 get color)"
 echo "cas color blue red -> $(client 2 cas color blue red)"
-echo "get color        -> $(client 3 get color)"
+echo "get color          -> $(client 3 get color)"
 
 echo "==> a short load: 4 closed-loop clients for 3 s"
 "$pbft" client --cluster "$run/keys/cluster.toml" --keys "$run/keys" --clients 4 --duration 3
+ctl status
 
-echo "==> kill -9 the primary (replica 0, pid ${pids[0]})"
-kill -KILL "${pids[0]}"
+echo "==> pbft ctl kill primary"
 start=$(date +%s%N)
+ctl kill primary
 echo "put after-crash yes -> $(client 0 put after-crash yes)"
-echo "    completed $(( ($(date +%s%N) - start) / 1000000 )) ms after the kill (view change included)"
-echo "get color        -> $(client 1 get color)"
-grep -h "view" "$run"/replica-1.log | tail -n 2 || true
+echo "    completed $(( ($(date +%s%N) - start) / 1000000 )) ms after the kill command (view change included)"
+ctl status | grep -E "^primary|^r" | head -5
 
-echo "==> restart replica 0 from its data directory"
-start_replica 0
-sleep 2
+echo "==> pbft ctl restart 0 (from its data directory)"
+ctl restart 0
 "$pbft" client --cluster "$run/keys/cluster.toml" --keys "$run/keys" --clients 4 --duration 2
-sleep 1
-echo "==> last executed sequence number per replica (execution.jsonl)"
-for i in 0 1 2 3; do
-    printf "replica %d: %s\n" "$i" "$(tail -n 1 "$run/data/r$i/execution.jsonl" | grep -o '"seq":[0-9]*' || echo none)"
-done
-echo "==> stopping"
-stop_all
+
+echo "==> pbft ctl partition primary, a load, then pbft ctl heal"
+ctl partition primary
+"$pbft" client --cluster "$run/keys/cluster.toml" --keys "$run/keys" --clients 4 --duration 3
+ctl heal
+"$pbft" client --cluster "$run/keys/cluster.toml" --keys "$run/keys" --clients 4 --duration 2
+ctl status
+
+echo "==> stopping the launch (SIGTERM): it stops every process it started"
+stop_launch
 trap - EXIT
-echo "done: logs, data and execution logs are in $run/"
+echo "==> the event log ($run/events.jsonl)"
+cut -c1-160 "$run/events.jsonl"
+echo "done: keys, logs, data, execution logs and events are in $run/"
