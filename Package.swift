@@ -109,7 +109,11 @@ let package = Package(
         ),
         .testTarget(
             name: "PBFTTestbedTests",
-            dependencies: ["PBFTTestbed", "PBFTRuntime", "PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue", "PBFTCluster", "PBFTTestSupport"],
+            dependencies: [
+                "PBFTTestbed", "PBFTRuntime", "PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue", "PBFTCluster", "PBFTTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
