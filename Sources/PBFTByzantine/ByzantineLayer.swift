@@ -11,7 +11,8 @@ public enum ByzantineBehaviour: String, CaseIterable, Hashable, Sendable {
     case mutePrimary
     /// As primary, holds back every pre-prepare for three view-change timeouts.
     case slowPrimary
-    /// As primary, sends half the backups a different batch for the same sequence number.
+    /// As primary, sends half the backups a different batch for the same sequence number
+    /// (the requests reordered, or for a single request the previous batch).
     case equivocatingPrimary
     /// Prepares and commits carry a wrong digest.
     case wrongDigests
@@ -52,6 +53,11 @@ public struct ByzantineLayer: Sendable {
     let signer: any MessageSigner
     let membership: Membership
     var sentHistory: [Frame] = []
+    /// The batch of its last pre-prepare (an equivocating primary's alternative to a single request).
+    var previousBatch: [Envelope]?
+    /// Recent frames of its own, encoded, small enough to fit a datagram: a garbage flood
+    /// sends them cut short or with bits flipped.
+    var recentSmallFrames: [[UInt8]] = []
     /// Frames held back (slow primary) and the tick at which they go out.
     var held: [(release: UInt64, action: Action)] = []
     /// How long a slow primary holds each pre-prepare.
@@ -81,7 +87,7 @@ public struct ByzantineLayer: Sendable {
         let maker = GarbageMaker(signer: signer, epoch: membership.epoch)
         var junk: [(to: ReplicaID, bytes: [UInt8])] = []
         for peer in peers {
-            let burst = maker.burst(budget: Int.random(in: 0...garbagePerPeerMax, using: &rng), ownFrames: sentHistory, rng: &rng)
+            let burst = maker.burst(budget: Int.random(in: 0...garbagePerPeerMax, using: &rng), ownFrames: recentSmallFrames, rng: &rng)
             junk += burst.map { (peer, $0) }
         }
         return junk
@@ -105,10 +111,22 @@ public struct ByzantineLayer: Sendable {
             }
             return [action]
         case .equivocatingPrimary:
-            guard case .broadcast(let frame) = action, case .prePrepare(let p) = frame.envelope.message, frame.batch.count >= 2 else {
+            guard case .broadcast(let frame) = action, case .prePrepare(let p) = frame.envelope.message, !frame.batch.isEmpty else {
                 return [action]
             }
-            let other = Array(frame.batch.reversed())
+            // Another valid batch for the same sequence number: the same requests in another
+            // order, or, for a single request, the batch before it (its requests are signed by
+            // their clients; ordered again they would change nothing, but the digest differs).
+            let previous = previousBatch
+            previousBatch = frame.batch
+            let other: [Envelope]
+            if frame.batch.count >= 2 {
+                other = Array(frame.batch.reversed())
+            } else if let previous, previous != frame.batch {
+                other = previous
+            } else {
+                return [action]
+            }
             let forged = Frame(envelope: seal(.prePrepare(PrePrepare(view: p.view, sequence: p.sequence, batchDigest: digest(other, replica: replica)))), batch: other)
             return backups(of: replica).enumerated().map { index, backup in
                 .send(index % 2 == 0 ? frame : forged, to: backup)
@@ -251,6 +269,11 @@ public struct ByzantineLayer: Sendable {
     private mutating func remember(_ frame: Frame) {
         sentHistory.append(frame)
         if sentHistory.count > 64 { sentHistory.removeFirst() }
+        guard behaviour == .garbageFlood else { return }
+        let bytes = frame.encoded()
+        guard bytes.count <= GarbageMaker.ownFrameBytesMax else { return }
+        recentSmallFrames.append(bytes)
+        if recentSmallFrames.count > 16 { recentSmallFrames.removeFirst() }
     }
 
     private func seal(_ message: Message) -> Envelope { Envelope.seal(message, epoch: membership.epoch, signer: signer) }

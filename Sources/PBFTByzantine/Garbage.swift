@@ -38,15 +38,17 @@ public enum GarbageKind: CaseIterable, Sendable {
 struct GarbageMaker {
     static let wholeKind: UInt8 = 0x50
     static let fragmentKind: UInt8 = 0x46
-    static let fragmentHeaderBytes = 17
     /// Random runs of bytes stay small: the flood is many datagrams, not large ones.
     static let randomBytesMax = 256
+    /// Own frames it mangles are at most this large: a view-change with its proofs is left
+    /// out, since the flood is many small datagrams.
+    static let ownFrameBytesMax = 1_400
 
     let signer: any MessageSigner
     let epoch: Epoch
 
-    /// Up to `budget` datagrams (fewer when none is left for a whole set of fragments).
-    func burst(budget: Int, ownFrames: [Frame], rng: inout SplitMix64) -> [[UInt8]] {
+    /// `budget` datagrams; a set of fragments that does not fit is cut short.
+    func burst(budget: Int, ownFrames: [[UInt8]], rng: inout SplitMix64) -> [[UInt8]] {
         var datagrams: [[UInt8]] = []
         while datagrams.count < budget {
             let made = datagram(GarbageKind.allCases.randomElement(using: &rng)!, ownFrames: ownFrames, rng: &rng)
@@ -55,7 +57,7 @@ struct GarbageMaker {
         return datagrams
     }
 
-    func datagram(_ kind: GarbageKind, ownFrames: [Frame], rng: inout SplitMix64) -> [[UInt8]] {
+    func datagram(_ kind: GarbageKind, ownFrames: [[UInt8]], rng: inout SplitMix64) -> [[UInt8]] {
         switch kind {
         case .randomBytes:
             return [randomBytes(0...Self.randomBytesMax, &rng)]
@@ -122,8 +124,8 @@ struct GarbageMaker {
     }
 
     /// One of the replica's own frames, or (before it sent any) a signed status.
-    private func ownFrame(_ frames: [Frame], _ rng: inout SplitMix64) -> [UInt8] {
-        if let frame = frames.randomElement(using: &rng) { return frame.encoded() }
+    private func ownFrame(_ frames: [[UInt8]], _ rng: inout SplitMix64) -> [UInt8] {
+        if let frame = frames.randomElement(using: &rng) { return frame }
         let status = Status(view: ViewNumber(0), stableSequence: SequenceNumber(0), lastExecuted: SequenceNumber(0))
         return Frame(envelope: Envelope.seal(.status(status), epoch: epoch, signer: signer)).encoded()
     }
@@ -161,7 +163,14 @@ struct GarbageMaker {
     }
 
     private func randomBytes(_ count: ClosedRange<Int>, _ rng: inout SplitMix64) -> [UInt8] {
-        (0..<Int.random(in: count, using: &rng)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let count = Int.random(in: count, using: &rng)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(count + 8)
+        while bytes.count < count {
+            withUnsafeBytes(of: rng.next().littleEndian) { bytes.append(contentsOf: $0) }
+        }
+        bytes.removeLast(bytes.count - count)
+        return bytes
     }
 
     private func append(_ value: UInt64, width: Int, to bytes: inout [UInt8]) {

@@ -344,7 +344,7 @@ final class ProcessCluster: @unchecked Sendable {
         #expect(eventually(within: 10) { cluster.log(0).contains("replica serving") })
         let refused = try PBFTBinary.run(["ctl", "byzantine", "0", "mutePrimary"] + ctl)
         #expect(refused.status != 0)
-        #expect(refused.stdout.contains("not started with --allow-byzantine"))
+        #expect(refused.stdout.contains("not started with --allow-byzantine") || refused.stderr.contains("not started with --allow-byzantine"))
         #expect(eventually(within: 5) { cluster.log(0).contains("refused a Byzantine mode") })
 
         cluster.stop(0)
@@ -352,7 +352,11 @@ final class ProcessCluster: @unchecked Sendable {
         // The log is appended to across restarts: wait for the second start to be serving.
         #expect(eventually(within: 10) { cluster.log(0).components(separatedBy: "replica serving").count >= 3 })
         let unknown = try PBFTBinary.run(["ctl", "byzantine", "0", "grumpy"] + ctl)
-        #expect(unknown.status != 0 && unknown.stdout.contains("unknown mode"))
+        #expect(unknown.status != 0 && unknown.stderr.contains("unknown mode"), "ctl refuses it before sending")
+        // The replica refuses it too when it does arrive (a ctl of another version, a script).
+        let control = try ControlClient(membership: cluster.membership, operatorKey: try KeyFile.load(keys + "/operator.key"))
+        let reply = try await control.send(.byzantine, argument: Array("grumpy".utf8), to: [ReplicaID(0)], timeoutMilliseconds: 5_000)[ReplicaID(0)]
+        #expect(reply?.accepted == false && String(decoding: reply?.body ?? [], as: UTF8.self).contains("unknown mode"))
         let accepted = try PBFTBinary.run(["ctl", "byzantine", "0", "mutePrimary"] + ctl)
         #expect(accepted.status == 0, "\(accepted.stdout) \(accepted.stderr)")
 
