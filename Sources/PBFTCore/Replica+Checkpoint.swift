@@ -34,11 +34,16 @@ extension Replica {
         guard checkpoint.sequence.rawValue % UInt64(configuration.checkpointInterval) == 0 else { return drop(.outsideWaterMarks) }
         guard checkpoint.sequence > waterMarks.low else { return drop(.duplicate) }
         guard checkpoint.sequence <= waterMarks.high else {
-            // Beyond the window: keep only each replica's newest, to learn we are behind.
-            if case .checkpoint(let held)? = aheadCheckpoints[sender]?.message, held.sequence >= checkpoint.sequence {
-                return drop(.duplicate)
+            // Beyond the window: keep each replica's newest few, to learn we are behind and
+            // which checkpoint 2f+1 of them certify.
+            var held = aheadCheckpoints[sender] ?? [:]
+            guard held[checkpoint.sequence] == nil else { return drop(.duplicate) }
+            held[checkpoint.sequence] = envelope
+            if held.count > aheadCheckpointsPerReplica, let lowest = held.keys.min() {
+                held[lowest] = nil
+                if lowest == checkpoint.sequence { return drop(.duplicate) }
             }
-            aheadCheckpoints[sender] = envelope
+            aheadCheckpoints[sender] = held
             return
         }
         switch checkpointVotes[checkpoint.sequence, default: VoteSet()].insert(envelope, digest: checkpoint.stateDigest, from: sender) {
@@ -47,6 +52,10 @@ extension Replica {
         case .conflicting: drop(.conflicting)
         }
     }
+
+    /// Checkpoints kept per replica beyond H: its stable one and every newer one it can have
+    /// (a replica's newest checkpoint is at most L/K intervals above its stable one).
+    var aheadCheckpointsPerReplica: Int { configuration.logWindow / configuration.checkpointInterval + 1 }
 
     /// §4.3: a checkpoint with 2f+1 matching messages is stable: h advances to it and the
     /// log entries, checkpoint messages and states below it are discarded. A replica makes

@@ -37,7 +37,7 @@ extension Replica {
             best = (Checkpoint(sequence: n, stateDigest: digest), votes.envelopes(matching: digest))
         }
         var ahead = VoteSetsBySequence()
-        for envelope in aheadCheckpoints.values {
+        for envelope in aheadCheckpoints.values.flatMap(\.values) {
             guard case .checkpoint(let c) = envelope.message, case .replica(let sender) = envelope.sender else { continue }
             ahead.insert(envelope, checkpoint: c, from: sender)
         }
@@ -172,9 +172,7 @@ extension Replica {
         persist(.stable(fetch.proof))
         collectGarbage(through: n)
         ownCheckpoints = [n: (fetch.target.stateDigest, state)]
-        aheadCheckpoints = aheadCheckpoints.filter {
-            if case .checkpoint(let c) = $0.value.message { return c.sequence > n } else { return false }
-        }
+        aheadCheckpoints = aheadCheckpoints.mapValues { $0.filter { $0.key > n } }.filter { !$0.value.isEmpty }
         for requester in pendingOrder where replyCache.hasExecuted(requester, pendingRequests[requester]?.requestTimestamp ?? Timestamp(0)) {
             removePending(requester)
         }

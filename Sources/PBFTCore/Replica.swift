@@ -144,9 +144,12 @@ public struct Replica<App: StateMachine>: Sendable {
     var ownCheckpoints: [SequenceNumber: (digest: Digest, state: [UInt8])] = [:]
     /// The 2f+1 checkpoint messages proving h stable (C in a view-change).
     public internal(set) var stableProof: [Envelope] = []
-    /// The newest checkpoint message from each replica beyond H: how a replica far behind
-    /// learns that it is (bounded by n).
-    var aheadCheckpoints: [ReplicaID: Envelope] = [:]
+    /// The newest checkpoint messages from each replica beyond H, by sequence number: how a
+    /// replica far behind learns that it is. Several per replica, not only the newest: a
+    /// peer's newest checkpoint may not be stable yet, and the stable one below it (which
+    /// its STATUS answer sends with the proof) is the one 2f+1 replicas agree on. At most
+    /// `aheadCheckpointsPerReplica` each, so bounded by n.
+    var aheadCheckpoints: [ReplicaID: [SequenceNumber: Envelope]] = [:]
     var stateFetch: StateFetch?
     /// Set while the replica rejoins after losing its durable state (see Replica+Amnesia.swift).
     public internal(set) var amnesia: AmnesiaRecovery?
