@@ -57,6 +57,33 @@ import Testing
         #expect(eventually(within: 10) { pids.allSatisfy(isGone) }, "still running: \(pids.filter { !isGone($0) })")
     }
 
+    // MARK: Process faults
+
+    @Test("pause and resume a backup, restart one from its data and one wiped: all catch up and agree")
+    func processLifecycle() async throws {
+        let launch = try LaunchHarness()
+        let clients = try await launch.clients(4)
+        _ = try await launch.load(clients, operations: 10, tag: "start")
+        let primary = try #require(try launch.status().primary)
+        let paused = (primary + 1) % 4, wiped = (primary + 2) % 4
+        try launch.must(["pause", "\(paused)"])
+        #expect(try launch.status().replicas[paused].state == "paused")
+        _ = try await launch.load(clients, operations: 20, tag: "paused")
+        try launch.must(["resume", "\(paused)"])
+        try launch.must(["restart", "\(wiped)", "--wipe"])
+        #expect(try launch.status().replicas[wiped].state == "running")
+        #expect(eventually(within: 10) { launch.log(wiped).contains("rejoining after lost state") })
+        _ = try await launch.load(clients, operations: 60, tag: "after")
+        for client in clients { await client.close() }
+        let top = (0..<4).map { launch.lastExecuted($0) }.max() ?? 0
+        #expect(eventually(within: 20) { launch.lastExecuted(paused) >= top - 32 && launch.lastExecuted(wiped) >= top - 32 },
+                "caught up to within a checkpoint interval of \(top): paused \(launch.lastExecuted(paused)), wiped \(launch.lastExecuted(wiped))")
+        try launch.agree([0, 1, 2, 3])
+        let kinds = launch.events.compactMap { $0["event"] as? String }
+        for kind in ["pause", "resume", "restart"] { #expect(kinds.contains(kind)) }
+        #expect(launch.events.contains { $0["event"] as? String == "start" && $0["lost_state"] as? Bool == true })
+    }
+
     // MARK: Network faults
 
     @Test("a partition isolating the primary: the majority changes view and serves; after healing the primary catches up")
