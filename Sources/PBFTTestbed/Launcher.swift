@@ -452,16 +452,10 @@ public actor Launcher {
             return "stopped replica \(id.rawValue) (pid \(child.pid), SIGTERM)"
         case .pause:
             guard slot.state == .running, let child = slot.child else { throw FaultError("replica \(id.rawValue) is not running (\(slot.state.rawValue))") }
-            kill(child.pid, SIGSTOP)
-            slots[id]!.state = .paused
-            events.record("pause", ["replica": Int(id.rawValue), "pid": Int(child.pid), "signal": "SIGSTOP"])
-            return "paused replica \(id.rawValue) (pid \(child.pid), SIGSTOP)"
+            return signal(id, child, SIGSTOP, "SIGSTOP", event: "pause", becoming: .paused, done: "paused")
         case .resume:
             guard slot.state == .paused, let child = slot.child else { throw FaultError("replica \(id.rawValue) is not paused (\(slot.state.rawValue))") }
-            kill(child.pid, SIGCONT)
-            slots[id]!.state = .running
-            events.record("resume", ["replica": Int(id.rawValue), "pid": Int(child.pid), "signal": "SIGCONT"])
-            return "resumed replica \(id.rawValue) (pid \(child.pid), SIGCONT)"
+            return signal(id, child, SIGCONT, "SIGCONT", event: "resume", becoming: .running, done: "resumed")
         case .restart:
             if alive, let child = slot.child {
                 slots[id]!.state = .killed
@@ -475,6 +469,14 @@ public actor Launcher {
         default:
             throw FaultError("\(verb.rawValue) is not a process command")
         }
+    }
+
+    /// Sends a signal that needs no waiting (pause, resume), records it and the new state.
+    func signal(_ id: ReplicaID, _ child: Child, _ number: Int32, _ name: String, event: String, becoming state: ProcessState, done: String) -> String {
+        kill(child.pid, number)
+        slots[id]!.state = state
+        events.record(event, ["replica": Int(id.rawValue), "pid": Int(child.pid), "signal": name])
+        return "\(done) replica \(id.rawValue) (pid \(child.pid), \(name))"
     }
 
     func byzantine(_ id: ReplicaID, mode: String) async throws -> String {
