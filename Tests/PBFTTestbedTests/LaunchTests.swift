@@ -226,6 +226,20 @@ import Testing
         #expect(try launch.status().replicas.allSatisfy { $0.state == "running" })
     }
 
+    @Test("a --direct launch serves without the proxy and refuses network faults and twins")
+    func directLaunch() async throws {
+        let launch = try LaunchHarness(arguments: ["--direct"])
+        let clients = try await launch.clients(2)
+        #expect(try await launch.load(clients, operations: 10, tag: "direct") == 20)
+        for client in clients { await client.close() }
+        for arguments in [["drop", "0.1"], ["partition", "primary"], ["twin", "1"]] {
+            let result = try launch.ctl(arguments)
+            #expect(result.status != 0 && result.stderr.contains("--direct"), "\(arguments): \(result.stderr)")
+        }
+        #expect(try launch.status().raw["proxy"] == nil)
+        try launch.must(["kill", "primary"])
+    }
+
     @Test("unsigned or wrongly signed commands are rejected by the launcher and by the replicas")
     func forgedCommandsAreRejected() throws {
         let launch = try LaunchHarness()
