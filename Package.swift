@@ -30,6 +30,7 @@ let package = Package(
         .library(name: "PBFTStorage", targets: ["PBFTStorage"]),
         .library(name: "PBFTRuntime", targets: ["PBFTRuntime"]),
         .library(name: "PBFTTestbed", targets: ["PBFTTestbed"]),
+        .library(name: "PBFTCheck", targets: ["PBFTCheck"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
@@ -68,12 +69,13 @@ let package = Package(
         .target(
             name: "PBFTTestbed",
             dependencies: [
-                "PBFTRuntime", "PBFTCluster", "PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTByzantine",
+                "PBFTRuntime", "PBFTCluster", "PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTByzantine", "PBFTKeyValue",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
+        .target(name: "PBFTCheck", dependencies: ["PBFTWire", "PBFTKeyValue"], swiftSettings: strict),
         .target(
             name: "PBFTCluster",
             dependencies: ["PBFTWire", "PBFTCrypto", "PBFTCore", "TOMLKit"],
@@ -82,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "pbft",
             dependencies: [
-                "PBFTCluster", "PBFTCrypto", "PBFTWire", "PBFTCore", "PBFTSimulator", "PBFTRuntime", "PBFTKeyValue", "PBFTTestbed", "PBFTByzantine",
+                "PBFTCluster", "PBFTCrypto", "PBFTWire", "PBFTCore", "PBFTSimulator", "PBFTRuntime", "PBFTKeyValue", "PBFTTestbed", "PBFTByzantine", "PBFTCheck",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -116,6 +118,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(name: "PBFTCheckTests", dependencies: ["PBFTCheck", "PBFTKeyValue", "PBFTWire", "PBFTTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "PBFTClusterTests",
             dependencies: ["PBFTCluster", "PBFTCrypto", "PBFTWire", "PBFTCore", "PBFTTestSupport"],

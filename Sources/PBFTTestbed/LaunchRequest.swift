@@ -1,3 +1,4 @@
+import PBFTByzantine
 public import PBFTWire
 
 /// A command for a running launcher, carried as JSON in the argument of an operator-signed
@@ -87,5 +88,110 @@ extension LaunchRequest {
     public func target(replicas: [ReplicaID]) throws(FaultError) -> ReplicaTarget {
         guard let replica else { throw FaultError("\(verb.rawValue): name a replica id or 'primary'") }
         return try ReplicaTarget(replica, replicas: replicas)
+    }
+}
+
+extension LaunchRequest {
+    /// Parses a command written as `pbft ctl` takes it, as experiment timelines write them:
+    /// `kill primary`, `restart 2 --wipe`, `byzantine 1 equivocatingPrimary`, `twin 3 --copy-data`,
+    /// `drop 20% --replica 1`, `delay 50 --jitter 10 --from 0 --to 1`, `partition 0,1/2,3 --one-way`,
+    /// `heal`, `pause 1`, `resume 1`, `stop 1`.
+    public init(words text: String, replicas: [ReplicaID]) throws(FaultError) {
+        var words = text.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        guard !words.isEmpty else { throw FaultError("an empty command") }
+        let verbWord = words.removeFirst()
+        var flags: [String: String?] = [:]
+        var positional: [String] = []
+        var index = 0
+        while index < words.count {
+            let word = words[index]
+            if word.hasPrefix("--") {
+                let name = String(word.dropFirst(2))
+                if ["wipe", "stop", "copy-data", "one-way"].contains(name) {
+                    flags[name] = .some(nil)
+                } else if ["replica", "from", "to", "jitter"].contains(name) {
+                    guard index + 1 < words.count else { throw FaultError("\(word) needs a value") }
+                    flags[name] = .some(words[index + 1])
+                    index += 1
+                } else {
+                    throw FaultError("unknown option \(word)")
+                }
+            } else {
+                positional.append(word)
+            }
+            index += 1
+        }
+        func needs(_ count: Int, _ usage: String) throws(FaultError) {
+            guard positional.count == count else { throw FaultError("\(verbWord): expected \(usage)") }
+        }
+        func allow(_ names: [String]) throws(FaultError) {
+            for name in flags.keys where !names.contains(name) { throw FaultError("\(verbWord) takes no --\(name)") }
+        }
+        func probability(_ text: String) throws(FaultError) -> Double {
+            let value = text.hasSuffix("%") ? Double(text.dropLast()).map { $0 / 100 } : Double(text)
+            guard let value, value.isFinite, (0...1).contains(value) else { throw FaultError("'\(text)': a probability is 0 to 1 or 0% to 100%") }
+            return value
+        }
+        switch verbWord {
+        case "kill", "stop", "pause", "resume", "restart":
+            try needs(1, "a replica id or 'primary'")
+            try allow(verbWord == "restart" ? ["wipe"] : [])
+            self.init(verb: Verb(rawValue: verbWord)!)
+            replica = positional[0]
+            if verbWord == "restart" { wipe = flags["wipe"] != nil }
+        case "byzantine":
+            try needs(2, "a replica and a mode")
+            try allow([])
+            guard positional[1] == "off" || ByzantineBehaviour(rawValue: positional[1]) != nil else {
+                throw FaultError("unknown mode '\(positional[1])'; modes: \(ByzantineBehaviour.allCases.map(\.rawValue).joined(separator: ", ")), off")
+            }
+            self.init(verb: .byzantine)
+            replica = positional[0]
+            mode = positional[1]
+        case "twin":
+            try needs(1, "a replica id or 'primary'")
+            try allow(["stop", "copy-data"])
+            self.init(verb: .twin)
+            replica = positional[0]
+            stopTwin = flags["stop"] != nil
+            copyData = flags["copy-data"] != nil
+        case "drop", "duplicate", "reorder", "corrupt", "delay":
+            try needs(1, verbWord == "delay" ? "milliseconds" : "a probability")
+            try allow(["replica", "from", "to"] + (verbWord == "delay" ? ["jitter"] : []))
+            self.init(verb: .fault)
+            fault = verbWord
+            if verbWord == "delay" {
+                guard let ms = Double(positional[0]) else { throw FaultError("delay '\(positional[0])': milliseconds") }
+                value = ms
+                if case .some(let text?) = flags["jitter"] {
+                    guard let j = Double(text) else { throw FaultError("--jitter '\(text)': milliseconds") }
+                    jitter = j
+                }
+            } else {
+                value = try probability(positional[0])
+            }
+            if case .some(let r?) = flags["replica"] { replica = r }
+            if case .some(let a?) = flags["from"] { from = a }
+            if case .some(let b?) = flags["to"] { to = b }
+            guard (from == nil) == (to == nil) else { throw FaultError("--from and --to go together") }
+            guard replica == nil || from == nil else { throw FaultError("give --replica or --from/--to, not both") }
+            _ = try packetFault()
+        case "partition":
+            try needs(1, "groups like 0,1/2,3")
+            try allow(["one-way"])
+            self.init(verb: .partition)
+            groups = positional[0].split(separator: "/", omittingEmptySubsequences: false).map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+            oneWay = flags["one-way"] != nil
+        case "heal":
+            try needs(0, "nothing")
+            try allow([])
+            self.init(verb: .heal)
+        default:
+            throw FaultError("unknown command '\(verbWord)'; commands: kill, stop, pause, resume, restart, byzantine, twin, drop, delay, duplicate, reorder, corrupt, partition, heal")
+        }
+        // Check the replicas named now, not when the step fires.
+        for name in [replica, from, to].compactMap({ $0 }) + (groups ?? []).flatMap({ $0 }) {
+            _ = try ReplicaTarget(name, replicas: replicas)
+        }
     }
 }

@@ -530,6 +530,21 @@ public actor Launcher {
         return out
     }
 
+    /// What the running replicas report now, for runners that watch protocol events.
+    public func snapshot() async -> ClusterSnapshot {
+        let statuses = await replicaStatuses()
+        var replicas: [ClusterSnapshot.Replica] = []
+        for r in membership.replicas {
+            let status = statuses[r.id]
+            func number(_ key: String) -> UInt64? { (status?[key] as? NSNumber)?.uint64Value }
+            replicas.append(ClusterSnapshot.Replica(
+                id: r.id, state: slots[r.id]!.state, view: number("view"), viewActive: (status?["view_active"] as? Bool) ?? false,
+                lastExecuted: number("last_executed"), stableCheckpoint: number("low_water_mark"),
+                recovering: (status?["recovering"] as? Bool) ?? false))
+        }
+        return ClusterSnapshot(replicas: replicas, primary: currentPrimary(statuses))
+    }
+
     /// The primary of the view most running replicas are in (a replica changing views does not count).
     func currentPrimary(_ statuses: [ReplicaID: [String: Any]]) -> ReplicaID? {
         var votes: [UInt64: (count: Int, primary: UInt32)] = [:]
@@ -649,6 +664,30 @@ public actor Launcher {
         }
     }
 
+}
+
+/// The replicas as a runner sees them at one moment.
+public struct ClusterSnapshot: Sendable {
+    public struct Replica: Sendable {
+        public let id: ReplicaID
+        public let state: ProcessState
+        /// Nil when the replica did not answer.
+        public let view: UInt64?
+        public let viewActive: Bool
+        public let lastExecuted: UInt64?
+        public let stableCheckpoint: UInt64?
+        public let recovering: Bool
+    }
+
+    public let replicas: [Replica]
+    /// The primary of the view most answering replicas are in.
+    public let primary: ReplicaID?
+
+    /// The view most answering replicas are in (active), if any.
+    public var view: UInt64? {
+        let views = replicas.filter(\.viewActive).compactMap(\.view)
+        return Dictionary(grouping: views, by: { $0 }).max { ($0.value.count, $0.key) < ($1.value.count, $1.key) }?.key
+    }
 }
 
 /// `count` UDP ports on 127.0.0.1 that were free a moment ago (bound together, then released).

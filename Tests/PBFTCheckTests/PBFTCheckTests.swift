@@ -1,0 +1,2 @@
+import PBFTCheck
+import Testing
