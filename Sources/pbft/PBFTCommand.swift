@@ -7,6 +7,6 @@ struct PBFTCommand: AsyncParsableCommand {
         commandName: "pbft",
         abstract: "PBFT replicas, clients and a fault-injection testbed, with Ed25519-signed messages.",
         version: "0.1.0",
-        subcommands: [Keygen.self, ReplicaCommand.self, ClientCommand.self, LaunchCommand.self, Ctl.self, Sim.self, Bench.self]
+        subcommands: [Keygen.self, ReplicaCommand.self, ClientCommand.self, LaunchCommand.self, Ctl.self, RunCommand.self, CheckCommand.self, Sim.self, Bench.self]
     )
 }
