@@ -133,6 +133,7 @@ public enum Judge {
             "name": report.name, "seed": report.seed, "version": report.version, "passed": report.passed,
             "operations": operations.count, "completed": operations.filter { $0.completed != nil }.count,
             "duration_s": report.durationSeconds,
+            "longest_gap_s": ResultsCheck.longestGap(operations.map { ($0.invoked, $0.completed) }).map { $0.length as Any } ?? NSNull(),
             "verdicts": report.verdicts.map { ["name": $0.name, "passed": $0.passed, "detail": $0.detail] },
             "faults": report.faults.map { ["label": $0.label, "start": $0.start, "end": $0.end.map { $0 as Any } ?? NSNull()] },
             "view_changes": report.viewChanges.map { ["time": $0.time, "view": $0.view, "primary": $0.primary.map { $0 as Any } ?? NSNull()] },

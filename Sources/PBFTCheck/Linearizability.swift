@@ -49,7 +49,10 @@ public struct LinearizabilityViolation: Hashable, Sendable, CustomStringConverti
     /// marked with `>`.
     public var lines: [String] {
         var lines = ["key \(HistoryOperation.display(key)): \(explanation)"]
-        for listed in operations { lines.append((listed == operation ? "> " : "  ") + listed.description) }
+        for listed in operations {
+            let isStuck = listed.client == operation.client && listed.seq == operation.seq
+            lines.append((isStuck ? "> " : "  ") + listed.description)
+        }
         if unlistedCount > 0 { lines.append("  (\(unlistedCount) more concurrent operations not listed)") }
         return lines
     }
@@ -190,6 +193,7 @@ public func checkLinearizability(_ operations: [HistoryOperation], budget: Linea
         let share = now < deadline ? (deadline - now) / (keys.count - order) : .zero
         var search = LinearizabilitySearch(key.operations)
         let outcome = search.run(until: now + share, memoryBytesMax: budget.memoryBytes - pausedBytes)
+        print("DEBUG key \(key.key) ops \(key.operations.count) modelled \(search.modelledOperationCount) configurations \(search.configurationCount) bytes \(search.memoryBytes) \(outcome) \(clock.now - now)")
         record(outcome, order: order, search: search, final: false)
     }
     let second = paused

@@ -10,16 +10,26 @@
 // never explored again, since what can follow depends only on it. This is the algorithm of
 // Knossos and Porcupine.
 //
-// The model is one key's value: an interned string, or absent. Operations that never
-// completed are "optional": they may be linearized at any point after their invocation, or
-// never. Two reductions keep them from doubling the configurations for the rest of the key's
-// history:
+// The model is one key's value: absent, a value some operation observes (a get returns it,
+// a compare-and-set expects it or reports it), or "unobserved". Values nobody observes are
+// one state: which of them is current cannot change what any later operation may return, so
+// configurations that differ only in that are merged.
+//
+// Reads are linearized eagerly. A read (a get, a compare-and-set that failed) that the
+// current state allows can be moved to the present in any order that completes the search:
+// it changes nothing, it was invoked, and it has not returned; so it is linearized at once,
+// without branching on the alternative. Only writes branch.
+//
+// Operations that never completed are "optional": they may be linearized at any point after
+// their invocation, or never. Two reductions keep them from doubling the configurations for
+// the rest of the key's history:
 //   - an optional write whose value no operation could observe after its invocation is
 //     dropped: were it linearized, only writes could follow it before the value changed, so
 //     the order without it is just as valid;
-//   - otherwise, once the last completed operation that could observe its value has
-//     returned, linearizing it is again pointless for the same reason, so an "expiry" entry
-//     there resolves it as never taken effect, merging the branches that differ only in it.
+//   - otherwise, once the last operation that could observe its value is done (a completed
+//     one has returned; an optional compare-and-set is itself past this point), linearizing
+//     it is pointless for the same reason, so an "expiry" entry there resolves it as never
+//     taken effect, merging the branches that differ only in it.
 
 /// One key's search; it can be paused at a deadline and resumed.
 struct LinearizabilitySearch {
@@ -52,11 +62,15 @@ struct LinearizabilitySearch {
     private static let noState: Int32 = -2
     /// The key is absent.
     private static let absent: Int32 = 0
+    /// The key holds a value no operation observes.
+    private static let unobserved: Int32 = 1
 
     // The problem: model operations (ids), and the entries sorted by time.
     private let requirement: [Int32]
     /// The state after the operation; `anyState` for "unchanged".
     private let effect: [Int32]
+    /// Changes nothing when the model accepts it: linearized eagerly.
+    private let isRead: [Bool]
     private let zobrist: [UInt64]
     /// Model operation id → index into the key's operations.
     private let source: [Int]
@@ -70,6 +84,8 @@ struct LinearizabilitySearch {
     private var previous: [Int32]
     private let head: Int32
     private var cursor: Int32
+    /// The configuration was just reached: look for a read to linearize before branching.
+    private var fresh = true
 
     // The configuration: linearized operations and the key's state.
     private var bits: [UInt64]
@@ -89,11 +105,16 @@ struct LinearizabilitySearch {
     /// Operations whose times are not finite, or that completed before their invocation,
     /// must have been rejected before.
     init(_ operations: [HistoryOperation]) {
+        var observed: Set<String> = []
+        for operation in operations {
+            if case .some(.some(let value)) = Self.observedValue(operation) { observed.insert(value) }
+        }
         var values: [String: Int32] = [:]
         func intern(_ value: String?) -> Int32 {
             guard let value else { return Self.absent }
+            guard observed.contains(value) else { return Self.unobserved }
             if let id = values[value] { return id }
-            let id = Int32(values.count + 1)
+            let id = Int32(values.count + 2)
             values[value] = id
             return id
         }
@@ -115,28 +136,35 @@ struct LinearizabilitySearch {
             )
             if operation.completion != nil {
                 completed.append(candidate)
-            } else if effect != Self.anyState {
-                optional.append(candidate)  // an incomplete get has no effect and no result
+            } else if effect != Self.anyState, effect != requirement {
+                optional.append(candidate)  // one that could change nothing is as if never run
             }
         }
 
-        // Who could observe each value: the last return of a completed observer, and whether
-        // an optional compare-and-set might (then the writer never expires).
-        var lastObserverReturn = [Double](repeating: -.infinity, count: values.count + 1)
-        var optionallyObserved = [Bool](repeating: false, count: values.count + 1)
+        // How long each optional write stays useful: until the last completed operation that
+        // observes its value returns, or the last optional one that does stops being useful.
+        let stateCount = values.count + 2
+        var lastObserverReturn = [Double](repeating: -.infinity, count: stateCount)
         for candidate in completed where candidate.requirement >= 0 {
             let r = Int(candidate.requirement)
             lastObserverReturn[r] = max(lastObserverReturn[r], candidate.complete ?? .infinity)
         }
-        for candidate in optional where candidate.requirement >= 0 { optionallyObserved[Int(candidate.requirement)] = true }
-        var expiries: [Double?] = []
-        optional = optional.filter { candidate in
-            let written = Int(candidate.effect)
-            if optionallyObserved[written] { expiries.append(nil); return true }
-            guard lastObserverReturn[written] >= candidate.invoke else { return false }
-            expiries.append(lastObserverReturn[written])
-            return true
+        var expiry = optional.map { $0.effect == Self.unobserved ? -.infinity : lastObserverReturn[Int($0.effect)] }
+        var optionalWriters = [[Int]](repeating: [], count: stateCount)
+        for (i, candidate) in optional.enumerated() { optionalWriters[Int(candidate.effect)].append(i) }
+        var changed = true
+        while changed {
+            changed = false
+            for (o, observer) in optional.enumerated() where observer.requirement >= 0 && expiry[o] >= observer.invoke {
+                for w in optionalWriters[Int(observer.requirement)] where expiry[w] < expiry[o] {
+                    expiry[w] = expiry[o]
+                    changed = true
+                }
+            }
         }
+        let useful = optional.indices.filter { expiry[$0] >= optional[$0].invoke }
+        let expiries = useful.map { expiry[$0] }
+        optional = useful.map { optional[$0] }
 
         // Completed operations take the low ids, so that the linearized set is mostly a run of
         // full words followed by a short tail, which the cache stores compactly.
@@ -163,7 +191,7 @@ struct LinearizabilitySearch {
             let id = Int32(modelSource.count)
             modelRequirement.append(c.requirement); modelEffect.append(c.effect); modelSource.append(c.index)
             events.append(Event(time: c.invoke, rank: 0, operation: id, kind: .call))
-            if let expiry = expiries[i] { events.append(Event(time: expiry, rank: 2, operation: id, kind: .expiry)) }
+            if expiries[i] < .infinity { events.append(Event(time: expiries[i], rank: 2, operation: id, kind: .expiry)) }
         }
         // At equal times calls come first: operations that touch at an instant count as
         // concurrent, so a coarse clock cannot produce a false violation.
@@ -183,6 +211,7 @@ struct LinearizabilitySearch {
 
         requirement = modelRequirement
         effect = modelEffect
+        isRead = zip(modelRequirement, modelEffect).map { $0.1 == Self.anyState || $0.1 == $0.0 }
         source = modelSource
         zobrist = (0..<modelSource.count).map { Self.mix(UInt64($0) &+ 0x5EED) }
         entryKind = events.map(\.kind)
@@ -208,6 +237,9 @@ struct LinearizabilitySearch {
     /// Bytes held now: the cache, the stack and the fixed tables.
     var memoryBytes: Int { baseBytes + cache.memoryBytes + stack.capacity * MemoryLayout<Frame>.stride }
 
+    /// Configurations seen so far.
+    var configurationCount: Int { cache.count }
+
     /// How many operations the search orders (incomplete gets and unobservable incomplete
     /// writes are left out).
     var modelledOperationCount: Int { source.count }
@@ -220,14 +252,26 @@ struct LinearizabilitySearch {
         while true {
             steps &+= 1
             if steps & 0x3FF == 0, clock.now >= deadline { return .outOfTime }
+            if fresh {
+                fresh = false
+                if let read = applicableRead() {
+                    if linearize(call: read, operation: entryOperation[Int(read)], after: state, forced: true) {
+                        if memoryBytes > memoryBytesMax { return .outOfMemory }
+                    } else if !backtrack() {
+                        return violation()
+                    }
+                    continue
+                }
+                cursor = next[Int(head)]
+            }
             let entry = cursor
             guard entry >= 0 else { return .linearizable }  // only never-completed calls remain
             let operation = entryOperation[Int(entry)]
             switch entryKind[Int(entry)] {
             case .call:
-                if let after = apply(operation), linearize(call: entry, operation: operation, after: after, forced: false) {
+                // A read the state allowed would have been linearized already.
+                if !isRead[Int(operation)], let after = apply(operation), linearize(call: entry, operation: operation, after: after, forced: false) {
                     if memoryBytes > memoryBytesMax { return .outOfMemory }
-                    cursor = next[Int(head)]
                 } else {
                     cursor = next[Int(entry)]
                 }
@@ -237,12 +281,22 @@ struct LinearizabilitySearch {
             case .expiry:
                 if linearize(call: partner[Int(entry)], operation: operation, after: state, forced: true) {
                     if memoryBytes > memoryBytesMax { return .outOfMemory }
-                    cursor = next[Int(head)]
                 } else if !backtrack() {
                     return violation()
                 }
             }
         }
+    }
+
+    /// The first pending read the current state allows, before the first return.
+    private func applicableRead() -> Int32? {
+        var entry = next[Int(head)]
+        while entry >= 0, entryKind[Int(entry)] == .call {
+            let operation = entryOperation[Int(entry)]
+            if isRead[Int(operation)], apply(operation) != nil { return entry }
+            entry = next[Int(entry)]
+        }
+        return nil
     }
 
     private func violation() -> Outcome {
@@ -272,6 +326,7 @@ struct LinearizabilitySearch {
         stack.append(Frame(call: call, previousState: state, forced: forced))
         state = after
         lift(call)
+        fresh = true
         return true
     }
 
@@ -283,6 +338,7 @@ struct LinearizabilitySearch {
             state = frame.previousState
             if !frame.forced {
                 cursor = next[Int(frame.call)]
+                fresh = false
                 return true
             }
         }
@@ -327,6 +383,16 @@ struct LinearizabilitySearch {
         bitsHash ^= zobrist[Int(operation)]
         fullWords = min(fullWords, word)
         while topWord >= 0, bits[topWord] == 0 { topWord -= 1 }
+    }
+
+    /// The value (nil: absent) an operation requires the key to hold, if any.
+    private static func observedValue(_ operation: HistoryOperation) -> String?? {
+        switch (operation.call, operation.completion?.outcome) {
+        case (.get, .value(let value)?): .some(value)
+        case (.compareAndSet(_, let expected, _), .ok?), (.compareAndSet(_, let expected, _), nil): .some(expected)
+        case (.compareAndSet, .mismatch(let current)?): .some(current)
+        default: nil
+        }
     }
 
     /// (requirement, effect) of one operation; see the store's `apply`.

@@ -200,6 +200,15 @@ public enum ResultsCheck {
         return RunReport.Verdict("checkpoints", passed: split.isEmpty, detail: detail)
     }
 
+    /// The longest time without any completion while the load ran (from its first to its last completion).
+    public static func longestGap(_ operations: [(invoked: Double, completed: Double?)]) -> (length: Double, from: Double)? {
+        let times = operations.compactMap(\.completed).sorted()
+        guard times.count >= 2 else { return nil }
+        var best = (length: 0.0, from: times[0])
+        for (a, b) in zip(times, times.dropFirst()) where b - a > best.length { best = (b - a, a) }
+        return best
+    }
+
     /// After the last fault was healed, operations complete again within the bound.
     /// `operations` are (invoked, completed) in load time; `lastHeal` is when the last fault ended.
     public static func liveness(_ operations: [(invoked: Double, completed: Double?)], lastHeal: Double, duration: Double, bound: Double) -> RunReport.Verdict {
@@ -212,10 +221,14 @@ public enum ResultsCheck {
         if lastHeal + bound < duration, firstCompletion.map({ $0 - lastHeal > bound }) ?? true {
             problems.append("no operation completed within \(bound) s of the last fault ending at \(String(format: "%.1f", lastHeal)) s")
         }
+        if let last = operations.compactMap(\.completed).max(), last < duration - bound {
+            problems.append(String(format: "the service stopped: the last operation completed at %.2f s, more than %.1f s before the load ended at %.1f s", last, bound, duration))
+        }
         if !late.isEmpty {
             problems.append("\(late.count) of \(judged.count) operations invoked after \(String(format: "%.1f", lastHeal)) s took longer than \(bound) s or never completed")
         }
-        let gap = firstCompletion.map { String(format: "first completion %.2f s after the last fault ended", $0 - lastHeal) } ?? "no completion after the last fault"
+        let gap = (firstCompletion.map { String(format: "first completion %.2f s after the last fault ended", $0 - lastHeal) } ?? "no completion after the last fault")
+            + (longestGap(operations).map { String(format: "; longest gap in service %.2f s, from %.2f s", $0.length, $0.from) } ?? "")
         return RunReport.Verdict("liveness", passed: problems.isEmpty,
                                  detail: problems.isEmpty ? "\(judged.count) operations after the last fault (at \(String(format: "%.1f", lastHeal)) s) completed within \(bound) s; \(gap)" : problems.joined(separator: "\n"))
     }

@@ -57,6 +57,14 @@ public final class ExperimentRunner: @unchecked Sendable {
 
     // MARK: The schedule and the budget
 
+    /// The steps a run will take (the timeline and the random faults drawn from the seed),
+    /// checked against the fault budget; throws when the budget is exceeded without `beyond`.
+    public static func plan(_ experiment: Experiment) throws -> [Experiment.Step] {
+        let steps = try schedule(experiment)
+        try planCheck(experiment, steps: steps)
+        return steps
+    }
+
     /// The timeline, with the random faults drawn from the seed (each healed before the next).
     static func schedule(_ experiment: Experiment) throws -> [Experiment.Step] {
         var steps = experiment.timeline
@@ -150,12 +158,19 @@ public final class ExperimentRunner: @unchecked Sendable {
             let tb = if case .time(let t) = b.element.trigger { t + b.element.after } else { Double.infinity }
             return (ta, a.offset) < (tb, b.offset)
         }
+        // The replica the last fault written as "primary" hit: a healing step written as
+        // "primary" hits it too, as at run time.
+        var lastPrimaryFault: ReplicaID?
         for (_, step) in ordered {
             func resolve(_ name: String?) -> ReplicaID? {
                 guard let name else { return nil }
                 return ReplicaID(name == "primary" ? UInt32(primary) : UInt32(name) ?? 0)
             }
-            let id = resolve(step.action.replica)
+            let heals = [.restart, .resume].contains(step.action.verb) || step.action.mode == "off" || step.action.stopTwin == true
+            var id = resolve(step.action.replica)
+            if step.action.replica == "primary" {
+                if heals, let hit = lastPrimaryFault { id = hit } else { lastPrimaryFault = id }
+            }
             let groups = step.action.groups?.map { $0.compactMap(resolve) }
             let groupsFilled = groups.map { named -> [[ReplicaID]] in
                 let rest = (0..<n).map { ReplicaID(UInt32($0)) }.filter { r in !named.joined().contains(r) }
@@ -181,8 +196,7 @@ public final class ExperimentRunner: @unchecked Sendable {
     }
 
     public func run() async throws -> Outcome {
-        let steps = try Self.schedule(experiment)
-        try Self.planCheck(experiment, steps: steps)
+        let steps = try Self.plan(experiment)
         let dir = options.directory
         try experiment.source.write(toFile: dir + "/scenario.toml", atomically: true, encoding: .utf8)
 

@@ -1,0 +1,243 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import PBFTTestSupport
+import PBFTTestbed
+import Testing
+
+/// Experiment files, the fault budget, seeded schedules, and real runs of shipped experiments.
+@Suite(.serialized) struct ExperimentTests {
+    static let experiments: String = {
+        // The package root, from this file's path: Tests/PBFTTestbedTests/ExperimentTests.swift.
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path + "/experiments"
+    }()
+
+    static let header = """
+        name = "t"
+        description = "a test"
+
+        """
+
+    func error(_ text: String) -> String {
+        do {
+            _ = try Experiment.parse(Self.header + text, file: "x.toml")
+            return "no error"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test("mistakes in a file name the line and the field")
+    func fileErrors() {
+        let unknownCommand = error("""
+            [[timeline]]
+            at = 1
+            do = "kil primary"
+            """)
+        #expect(unknownCommand.contains("line 5") && unknownCommand.contains("timeline[0].do") && unknownCommand.contains("unknown command 'kil'"), "\(unknownCommand)")
+        let badTrigger = error("""
+            [[timeline]]
+            at = 1
+            do = "heal"
+
+            [[timeline]]
+            when = "view > 2"
+            do = "heal"
+            """)
+        #expect(badTrigger.contains("line 8") && badTrigger.contains("timeline[1].when"), "\(badTrigger)")
+        let window = error("""
+            [cluster]
+            checkpoint_interval = 10
+            log_window = 25
+            """)
+        #expect(window.contains("line 5") && window.contains("cluster.log_window"), "\(window)")
+        let unknownField = error("""
+            [load]
+            clients = 4
+            durration_s = 3
+            """)
+        #expect(unknownField.contains("load.durration_s"), "\(unknownField)")
+        let byzantine = error("""
+            [[timeline]]
+            at = 1
+            do = "byzantine 1 silent"
+            """)
+        #expect(byzantine.contains("allow_byzantine"), "\(byzantine)")
+        let stranger = error("""
+            [[timeline]]
+            at = 1
+            do = "kill 7"
+            """)
+        #expect(stranger.contains("replica 7 is not in the cluster"), "\(stranger)")
+        #expect(error("").contains("no error"))
+    }
+
+    @Test("a timeline over the fault budget is refused unless the file says that is the point")
+    func budget() throws {
+        let twoDown = Self.header + """
+            [[timeline]]
+            at = 1
+            do = "kill primary"
+
+            [[timeline]]
+            at = 2
+            do = "pause 3"
+            """
+        #expect(throws: (any Error).self) { try ExperimentRunner.plan(try Experiment.parse(twoDown, file: "x.toml")) }
+        let onPurpose = twoDown + "\n[budget]\nbeyond = true\n"
+        #expect(try ExperimentRunner.plan(try Experiment.parse(onPurpose, file: "x.toml")).count == 2)
+        let oneAtATime = Self.header + """
+            [[timeline]]
+            at = 1
+            do = "kill primary"
+
+            [[timeline]]
+            at = 3
+            do = "restart primary"
+
+            [[timeline]]
+            at = 5
+            do = "partition primary"
+
+            [[timeline]]
+            at = 7
+            do = "heal"
+            """
+        #expect(try ExperimentRunner.plan(try Experiment.parse(oneAtATime, file: "x.toml")).count == 4)
+        for file in try FileManager.default.contentsOfDirectory(atPath: Self.experiments) where file.hasSuffix(".toml") {
+            let experiment = try Experiment.load(Self.experiments + "/" + file)
+            #expect(!experiment.description.isEmpty)
+            _ = try ExperimentRunner.plan(experiment)
+        }
+    }
+
+    @Test("the same seed draws the same fault timeline; another seed another")
+    func seededSchedule() throws {
+        var experiment = try Experiment.load(Self.experiments + "/random-faults.toml")
+        let once = try ExperimentRunner.plan(experiment).map { "\($0.trigger) \($0.text)" }
+        let again = try ExperimentRunner.plan(try Experiment.load(Self.experiments + "/random-faults.toml")).map { "\($0.trigger) \($0.text)" }
+        #expect(once == again)
+        #expect(once.count >= 4)
+        experiment.seed += 1
+        #expect(try ExperimentRunner.plan(experiment).map { "\($0.trigger) \($0.text)" } != once)
+    }
+
+    // MARK: Real runs
+
+    struct Run {
+        let directory: String
+        let result: PBFTBinary.Result
+        var summary: [String: Any] {
+            (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/summary.json"))) as? [String: Any]) ?? [:]
+        }
+        var verdicts: [String: Bool] {
+            Dictionary(uniqueKeysWithValues: (summary["verdicts"] as? [[String: Any]] ?? []).map { ($0["name"] as! String, $0["passed"] as! Bool) })
+        }
+    }
+
+    func run(_ file: String, in directory: TemporaryDirectory) throws -> Run {
+        let out = directory.file("results")
+        return Run(directory: out, result: try PBFTBinary.run(["run", file, "--out", out, "--quiet"]))
+    }
+
+    /// Parses report.html and counts elements by class.
+    final class ReportCounter: NSObject, XMLParserDelegate {
+        var classes: [String: Int] = [:]
+        var svgs: [String] = []
+        func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+            for word in (attributes["class"] ?? "").split(separator: " ") { classes["\(name).\(word)", default: 0] += 1 }
+            if name == "svg" { svgs.append(attributes["class"] ?? "") }
+        }
+    }
+
+    func report(_ run: Run) throws -> ReportCounter {
+        let data = try Data(contentsOf: URL(fileURLWithPath: run.directory + "/report.html"))
+        let text = String(decoding: data, as: UTF8.self)
+        #expect(!text.contains("https://") && !text.contains("<script"), "self-contained")
+        let parser = XMLParser(data: Data(text.replacingOccurrences(of: "<!DOCTYPE html>", with: "").utf8))
+        let counter = ReportCounter()
+        parser.delegate = counter
+        #expect(parser.parse(), "report.html parses: \(String(describing: parser.parserError))")
+        return counter
+    }
+
+    @Test("kill the primary: all verdicts pass, one view change, the report has its plots and verdicts; a broken log is caught")
+    func killPrimary() throws {
+        let directory = TemporaryDirectory()
+        let run = try run(Self.experiments + "/kill-primary.toml", in: directory)
+        #expect(run.result.status == 0, "\(run.result.stdout)\(run.result.stderr)")
+        #expect(run.summary["passed"] as? Bool == true)
+        #expect(run.verdicts == ["agreement": true, "integrity": true, "checkpoints": true, "linearizability": true, "liveness": true])
+        #expect((run.summary["view_changes"] as? [Any])?.isEmpty == false)
+        print("kill-primary: longest gap in service \(run.summary["longest_gap_s"] ?? "?") s")
+        let report = try report(run)
+        #expect(report.svgs.contains { $0.contains("throughput") } && report.svgs.contains { $0.contains("latency") })
+        #expect((report.classes["rect.fault"] ?? 0) >= 2, "the kill is shaded in both plots")
+        #expect((report.classes["line.view-change"] ?? 0) >= 2)
+        #expect(report.classes["tr.pass"] == 5 && report.classes["tr.fail"] == nil)
+        for file in ["scenario.toml", "scenario.json", "events.jsonl", "history.jsonl", "metrics.csv", "logs/replica-0.log"] {
+            #expect(FileManager.default.fileExists(atPath: run.directory + "/" + file), "\(file)")
+        }
+
+        // Make replica 3 look as if it executed two sequence numbers in the other order.
+        let log = run.directory + "/data/r3/execution.jsonl"
+        var lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map(String.init)
+        let executed = lines.indices.filter { lines[$0].contains("\"type\":\"executed\"") }
+        let (a, b) = (executed[10], executed[11])
+        let seqA = lines[a].firstMatch(of: /"seq":(\d+)/)!.1, seqB = lines[b].firstMatch(of: /"seq":(\d+)/)!.1
+        lines[a] = lines[a].replacingOccurrences(of: "\"seq\":\(seqA)", with: "\"seq\":\(seqB)")
+        lines[b] = lines[b].replacingOccurrences(of: "\"seq\":\(seqB)", with: "\"seq\":\(seqA)")
+        try (lines.joined(separator: "\n") + "\n").write(toFile: log, atomically: true, encoding: .utf8)
+        let check = try PBFTBinary.run(["check", run.directory])
+        #expect(check.status == 1)
+        #expect(check.stdout.contains("FAIL  agreement") && check.stdout.contains("and r3 executed different batches at \(seqA)"), "\(check.stdout)")
+        #expect(try self.report(run).classes["tr.fail"] == 1)
+    }
+
+    @Test("an equivocating primary: all verdicts pass")
+    func equivocatingPrimary() throws {
+        let directory = TemporaryDirectory()
+        let run = try run(Self.experiments + "/equivocating-primary.toml", in: directory)
+        #expect(run.result.status == 0, "\(run.result.stdout)\(run.result.stderr)")
+        #expect(run.verdicts.values.allSatisfy { $0 } && run.verdicts.count == 5, "\(run.verdicts)")
+    }
+
+    @Test("a lossy network: all verdicts pass")
+    func lossyNetwork() throws {
+        let directory = TemporaryDirectory()
+        let run = try run(Self.experiments + "/lossy-network.toml", in: directory)
+        #expect(run.result.status == 0, "\(run.result.stdout)\(run.result.stderr)")
+        #expect(run.verdicts.values.allSatisfy { $0 } && run.verdicts.count == 5, "\(run.verdicts)")
+    }
+
+    @Test("beyond the budget on purpose (two of four replicas killed): the run fails its liveness verdict and exits 1")
+    func beyondTheBudget() throws {
+        let directory = TemporaryDirectory()
+        let file = directory.write("beyond.toml", """
+            name = "beyond"
+            description = "two of four replicas down: no quorum"
+            liveness_bound_s = 2
+
+            [budget]
+            beyond = true
+
+            [load]
+            clients = 2
+            duration_s = 8
+            operation_timeout_s = 4
+
+            [[timeline]]
+            at = 2
+            do = "kill 1"
+
+            [[timeline]]
+            at = 2
+            do = "kill 2"
+            """)
+        let run = try run(file, in: directory)
+        #expect(run.result.status == 1, "\(run.result.stdout)\(run.result.stderr)")
+        #expect(run.verdicts["liveness"] == false && run.verdicts["agreement"] == true && run.verdicts["linearizability"] == true, "\(run.verdicts)")
+        #expect(run.result.stdout.contains("FAIL  liveness"))
+    }
+}
