@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The main job: build pbft, launch 4 replica processes on localhost behind the fault proxy
-# (keys generated into the run directory), run client operations and a load, kill the
-# primary with `pbft ctl kill primary` and show the view change and the cluster serving,
-# restart it, isolate the new primary with a partition and heal it, then stop the launch
-# and print the event log: every fault with its time.
+# The main job: build pbft, then
+#  1. run the kill-primary experiment (experiments/kill-primary.toml): 4 replica processes
+#     behind the fault proxy, 4 clients, SIGKILL of the primary under load, restart; the
+#     checkers' verdicts and a self-contained HTML report;
+#  2. drive a launch by hand: client operations, `pbft ctl kill primary`, restart, a
+#     partition of the new primary and heal, and the event log with every fault's time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -13,9 +14,18 @@ echo "==> swift build -c release --product pbft"
 swift build -c release --product pbft
 pbft=.build/release/pbft
 
+mkdir -p runs
+rm -rf runs/demo-kill-primary
+echo "==> pbft run experiments/kill-primary.toml"
+set +e
+"$pbft" run experiments/kill-primary.toml --out runs/demo-kill-primary
+verdict=$?
+set -e
+echo "    report: $(pwd)/runs/demo-kill-primary/report.html (open it in a browser; it needs no network)"
+[ "$verdict" -eq 0 ] || { echo "error: the kill-primary experiment failed a verdict" >&2; exit 1; }
+
 run=runs/demo
 rm -rf "$run"
-mkdir -p runs
 base_port=$((20000 + RANDOM % 20000))
 echo "==> pbft launch --replicas 4 --dir $run --base-port $base_port"
 "$pbft" launch --replicas 4 --dir "$run" --base-port "$base_port" > runs/demo-launch.out 2>&1 &
@@ -65,4 +75,4 @@ stop_launch
 trap - EXIT
 echo "==> the event log ($run/events.jsonl)"
 cut -c1-160 "$run/events.jsonl"
-echo "done: keys, logs, data, execution logs and events are in $run/"
+echo "done: the experiment's results and report are in runs/demo-kill-primary/; the launch's keys, logs, data and events in $run/"

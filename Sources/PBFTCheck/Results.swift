@@ -45,7 +45,13 @@ public struct ResultsFolder: Sendable {
             else { throw CheckError("\(path)/events.jsonl: line \(index + 1) is not an event") }
             var fields: [String: String] = [:]
             for (key, value) in object where key != "elapsed" && key != "event" && key != "time" {
-                if let array = value as? [Any] { fields[key] = array.map { "\($0)" }.joined(separator: ",") } else { fields[key] = "\(value)" }
+                if let groups = value as? [[Any]] {
+                    fields[key] = groups.map { $0.map { "\($0)" }.joined(separator: ",") }.joined(separator: " / ")
+                } else if let array = value as? [Any] {
+                    fields[key] = array.map { "\($0)" }.joined(separator: ",")
+                } else {
+                    fields[key] = "\(value)"
+                }
             }
             events.append((elapsed, kind, fields))
         }
