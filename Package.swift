@@ -75,7 +75,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .target(name: "PBFTCheck", dependencies: ["PBFTWire", "PBFTKeyValue"], swiftSettings: strict),
+        .target(name: "PBFTCheck", dependencies: ["PBFTWire", "PBFTCore", "PBFTKeyValue", "PBFTCrypto", "PBFTCluster"], swiftSettings: strict),
         .target(
             name: "PBFTCluster",
             dependencies: ["PBFTWire", "PBFTCrypto", "PBFTCore", "TOMLKit"],

@@ -90,6 +90,7 @@ public enum Judge {
             ResultsCheck.checkpoints(logs),
             LinearizabilityVerdict.of(path + "/history.jsonl"),
             ResultsCheck.liveness(operations.map { ($0.invoked, $0.completed) }, lastHeal: lastHeal, duration: folder.durationSeconds, bound: folder.livenessBoundSeconds),
+            EvidenceCheck.verdict(folder),
         ]
         let seconds = metrics(operations.map { ($0.invoked, $0.completed) }, views: views, duration: end)
         let report = RunReport(

@@ -193,7 +193,6 @@ public func checkLinearizability(_ operations: [HistoryOperation], budget: Linea
         let share = now < deadline ? (deadline - now) / (keys.count - order) : .zero
         var search = LinearizabilitySearch(key.operations)
         let outcome = search.run(until: now + share, memoryBytesMax: budget.memoryBytes - pausedBytes)
-        print("DEBUG key \(key.key) ops \(key.operations.count) modelled \(search.modelledOperationCount) configurations \(search.configurationCount) bytes \(search.memoryBytes) \(outcome) \(clock.now - now)")
         record(outcome, order: order, search: search, final: false)
     }
     let second = paused

@@ -10,26 +10,32 @@
 // never explored again, since what can follow depends only on it. This is the algorithm of
 // Knossos and Porcupine.
 //
-// The model is one key's value: absent, a value some operation observes (a get returns it,
-// a compare-and-set expects it or reports it), or "unobserved". Values nobody observes are
-// one state: which of them is current cannot change what any later operation may return, so
-// configurations that differ only in that are merged.
+// Proving a violation means exhausting every configuration before it, and in a contended
+// history with stalls and abandoned operations that is millions of them. Each reduction below
+// removes only configurations or branches that another one covers, so the verdict is the
+// algorithm's; LinearizabilityReferenceTests checks it against brute force.
 //
-// Reads are linearized eagerly. A read (a get, a compare-and-set that failed) that the
-// current state allows can be moved to the present in any order that completes the search:
-// it changes nothing, it was invoked, and it has not returned; so it is linearized at once,
-// without branching on the alternative. Only writes branch.
-//
-// Operations that never completed are "optional": they may be linearized at any point after
-// their invocation, or never. Two reductions keep them from doubling the configurations for
-// the rest of the key's history:
-//   - an optional write whose value no operation could observe after its invocation is
-//     dropped: were it linearized, only writes could follow it before the value changed, so
-//     the order without it is just as valid;
-//   - otherwise, once the last operation that could observe its value is done (a completed
-//     one has returned; an optional compare-and-set is itself past this point), linearizing
-//     it is pointless for the same reason, so an "expiry" entry there resolves it as never
-//     taken effect, merging the branches that differ only in it.
+//   - Unobserved values are one state. The model is one key's value: absent, a value some
+//     operation observes (a get returns it, a compare-and-set expects or reports it), or
+//     "unobserved": which unobserved value is current cannot change what any later
+//     operation may return.
+//   - Reads go first. A read (a get, a failed compare-and-set) that the state allows can be
+//     moved to the present in any order that completes the search: it changes nothing, was
+//     invoked and has not returned. So it is linearized at once, without branching.
+//   - Invisible writes ride along. A completed put of an unobserved value can only be
+//     followed by a put or delete; it is placed just before the next one (or at its own
+//     return), not branched on.
+//   - Dead values end a branch early. Moving away from a value that an unlinearized
+//     completed operation requires, when nothing left can write it again, dooms the branch;
+//     it is cut there instead of at that operation's return. This keeps a stalled write from
+//     doubling the configurations of everything it overlaps.
+//   - Operations that never completed ("optional") may be linearized any time after their
+//     invocation, or never. One whose value nothing could observe after its invocation is
+//     dropped (only writes could follow it, so the order without it is as good). Otherwise
+//     an "expiry" entry after the last operation that could observe its value resolves it as
+//     never taken effect, merging the branches that differ only in it. Of several pending
+//     optional operations alike (abandoned deletes), only the one expiring first may take
+//     effect, so the search does not branch on which of them it was.
 
 /// One key's search; it can be paused at a deadline and resumed.
 struct LinearizabilitySearch {
@@ -51,9 +57,13 @@ struct LinearizabilitySearch {
     private struct Frame {
         var call: Int32
         var previousState: Int32
-        /// An expiry's resolution, the only choice at that point: undoing it means
-        /// undoing the choice before it too.
+        /// A read, an expiry's resolution, or an invisible write at its return: the only
+        /// choice at that point, so undoing it means undoing the choice before it too.
         var forced: Bool
+        /// An optional operation resolved as never taking effect.
+        var neverHappened: Bool
+        /// Invisible writes placed just before this one, on top of `absorbed`.
+        var absorbedCount: Int32
     }
 
     /// Any state is accepted (puts, deletes).
@@ -71,6 +81,20 @@ struct LinearizabilitySearch {
     private let effect: [Int32]
     /// Changes nothing when the model accepts it: linearized eagerly.
     private let isRead: [Bool]
+    /// A put or delete: accepted in any state.
+    private let isBlindWrite: [Bool]
+    /// A completed put of a value nobody observes. Nothing but a blind write can follow it,
+    /// so it is placed just before the next blind write (or, failing that, at its return)
+    /// instead of being branched on: see `linearize`.
+    private let isInvisible: [Bool]
+    /// The state a completed operation requires (counted in `observersLeft`), or -1.
+    private let observes: [Int32]
+    /// The state an operation may write (counted in `writersLeft`), or -1.
+    private let writes: [Int32]
+    /// Never completed: may be linearized, or resolved as never taking effect.
+    private let isOptional: [Bool]
+    /// For an optional operation, the time of its expiry entry (+∞ if none).
+    private let expiryTime: [Double]
     private let zobrist: [UInt64]
     /// Model operation id → index into the key's operations.
     private let source: [Int]
@@ -94,11 +118,21 @@ struct LinearizabilitySearch {
     private var bitsHash: UInt64 = 0
     private var state: Int32 = LinearizabilitySearch.absent
     private var stack: [Frame] = []
+    /// The call entries of invisible writes placed before a blind write, by frame.
+    private var absorbed: [Int32] = []
     private var cache = ConfigurationCache()
+    /// The cache's form of the current set, rebuilt for each configuration.
+    private var key: [UInt64] = []
     private let baseBytes: Int
 
+    // Per state: completed operations that require it and operations that may still write
+    // it, among those not yet linearized. A state left while the first is non-zero and the
+    // second zero can never come back for the operations that need it: see `linearize`.
+    private var observersLeft: [Int32]
+    private var writersLeft: [Int32]
+
     /// The latest entry at which a branch failed: the return of the operation that no order
-    /// could fit.
+    /// could fit (for a dead branch, of the operation that doomed it).
     private var furthestStuckEntry: Int32 = -1
     private var steps = 0
 
@@ -163,15 +197,15 @@ struct LinearizabilitySearch {
             }
         }
         let useful = optional.indices.filter { expiry[$0] >= optional[$0].invoke }
-        let expiries = useful.map { expiry[$0] }
-        optional = useful.map { optional[$0] }
-
-        // Completed operations take the low ids, so that the linearized set is mostly a run of
-        // full words followed by a short tail, which the cache stores compactly.
-        let byInvoke = { (a: Candidate, b: Candidate) in (a.invoke, a.index) < (b.invoke, b.index) }
-        let completedOrder = completed.indices.sorted { byInvoke(completed[$0], completed[$1]) }
-        let optionalOrder = optional.indices.sorted { byInvoke(optional[$0], optional[$1]) }
-        var modelRequirement: [Int32] = [], modelEffect: [Int32] = [], modelSource: [Int] = []
+        // Ids follow invocation: the linearized set is then a run of full words and a short
+        // tail (every optional operation is resolved by its expiry at the latest), which the
+        // cache stores compactly.
+        struct Modelled {
+            var candidate: Candidate
+            var expiry: Double?
+        }
+        let modelled = (completed.map { Modelled(candidate: $0, expiry: nil) } + useful.map { Modelled(candidate: optional[$0], expiry: expiry[$0]) })
+            .sorted { ($0.candidate.invoke, $0.candidate.index) < ($1.candidate.invoke, $1.candidate.index) }
         struct Event {
             var time: Double
             var rank: UInt8
@@ -179,20 +213,18 @@ struct LinearizabilitySearch {
             var kind: EntryKind
         }
         var events: [Event] = []
-        for i in completedOrder {
-            let c = completed[i]
-            let id = Int32(modelSource.count)
-            modelRequirement.append(c.requirement); modelEffect.append(c.effect); modelSource.append(c.index)
-            events.append(Event(time: c.invoke, rank: 0, operation: id, kind: .call))
-            events.append(Event(time: c.complete ?? .infinity, rank: 1, operation: id, kind: .return))
+        for (id, item) in modelled.enumerated() {
+            let c = item.candidate
+            events.append(Event(time: c.invoke, rank: 0, operation: Int32(id), kind: .call))
+            if let complete = c.complete {
+                events.append(Event(time: complete, rank: 1, operation: Int32(id), kind: .return))
+            } else if let expiry = item.expiry, expiry < .infinity {
+                events.append(Event(time: expiry, rank: 2, operation: Int32(id), kind: .expiry))
+            }
         }
-        for i in optionalOrder {
-            let c = optional[i]
-            let id = Int32(modelSource.count)
-            modelRequirement.append(c.requirement); modelEffect.append(c.effect); modelSource.append(c.index)
-            events.append(Event(time: c.invoke, rank: 0, operation: id, kind: .call))
-            if expiries[i] < .infinity { events.append(Event(time: expiries[i], rank: 2, operation: id, kind: .expiry)) }
-        }
+        let modelRequirement = modelled.map(\.candidate.requirement)
+        let modelEffect = modelled.map(\.candidate.effect)
+        let modelSource = modelled.map(\.candidate.index)
         // At equal times calls come first: operations that touch at an instant count as
         // concurrent, so a coarse clock cannot produce a false violation.
         events.sort { ($0.time, $0.rank, $0.operation) < ($1.time, $1.rank, $1.operation) }
@@ -212,6 +244,16 @@ struct LinearizabilitySearch {
         requirement = modelRequirement
         effect = modelEffect
         isRead = zip(modelRequirement, modelEffect).map { $0.1 == Self.anyState || $0.1 == $0.0 }
+        isBlindWrite = zip(modelRequirement, modelEffect).map { $0.0 == Self.anyState && $0.1 != Self.anyState }
+        isInvisible = modelled.map { $0.candidate.complete != nil && $0.candidate.requirement == Self.anyState && $0.candidate.effect == Self.unobserved }
+        observes = modelled.map { $0.candidate.complete != nil && $0.candidate.requirement >= 0 ? $0.candidate.requirement : -1 }
+        writes = modelled.map { $0.candidate.effect >= 0 && $0.candidate.effect != $0.candidate.requirement ? $0.candidate.effect : -1 }
+        observersLeft = [Int32](repeating: 0, count: stateCount)
+        writersLeft = [Int32](repeating: 0, count: stateCount)
+        for v in observes where v >= 0 { observersLeft[Int(v)] += 1 }
+        for v in writes where v >= 0 { writersLeft[Int(v)] += 1 }
+        isOptional = modelled.map { $0.candidate.complete == nil }
+        expiryTime = modelled.map { $0.expiry ?? .infinity }
         source = modelSource
         zobrist = (0..<modelSource.count).map { Self.mix(UInt64($0) &+ 0x5EED) }
         entryKind = events.map(\.kind)
@@ -231,11 +273,11 @@ struct LinearizabilitySearch {
         self.previous = previous
         cursor = next[Int(count)]
         bits = [UInt64](repeating: 0, count: (modelSource.count + 63) / 64)
-        baseBytes = events.count * 16 + modelSource.count * 28 + bits.count * 8
+        baseBytes = events.count * 16 + modelSource.count * 48 + bits.count * 8 + stateCount * 8
     }
 
     /// Bytes held now: the cache, the stack and the fixed tables.
-    var memoryBytes: Int { baseBytes + cache.memoryBytes + stack.capacity * MemoryLayout<Frame>.stride }
+    var memoryBytes: Int { baseBytes + cache.memoryBytes + stack.capacity * MemoryLayout<Frame>.stride + absorbed.capacity * 4 }
 
     /// Configurations seen so far.
     var configurationCount: Int { cache.count }
@@ -269,17 +311,26 @@ struct LinearizabilitySearch {
             let operation = entryOperation[Int(entry)]
             switch entryKind[Int(entry)] {
             case .call:
-                // A read the state allowed would have been linearized already.
-                if !isRead[Int(operation)], let after = apply(operation), linearize(call: entry, operation: operation, after: after, forced: false) {
+                // A read the state allowed would have been linearized already, and an invisible
+                // write waits for a blind write or its return.
+                if !isRead[Int(operation)], !isInvisible[Int(operation)],
+                   let after = apply(operation), !(isOptional[Int(operation)] && hasPreferredTwin(operation)),
+                   linearize(call: entry, operation: operation, after: after, forced: false) {
                     if memoryBytes > memoryBytesMax { return .outOfMemory }
                 } else {
                     cursor = next[Int(entry)]
+                }
+            case .return where isInvisible[Int(operation)]:
+                if linearize(call: partner[Int(entry)], operation: operation, after: Self.unobserved, forced: true) {
+                    if memoryBytes > memoryBytesMax { return .outOfMemory }
+                } else if !backtrack() {
+                    return violation()
                 }
             case .return:
                 furthestStuckEntry = max(furthestStuckEntry, entry)
                 if !backtrack() { return violation() }
             case .expiry:
-                if linearize(call: partner[Int(entry)], operation: operation, after: state, forced: true) {
+                if linearize(call: partner[Int(entry)], operation: operation, after: state, forced: true, neverHappened: true) {
                     if memoryBytes > memoryBytesMax { return .outOfMemory }
                 } else if !backtrack() {
                     return violation()
@@ -300,8 +351,8 @@ struct LinearizabilitySearch {
     }
 
     private func violation() -> Outcome {
-        // A branch can only end at a return or at an expiry whose configuration was explored
-        // before, which itself ended at a return; so a return was reached.
+        // Every branch ends at a return, as dead, or at a configuration explored before, whose
+        // own branches ended so; each of the first two records its entry.
         precondition(furthestStuckEntry >= 0, "a failed search reached no return")
         return .violation(stuckOperation: source[Int(entryOperation[Int(furthestStuckEntry)])])
     }
@@ -314,27 +365,119 @@ struct LinearizabilitySearch {
         return after == Self.anyState ? state : after
     }
 
-    /// Linearizes the call unless the resulting configuration was seen before.
-    private mutating func linearize(call: Int32, operation: Int32, after: Int32, forced: Bool) -> Bool {
-        insertBit(operation)
-        let tail = fullWords..<max(fullWords, topWord + 1)
-        let hash = bitsHash ^ Self.mix(UInt64(bitPattern: Int64(after)))
-        guard cache.insert(hash: hash, state: after, fullWords: fullWords, tail: bits[tail]) else {
-            removeBit(operation)
+    /// Linearizes the call (or, with `neverHappened`, resolves an optional one as never taking
+    /// effect) unless the resulting configuration was seen before or is dead.
+    ///
+    /// Before a put or delete, every pending invisible write is placed too: it can only ever
+    /// be followed by a put or delete, and placing it at the first one costs nothing later,
+    /// since it changes no state anyone sees and only removes an obligation.
+    ///
+    /// A configuration is dead when the state moves away from a value that a completed,
+    /// unlinearized operation requires and that nothing left can write again: that operation
+    /// can never be linearized. The dead branch counts as having failed at that operation's
+    /// return, so that the violation names the read that cannot be satisfied rather than the
+    /// write that made it so.
+    private mutating func linearize(call: Int32, operation: Int32, after: Int32, forced: Bool, neverHappened: Bool = false) -> Bool {
+        let absorbedBefore = absorbed.count
+        if isBlindWrite[Int(operation)], !neverHappened {
+            var entry = next[Int(head)]
+            while entry >= 0, entryKind[Int(entry)] != .return {
+                let other = entryOperation[Int(entry)]
+                let following = next[Int(entry)]
+                if entryKind[Int(entry)] == .call, isInvisible[Int(other)], entry != call {
+                    insertBit(other)
+                    lift(entry)
+                    absorbed.append(entry)
+                }
+                entry = following
+            }
+        }
+        count(operation, neverHappened: neverHappened, by: -1)
+        if after != state, observersLeft[Int(state)] > 0, writersLeft[Int(state)] == 0 {
+            furthestStuckEntry = max(furthestStuckEntry, firstObserverReturn(of: state, besides: operation))
+            count(operation, neverHappened: neverHappened, by: 1)
+            unabsorb(downTo: absorbedBefore)
             return false
         }
-        stack.append(Frame(call: call, previousState: state, forced: forced))
+        insertBit(operation)
+        key.removeAll(keepingCapacity: true)
+        for word in fullWords..<max(fullWords, topWord + 1) where bits[word] != ~0 {
+            key.append(UInt64(word - fullWords))
+            key.append(bits[word])
+        }
+        let hash = bitsHash ^ Self.mix(UInt64(bitPattern: Int64(after)))
+        guard cache.insert(hash: hash, state: after, fullWords: fullWords, tailWords: max(0, topWord + 1 - fullWords), sparseTail: key) else {
+            removeBit(operation)
+            count(operation, neverHappened: neverHappened, by: 1)
+            unabsorb(downTo: absorbedBefore)
+            return false
+        }
+        stack.append(Frame(
+            call: call, previousState: state, forced: forced, neverHappened: neverHappened,
+            absorbedCount: Int32(absorbed.count - absorbedBefore)
+        ))
         state = after
         lift(call)
         fresh = true
         return true
     }
 
+    /// Whether another pending optional operation with the same requirement and effect
+    /// expires first (or as late, with a lower id). Those two are interchangeable except that
+    /// the later-expiring one can take effect for longer; so taking effect is left to the
+    /// earliest, and the search does not branch on which of several abandoned deletes (say)
+    /// was the one that happened.
+    private func hasPreferredTwin(_ operation: Int32) -> Bool {
+        let required = requirement[Int(operation)], written = effect[Int(operation)]
+        let expiry = expiryTime[Int(operation)]
+        var entry = next[Int(head)]
+        while entry >= 0, entryKind[Int(entry)] != .return {
+            let other = entryOperation[Int(entry)]
+            if entryKind[Int(entry)] == .call, other != operation, isOptional[Int(other)],
+               requirement[Int(other)] == required, effect[Int(other)] == written,
+               (expiryTime[Int(other)], other) < (expiry, operation) {
+                return true
+            }
+            entry = next[Int(entry)]
+        }
+        return false
+    }
+
+    /// Adjusts `observersLeft` and `writersLeft` for linearizing (-1) or undoing (+1).
+    private mutating func count(_ operation: Int32, neverHappened: Bool, by delta: Int32) {
+        let written = writes[Int(operation)]
+        if written >= 0 { writersLeft[Int(written)] += delta }
+        let observed = observes[Int(operation)]
+        if observed >= 0, !neverHappened { observersLeft[Int(observed)] += delta }
+    }
+
+    /// The return entry of the earliest-returning unlinearized operation that requires
+    /// `value`, other than `operation`.
+    private func firstObserverReturn(of value: Int32, besides operation: Int32) -> Int32 {
+        var entry = next[Int(head)]
+        while entry >= 0 {
+            let other = entryOperation[Int(entry)]
+            if entryKind[Int(entry)] == .return, observes[Int(other)] == value, other != operation { return entry }
+            entry = next[Int(entry)]
+        }
+        return -1
+    }
+
+    private mutating func unabsorb(downTo count: Int) {
+        while absorbed.count > count, let entry = absorbed.popLast() {
+            unlift(entry)
+            removeBit(entryOperation[Int(entry)])
+        }
+    }
+
     /// Undoes choices until one leaves an alternative; false when none is left.
     private mutating func backtrack() -> Bool {
         while let frame = stack.popLast() {
+            let operation = entryOperation[Int(frame.call)]
             unlift(frame.call)
-            removeBit(entryOperation[Int(frame.call)])
+            removeBit(operation)
+            count(operation, neverHappened: frame.neverHappened, by: 1)
+            unabsorb(downTo: absorbed.count - Int(frame.absorbedCount))
             state = frame.previousState
             if !frame.forced {
                 cursor = next[Int(frame.call)]
@@ -429,31 +572,35 @@ struct LinearizabilitySearch {
 }
 
 /// Lowe's cache of configurations seen: (linearized set, state), open addressing. A set is
-/// stored as its count of leading full words and the words after them up to the last
-/// non-zero one, which is a few words however long the history.
+/// stored as its count of leading full words, the number of words after them up to the last
+/// non-zero one, and only those of these that are not full, each with its offset: a few
+/// words however long the history, since only operations still pending leave holes.
 struct ConfigurationCache {
     private var slots = [Int32](repeating: -1, count: 1 << 10)
     private var hashes: [UInt64] = []
     private var states: [Int32] = []
     private var fullWords: [Int32] = []
-    /// Configuration i's tail is `words[starts[i]..<starts[i + 1]]`.
+    private var tailWords: [Int32] = []
+    /// Configuration i's sparse tail is `words[starts[i]..<starts[i + 1]]`.
     private var starts: [Int] = [0]
     private var words: [UInt64] = []
 
     var count: Int { hashes.count }
 
     var memoryBytes: Int {
-        slots.capacity * 4 + hashes.capacity * 8 + states.capacity * 4 + fullWords.capacity * 4 + starts.capacity * 8 + words.capacity * 8
+        slots.capacity * 4 + hashes.capacity * 8 + states.capacity * 4 + fullWords.capacity * 4 + tailWords.capacity * 4
+            + starts.capacity * 8 + words.capacity * 8
     }
 
     /// Adds the configuration; false if it was already present.
-    mutating func insert(hash: UInt64, state: Int32, fullWords full: Int, tail: ArraySlice<UInt64>) -> Bool {
+    mutating func insert(hash: UInt64, state: Int32, fullWords full: Int, tailWords tail: Int, sparseTail: [UInt64]) -> Bool {
         if (count + 1) * 2 > slots.count { grow() }
         let mask = slots.count - 1
         var slot = Int(truncatingIfNeeded: hash) & mask
         while slots[slot] >= 0 {
             let i = Int(slots[slot])
-            if hashes[i] == hash, states[i] == state, fullWords[i] == Int32(full), words[starts[i]..<starts[i + 1]].elementsEqual(tail) {
+            if hashes[i] == hash, states[i] == state, fullWords[i] == Int32(full), tailWords[i] == Int32(tail),
+               words[starts[i]..<starts[i + 1]].elementsEqual(sparseTail) {
                 return false
             }
             slot = (slot + 1) & mask
@@ -462,7 +609,8 @@ struct ConfigurationCache {
         hashes.append(hash)
         states.append(state)
         fullWords.append(Int32(full))
-        words.append(contentsOf: tail)
+        tailWords.append(Int32(tail))
+        words.append(contentsOf: sparseTail)
         starts.append(words.count)
         return true
     }

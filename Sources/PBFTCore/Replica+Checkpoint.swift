@@ -49,7 +49,7 @@ extension Replica {
         switch checkpointVotes[checkpoint.sequence, default: VoteSet()].insert(envelope, digest: checkpoint.stateDigest, from: sender) {
         case .added: checkStable(checkpoint.sequence)
         case .duplicate: drop(.duplicate)
-        case .conflicting: drop(.conflicting)
+        case .conflicting: dropConflicting(envelope, earlier: checkpointVotes[checkpoint.sequence]?.vote(of: sender)?.envelope)
         }
     }
 

@@ -101,7 +101,8 @@ extension Replica {
         guard sender == primary else { return drop(.notFromPrimary) }
         guard waterMarks.contains(prePrepare.sequence) else { return drop(.outsideWaterMarks) }
         if let existing = log[prePrepare.sequence]?.batchDigest {
-            return drop(existing == prePrepare.batchDigest ? .duplicate : .conflicting)
+            if existing == prePrepare.batchDigest { return drop(.duplicate) }
+            return dropConflicting(envelope, earlier: log[prePrepare.sequence]?.prePrepare)
         }
         guard isValidBatch(batch) else { return drop(.invalidBatch) }
         guard batchDigest(batch) == prePrepare.batchDigest else { return drop(.wrongDigest) }
@@ -168,7 +169,7 @@ extension Replica {
         switch log[vote.sequence, default: Slot()].prepares.insert(envelope, digest: vote.batchDigest, from: sender) {
         case .added: checkPrepared(vote.sequence)
         case .duplicate: drop(.duplicate)
-        case .conflicting: drop(.conflicting)
+        case .conflicting: dropConflicting(envelope, earlier: log[vote.sequence]?.prepares.vote(of: sender)?.envelope)
         }
     }
 
@@ -181,7 +182,7 @@ extension Replica {
         switch log[vote.sequence, default: Slot()].commits.insert(envelope, digest: vote.batchDigest, from: sender) {
         case .added: checkCommitted(vote.sequence)
         case .duplicate: drop(.duplicate)
-        case .conflicting: drop(.conflicting)
+        case .conflicting: dropConflicting(envelope, earlier: log[vote.sequence]?.commits.vote(of: sender)?.envelope)
         }
     }
 

@@ -26,6 +26,9 @@ public enum Action: Sendable, Equatable {
     case checkpointTaken(Checkpoint)
     /// A checkpoint became stable; the log at and below it was discarded.
     case checkpointStable(Checkpoint)
+    /// Two messages one replica signed that conflict (`Envelope.conflicts(with:)`): proof
+    /// that it is faulty, for the shell to keep where checkers can read it.
+    case evidence(Envelope, Envelope)
 }
 
 /// One executed sequence number, for the execution log.
@@ -251,6 +254,13 @@ public struct Replica<App: StateMachine>: Sendable {
 
     /// Drops the message being handled: counted by reason, nothing else changes.
     mutating func drop(_ reason: DropReason) { counters[reason] += 1 }
+
+    /// Drops a message that conflicts with one its sender signed before, and reports the
+    /// pair as evidence when it proves the sender faulty.
+    mutating func dropConflicting(_ received: Envelope, earlier: Envelope?) {
+        drop(.conflicting)
+        if let earlier, earlier.conflicts(with: received) { emit(.evidence(earlier, received)) }
+    }
 
     func sign(_ message: Message) -> Envelope { Envelope.seal(message, epoch: epoch, signer: signer) }
 

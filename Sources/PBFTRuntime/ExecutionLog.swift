@@ -18,8 +18,8 @@ final class ExecutionLog {
     private let fd: Int32
     let path: String
 
-    init(directory: String) throws(RuntimeError) {
-        path = directory + "/execution.jsonl"
+    init(directory: String, file: String = "execution.jsonl") throws(RuntimeError) {
+        path = directory + "/" + file
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .storage("\(path): cannot open: \(String(cString: strerror(errno)))") }
     }
@@ -39,6 +39,19 @@ final class ExecutionLog {
 
     func restart(at sequence: SequenceNumber) {
         line("{\"type\":\"restart\",\"seq\":\(sequence.rawValue)}")
+    }
+
+    /// For `evidence.jsonl`: two conflicting messages one replica signed, each as the hex
+    /// of its encoded envelope (docs/experiments.md), so a checker can verify both signatures.
+    func evidence(_ first: Envelope, _ second: Envelope) {
+        func hex(_ bytes: [UInt8]) -> String {
+            let digits = Array("0123456789abcdef".utf8)
+            var out = [UInt8]()
+            out.reserveCapacity(bytes.count * 2)
+            for byte in bytes { out.append(digits[Int(byte >> 4)]); out.append(digits[Int(byte & 15)]) }
+            return String(decoding: out, as: UTF8.self)
+        }
+        line("{\"type\":\"conflict\",\"signer\":\"\(first.sender)\",\"message\":\"\(first.message.type)\",\"first\":\"\(hex(first.encoded()))\",\"second\":\"\(hex(second.encoded()))\"}")
     }
 
     private func line(_ text: String) {

@@ -83,6 +83,10 @@ public final class ReplicaNode: @unchecked Sendable {
     let log: WriteAheadLog
     let checkpoints: CheckpointStore
     let executionLog: ExecutionLog
+    /// Conflicting signed messages received (evidence.jsonl), at most one pair per signer,
+    /// message type and sequence number.
+    let evidenceLog: ExecutionLog
+    var evidenceKept = Set<String>()
     var logger: Logger
     let endpoint = UDPEndpoint(separateCoreLoop: true)
     let receiving: Mutex<ReceiveState>
@@ -154,6 +158,7 @@ public final class ReplicaNode: @unchecked Sendable {
             logger.warning("stable checkpoint file damaged; the state will be fetched", metadata: ["error": "\(error)"])
         }
         executionLog = try ExecutionLog(directory: options.dataDirectory)
+        evidenceLog = try ExecutionLog(directory: options.dataDirectory, file: "evidence.jsonl")
         signer = keyFile.signer
         // Fragments come only from the other replicas; a 30 s timeout covers a 32 MiB frame
         // on a slow link (ticks are options.tickMilliseconds long).
@@ -365,6 +370,12 @@ public final class ReplicaNode: @unchecked Sendable {
                 logger.trace("executed", metadata: ["seq": "\(batch.sequence.rawValue)", "view": "\(batch.view.rawValue)", "requests": "\(batch.requests.count)"])
             case .checkpointTaken(let checkpoint):
                 executionLog.checkpoint(checkpoint)
+            case .evidence(let first, let second):
+                let key = "\(first.sender)/\(first.message.type)/\(Self.slot(first))"
+                if evidenceKept.count < 10_000, evidenceKept.insert(key).inserted {
+                    evidenceLog.evidence(first, second)
+                    logger.warning("evidence: conflicting signed messages", metadata: ["signer": "\(first.sender)", "message": "\(first.message.type)", "slot": "\(Self.slot(first))"])
+                }
             case .checkpointStable(let checkpoint):
                 if let stable = replica.stableState, stable.checkpoint == checkpoint {
                     do { try checkpoints.save(sequence: checkpoint.sequence.rawValue, digest: checkpoint.stateDigest.bytes, state: stable.state) } catch {
@@ -400,6 +411,16 @@ public final class ReplicaNode: @unchecked Sendable {
     func fail(_ reason: String) -> Never {
         logger.critical("\(reason)")
         fatalError(reason)
+    }
+
+    /// The view and sequence number (or checkpoint) a message is about, for deduplicating evidence.
+    static func slot(_ envelope: Envelope) -> String {
+        switch envelope.message {
+        case .prePrepare(let p): "\(p.view.rawValue)/\(p.sequence.rawValue)"
+        case .prepare(let v), .commit(let v): "\(v.view.rawValue)/\(v.sequence.rawValue)"
+        case .checkpoint(let c): "\(c.sequence.rawValue)"
+        default: "?"
+        }
     }
 
     /// An address as ip:port, without the host name NIO may attach.

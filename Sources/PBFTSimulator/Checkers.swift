@@ -8,7 +8,15 @@ public enum Checkers {
         var correct = result
         correct.executions = result.executions.filter { result.correctReplicas.contains($0.key) }
         correct.checkpoints = result.checkpoints.filter { result.correctReplicas.contains($0.key) }
-        return agreement(correct) + integrity(correct) + checkpoints(correct) + replies(correct) + liveness(result)
+        return agreement(correct) + integrity(correct) + checkpoints(correct) + replies(correct) + liveness(result) + evidence(result)
+    }
+
+    /// Evidence (two conflicting messages one replica signed) never names a correct replica.
+    public static func evidence(_ result: SimulationResult) -> [String] {
+        result.evidence.keys.compactMap { principal in
+            guard case .replica(let id) = principal, result.correctReplicas.contains(id) else { return nil }
+            return "evidence: correct replica \(id) signed two conflicting messages (\(result.evidence[principal]!) reports)"
+        }
     }
 
     /// Liveness after the network heals (GST): every operation completes, and none takes

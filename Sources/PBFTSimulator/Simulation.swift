@@ -155,6 +155,9 @@ public struct SimulationResult: Sendable {
     public var rejectedFrames: Int
     /// What each node refused before its core or client saw it, by reason.
     public var rejections: [NodeID: RejectionCounters] = [:]
+    /// Conflicting pairs of signed messages the replicas reported (`Action.evidence`), by
+    /// the principal they prove faulty.
+    public var evidence: [Principal: Int] = [:]
     public var replicaCounters: [ReplicaID: ReplicaCounters]
     public var maxLogEntries: Int
     public var finalLogEntries: [ReplicaID: Int]
@@ -430,6 +433,8 @@ public struct Simulation {
                 result.executionTicks[me, default: []].append(tick)
             case .checkpointTaken(let checkpoint):
                 result.checkpoints[me, default: []].append(checkpoint)
+            case .evidence(let first, _):
+                result.evidence[first.sender, default: 0] += 1
             case .persist(let record):
                 disks[me, default: Disk()].log.append(record.encoded())
             case .stateInstalled(let checkpoint):

@@ -239,11 +239,13 @@ func expectViolation(
     /// A violation on a key is certain even when other keys did not finish.
     @Test func aViolationIsReportedEvenWhenOtherKeysDidNotFinish() {
         var operations = [op(9, 1, .get(key: "bad"), 0, 1, .value("ghost"))]
-        // Two hundred concurrent puts and gets on one key: far more configurations than 64 KiB holds.
+        // Two hundred concurrent puts, each read by a concurrent get: the pairs can come in any
+        // order, far more configurations than 64 KiB holds, before a read that fits none.
         for i in 0..<200 {
             operations.append(op(UInt32(i), 1, .put(key: "big", value: "v\(i)"), 0, 100))
-            operations.append(op(UInt32(i), 2, .get(key: "big"), 101, 102, .value("v\(i)")))
+            operations.append(op(UInt32(200 + i), 1, .get(key: "big"), 0, 100, .value("v\(i)")))
         }
+        operations.append(op(9, 2, .get(key: "big"), 101, 102, .value("ghost")))
         let result = checkLinearizability(operations, budget: .init(memoryBytes: 64 << 10))
         #expect(result.verdict == .notLinearizable)
         #expect(result.violations.map(\.key) == ["bad"])

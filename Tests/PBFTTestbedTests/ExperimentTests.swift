@@ -168,14 +168,14 @@ import Testing
         let run = try run(Self.experiments + "/kill-primary.toml", in: directory)
         #expect(run.result.status == 0, "\(run.result.stdout)\(run.result.stderr)")
         #expect(run.summary["passed"] as? Bool == true)
-        #expect(run.verdicts == ["agreement": true, "integrity": true, "checkpoints": true, "linearizability": true, "liveness": true])
+        #expect(run.verdicts == ["agreement": true, "integrity": true, "checkpoints": true, "linearizability": true, "liveness": true, "byzantine evidence": true])
         #expect((run.summary["view_changes"] as? [Any])?.isEmpty == false)
         print("kill-primary: longest gap in service \(run.summary["longest_gap_s"] ?? "?") s")
         let report = try report(run)
         #expect(report.svgs.contains { $0.contains("throughput") } && report.svgs.contains { $0.contains("latency") })
         #expect((report.classes["rect.fault"] ?? 0) >= 2, "the kill is shaded in both plots")
         #expect((report.classes["line.view-change"] ?? 0) >= 2)
-        #expect(report.classes["tr.pass"] == 5 && report.classes["tr.fail"] == nil)
+        #expect(report.classes["tr.pass"] == 6 && report.classes["tr.fail"] == nil)
         for file in ["scenario.toml", "scenario.json", "events.jsonl", "history.jsonl", "metrics.csv", "logs/replica-0.log"] {
             #expect(FileManager.default.fileExists(atPath: run.directory + "/" + file), "\(file)")
         }
@@ -195,12 +195,13 @@ import Testing
         #expect(try self.report(run).classes["tr.fail"] == 1)
     }
 
-    @Test("an equivocating primary: all verdicts pass")
+    @Test("an equivocating primary: all verdicts pass, and the primary is named with two conflicting pre-prepares it signed")
     func equivocatingPrimary() throws {
         let directory = TemporaryDirectory()
         let run = try run(Self.experiments + "/equivocating-primary.toml", in: directory)
         #expect(run.result.status == 0, "\(run.result.stdout)\(run.result.stderr)")
-        #expect(run.verdicts.values.allSatisfy { $0 } && run.verdicts.count == 5, "\(run.verdicts)")
+        #expect(run.verdicts.values.allSatisfy { $0 } && run.verdicts.count == 6, "\(run.verdicts)")
+        #expect(run.result.stdout.contains("PASS  byzantine evidence: r0 proven faulty") && run.result.stdout.contains("two pre-prepare messages for view 0"), "\(run.result.stdout)")
     }
 
     @Test("a lossy network: all verdicts pass")
@@ -208,7 +209,7 @@ import Testing
         let directory = TemporaryDirectory()
         let run = try run(Self.experiments + "/lossy-network.toml", in: directory)
         #expect(run.result.status == 0, "\(run.result.stdout)\(run.result.stderr)")
-        #expect(run.verdicts.values.allSatisfy { $0 } && run.verdicts.count == 5, "\(run.verdicts)")
+        #expect(run.verdicts.values.allSatisfy { $0 } && run.verdicts.count == 6, "\(run.verdicts)")
     }
 
     @Test("beyond the budget on purpose (two of four replicas killed): the run fails its liveness verdict and exits 1")
