@@ -292,6 +292,7 @@ enum BadHistories {
             else { continue }
             let g1 = mine[position - 1]
             guard case .get(key) = operations[g1].call, case .value(let seen)? = operations[g1].completion?.outcome,
+                  finished(g1, operations) < operations[g2].invokeSeconds,
                   let writer = writersOf(seen, key: key, in: operations).first, let u = history.before[writer], u != seen,
                   operations[g2].completion?.outcome != u.map(HistoryOperation.Outcome.value) ?? .notFound,
                   writersOf(u, key: key, in: operations).allSatisfy({ finished($0, operations) < operations[g1].invokeSeconds })

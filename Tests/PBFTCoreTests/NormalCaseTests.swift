@@ -55,8 +55,15 @@ import Testing
         var h = try Harness()
         let a = [h.request(client: 0, timestamp: 1)], b = [h.request(client: 1, timestamp: 1)]
         try h.deliver(h.prePrepare(sequence: 1, batch: a), to: 1)
-        let second = try h.deliver(h.prePrepare(sequence: 1, batch: b), to: 1)
-        #expect(second.isEmpty)
+        let conflicting = h.prePrepare(sequence: 1, batch: b)
+        let second = try h.deliver(conflicting, to: 1)
+        // No prepare for it; the two pre-prepares the primary signed are reported as evidence.
+        #expect(second.count == 1)
+        guard case .evidence(let earlier, let later)? = second.first else {
+            Issue.record("expected evidence, got \(second)")
+            return
+        }
+        #expect(earlier.conflicts(with: later) && later == conflicting.envelope && earlier.sender == .replica(ReplicaID(0)))
         #expect(h.replicas[1].counters[.conflicting] == 1)
         try h.deliver(h.prePrepare(sequence: 1, batch: a), to: 1)
         #expect(h.replicas[1].counters[.duplicate] == 1, "the same pre-prepare again")
@@ -285,7 +292,8 @@ import Testing
             configuration: h.configuration, id: ReplicaID(1), app: KeyValueStore(),
             signer: h.signer(.replica(ReplicaID(1))), digester: SHA256Digester(), records: records, checkpoint: nil)
         let actions = try h.deliver(h.prePrepare(sequence: 1, batch: b), to: 1)
-        #expect(actions.isEmpty, "no prepare for a second batch at the same sequence number")
+        #expect(actions.allSatisfy { if case .evidence = $0 { true } else { false } } && actions.count == 1,
+                "no prepare for a second batch at the same sequence number, only the evidence against the primary")
         #expect(h.replicas[1].counters[.conflicting] == 1)
         // And it still holds its own prepare: one more prepare and it commits the first batch.
         let d = h.batchDigest(a)

@@ -358,7 +358,7 @@ final class ProcessCluster: @unchecked Sendable {
         // The replica refuses it too when it does arrive (a ctl of another version, a script).
         let control = try ControlClient(membership: cluster.membership, operatorKey: try KeyFile.load(keys + "/operator.key"))
         let reply = try await control.send(.byzantine, argument: Array("grumpy".utf8), to: [ReplicaID(0)], timeoutMilliseconds: 5_000)[ReplicaID(0)]
-        #expect(reply?.accepted == false && String(decoding: reply?.body ?? [], as: UTF8.self).contains("unknown mode"))
+        #expect(reply?.accepted == false && String(decoding: reply?.body ?? [], as: UTF8.self).contains("unknown mode"), "\(String(decoding: reply?.body ?? [], as: UTF8.self))")
         let accepted = try PBFTBinary.run(["ctl", "byzantine", "0", "mutePrimary"] + ctl)
         #expect(accepted.status == 0, "\(accepted.stdout) \(accepted.stderr)")
 
