@@ -232,10 +232,12 @@ public struct HistoryError: Error, Hashable, Sendable, CustomStringConvertible {
 ///
 /// `expected` and `current` are null for an absent key; `complete` and `result` are null for
 /// an operation that never completed. A `malformed` result (the store could not decode the
-/// request) is read too, so that the checker can report it. Reading is strict about the fields it knows (each
-/// problem names its line and field), ignores fields it does not, and checks the file as a
-/// whole: (client, seq) is unique, and a client's completed operations do not overlap in time,
-/// since each client runs one operation at a time.
+/// request) is read too, so that the checker can report it.
+///
+/// Reading is strict about the fields it knows (each problem names its line and field),
+/// ignores fields it does not, accepts them in any order, and checks the file as a whole:
+/// (client, seq) is unique, and a client's completed operations do not overlap in time, since
+/// each client runs one operation at a time (one it gave up on may overlap what follows).
 public enum History {
     /// Longer lines are refused rather than buffered.
     public static let lineBytesMax = 1 << 20
@@ -334,8 +336,8 @@ public enum History {
             var lineOfSeq: [UInt64: Int?] = [:]
             for operation in mine {
                 if let earlier = lineOfSeq[operation.seq] {
-                    let where_ = earlier.map { " (line \($0))" } ?? ""
-                    throw HistoryError(line: operation.line, field: "seq", reason: "client \(client.rawValue) already has an operation with seq \(operation.seq)\(where_)")
+                    let at = earlier.map { " (line \($0))" } ?? ""
+                    throw HistoryError(line: operation.line, field: "seq", reason: "client \(client.rawValue) already has an operation with seq \(operation.seq)\(at)")
                 }
                 lineOfSeq[operation.seq] = operation.line
             }
@@ -343,10 +345,10 @@ public enum History {
             for operation in mine.sorted(by: { ($0.invokeSeconds, $0.line ?? 0) < ($1.invokeSeconds, $1.line ?? 0) }) {
                 guard let completion = operation.completion else { continue }
                 if let latest, let previous = latest.completion, operation.invokeSeconds < previous.seconds {
-                    let where_ = latest.line.map { " (line \($0))" } ?? ""
+                    let at = latest.line.map { " (line \($0))" } ?? ""
                     throw HistoryError(
                         line: operation.line, field: "invoke",
-                        reason: "client \(client.rawValue) invoked \(operation.name) at \(operation.invokeSeconds) while \(latest.name)\(where_) was still running until \(previous.seconds); a client runs one operation at a time"
+                        reason: "client \(client.rawValue) invoked \(operation.name) at \(operation.invokeSeconds) while \(latest.name)\(at) was still running until \(previous.seconds); a client runs one operation at a time"
                     )
                 }
                 if latest?.completion.map({ $0.seconds < completion.seconds }) ?? true { latest = operation }

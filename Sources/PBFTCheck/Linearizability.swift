@@ -25,8 +25,8 @@ public struct LinearizabilityBudget: Hashable, Sendable {
 /// One key whose history fits no sequential order.
 public struct LinearizabilityViolation: Hashable, Sendable, CustomStringConvertible {
     public var key: String
-    /// The operation at which every order fails: the orders that got furthest could not
-    /// place it before it returned.
+    /// The operation at which every order fails: the first, by completion, that no order can
+    /// linearize together with all that completed before it.
     public var operation: HistoryOperation
     /// The operations that cannot be ordered together, by invocation: `operation`, the ones
     /// the explanation names, and the ones concurrent with or immediately before it.
@@ -172,7 +172,11 @@ public func checkLinearizability(_ operations: [HistoryOperation], budget: Linea
         switch outcome {
         case .linearizable:
             break
-        case .violation(let stuck):
+        case .violation(let reached, let bound):
+            let stuck = LinearizabilitySearch.firstFailingOperation(
+                key.operations, reached: reached, bound: bound, deadline: deadline,
+                memoryBytesMax: budget.memoryBytes - pausedBytes - search.memoryBytes
+            )
             violations.append((order, LinearizabilityViolation(key: key.key, operations: key.operations, stuck: stuck)))
         case .outOfMemory:
             unfinished.append((order, .init(key: key.key, operationCount: key.operations.count, reason: .memory)))

@@ -25,8 +25,10 @@ struct ViolationExplanation {
         }
         add(stuck)
         reason.witnesses.forEach(add)
-        let neighbours = Self.predecessors(of: stuck, in: operations) + Self.concurrent(with: stuck, in: operations)
-        neighbours.forEach(add)
+        let predecessors = Self.predecessors(of: stuck, in: operations)
+        predecessors.forEach(add)
+        let windowStart = predecessors.map { operations[$0].invokeSeconds }.min() ?? operations[stuck].invokeSeconds
+        Self.concurrent(with: stuck, in: operations, since: windowStart).forEach(add)
         listed = Array(chosen.prefix(Self.listedOperationsMax)).sorted {
             (operations[$0].invokeSeconds, $0) < (operations[$1].invokeSeconds, $1)
         }
@@ -43,8 +45,9 @@ struct ViolationExplanation {
     }
 
     /// Operations whose interval overlaps the stuck one's: completed ones first, then the
-    /// writes that never completed (a get that never completed constrains nothing).
-    static func concurrent(with stuck: Int, in operations: [HistoryOperation]) -> [Int] {
+    /// writes that never completed and were invoked since `windowStart` (older ones overlap
+    /// everything after them; a get that never completed constrains nothing).
+    static func concurrent(with stuck: Int, in operations: [HistoryOperation], since windowStart: Double) -> [Int] {
         let x = operations[stuck]
         let end = x.completion?.seconds ?? .infinity
         let overlapping = operations.indices.filter { i in
@@ -52,7 +55,7 @@ struct ViolationExplanation {
         }
         let completed = overlapping.filter { operations[$0].completion != nil }
         let incomplete = overlapping.filter { i in
-            if operations[i].completion != nil { return false }
+            if operations[i].completion != nil || operations[i].invokeSeconds < windowStart { return false }
             if case .get = operations[i].call { return false }
             return true
         }

@@ -41,9 +41,10 @@
 struct LinearizabilitySearch {
     enum Outcome: Equatable {
         case linearizable
-        /// Every order fails; `stuckOperation` (an index into the key's operations) is the
-        /// operation at which the furthest-reaching orders failed.
-        case violation(stuckOperation: Int)
+        /// Every order fails. Where: some order reached the return of `reached`, and none got
+        /// past the return of `bound` (indices into the key's operations); see
+        /// `firstFailingOperation` for the exact point.
+        case violation(reached: Int, bound: Int)
         case outOfTime
         case outOfMemory
     }
@@ -67,13 +68,13 @@ struct LinearizabilitySearch {
     }
 
     /// Any state is accepted (puts, deletes).
-    private static let anyState: Int32 = -1
+    fileprivate static let anyState: Int32 = -1
     /// No state is accepted: a result the call cannot return.
-    private static let noState: Int32 = -2
+    fileprivate static let noState: Int32 = -2
     /// The key is absent.
-    private static let absent: Int32 = 0
+    fileprivate static let absent: Int32 = 0
     /// The key holds a value no operation observes.
-    private static let unobserved: Int32 = 1
+    fileprivate static let unobserved: Int32 = 1
 
     // The problem: model operations (ids), and the entries sorted by time.
     private let requirement: [Int32]
@@ -131,105 +132,32 @@ struct LinearizabilitySearch {
     private var observersLeft: [Int32]
     private var writersLeft: [Int32]
 
-    /// The latest entry at which a branch failed: the return of the operation that no order
-    /// could fit (for a dead branch, of the operation that doomed it).
-    private var furthestStuckEntry: Int32 = -1
+    /// The latest return some branch is known to have reached: where it failed, or for a dead
+    /// branch the first return still ahead of it.
+    private var reachedEntry: Int32 = -1
+    /// The latest return a branch might have reached: where it failed, or for a dead branch the
+    /// return of the operation it doomed.
+    private var boundEntry: Int32 = -1
     private var steps = 0
 
     /// Operations whose times are not finite, or that completed before their invocation,
     /// must have been rejected before.
     init(_ operations: [HistoryOperation]) {
-        var observed: Set<String> = []
-        for operation in operations {
-            if case .some(.some(let value)) = Self.observedValue(operation) { observed.insert(value) }
-        }
-        var values: [String: Int32] = [:]
-        func intern(_ value: String?) -> Int32 {
-            guard let value else { return Self.absent }
-            guard observed.contains(value) else { return Self.unobserved }
-            if let id = values[value] { return id }
-            let id = Int32(values.count + 2)
-            values[value] = id
-            return id
-        }
-
-        struct Candidate {
-            var index: Int
-            var requirement: Int32
-            var effect: Int32
-            var invoke: Double
-            var complete: Double?
-        }
-        var completed: [Candidate] = []
-        var optional: [Candidate] = []
-        for (index, operation) in operations.enumerated() {
-            let (requirement, effect) = Self.model(operation, intern: intern)
-            let candidate = Candidate(
-                index: index, requirement: requirement, effect: effect,
-                invoke: operation.invokeSeconds, complete: operation.completion?.seconds
-            )
-            if operation.completion != nil {
-                completed.append(candidate)
-            } else if effect != Self.anyState, effect != requirement {
-                optional.append(candidate)  // one that could change nothing is as if never run
-            }
-        }
-
-        // How long each optional write stays useful: until the last completed operation that
-        // observes its value returns, or the last optional one that does stops being useful.
-        let stateCount = values.count + 2
-        var lastObserverReturn = [Double](repeating: -.infinity, count: stateCount)
-        for candidate in completed where candidate.requirement >= 0 {
-            let r = Int(candidate.requirement)
-            lastObserverReturn[r] = max(lastObserverReturn[r], candidate.complete ?? .infinity)
-        }
-        var expiry = optional.map { $0.effect == Self.unobserved ? -.infinity : lastObserverReturn[Int($0.effect)] }
-        var optionalWriters = [[Int]](repeating: [], count: stateCount)
-        for (i, candidate) in optional.enumerated() { optionalWriters[Int(candidate.effect)].append(i) }
-        var changed = true
-        while changed {
-            changed = false
-            for (o, observer) in optional.enumerated() where observer.requirement >= 0 && expiry[o] >= observer.invoke {
-                for w in optionalWriters[Int(observer.requirement)] where expiry[w] < expiry[o] {
-                    expiry[w] = expiry[o]
-                    changed = true
-                }
-            }
-        }
-        let useful = optional.indices.filter { expiry[$0] >= optional[$0].invoke }
-        // Ids follow invocation: the linearized set is then a run of full words and a short
-        // tail (every optional operation is resolved by its expiry at the latest), which the
-        // cache stores compactly.
-        struct Modelled {
-            var candidate: Candidate
-            var expiry: Double?
-        }
-        let modelled = (completed.map { Modelled(candidate: $0, expiry: nil) } + useful.map { Modelled(candidate: optional[$0], expiry: expiry[$0]) })
-            .sorted { ($0.candidate.invoke, $0.candidate.index) < ($1.candidate.invoke, $1.candidate.index) }
-        struct Event {
-            var time: Double
-            var rank: UInt8
-            var operation: Int32
-            var kind: EntryKind
-        }
-        var events: [Event] = []
-        for (id, item) in modelled.enumerated() {
-            let c = item.candidate
-            events.append(Event(time: c.invoke, rank: 0, operation: Int32(id), kind: .call))
-            if let complete = c.complete {
-                events.append(Event(time: complete, rank: 1, operation: Int32(id), kind: .return))
-            } else if let expiry = item.expiry, expiry < .infinity {
-                events.append(Event(time: expiry, rank: 2, operation: Int32(id), kind: .expiry))
-            }
-        }
-        let modelRequirement = modelled.map(\.candidate.requirement)
-        let modelEffect = modelled.map(\.candidate.effect)
-        let modelSource = modelled.map(\.candidate.index)
+        let model = KeyModel(operations)
+        let modelled = model.operations
         // At equal times calls come first: operations that touch at an instant count as
         // concurrent, so a coarse clock cannot produce a false violation.
+        var events: [(time: Double, rank: UInt8, operation: Int32, kind: EntryKind)] = []
+        for (id, operation) in modelled.enumerated() {
+            events.append((operation.invoke, 0, Int32(id), .call))
+            if let complete = operation.complete {
+                events.append((complete, 1, Int32(id), .return))
+            } else if let expiry = operation.expiry, expiry < .infinity {
+                events.append((expiry, 2, Int32(id), .expiry))
+            }
+        }
         events.sort { ($0.time, $0.rank, $0.operation) < ($1.time, $1.rank, $1.operation) }
-
-        var callEntry = [Int32](repeating: -1, count: modelSource.count)
+        var callEntry = [Int32](repeating: -1, count: modelled.count)
         var partner = [Int32](repeating: -1, count: events.count)
         for (position, event) in events.enumerated() {
             let id = Int(event.operation)
@@ -241,50 +169,37 @@ struct LinearizabilitySearch {
             }
         }
 
-        requirement = modelRequirement
-        effect = modelEffect
-        isRead = zip(modelRequirement, modelEffect).map { $0.1 == Self.anyState || $0.1 == $0.0 }
-        isBlindWrite = zip(modelRequirement, modelEffect).map { $0.0 == Self.anyState && $0.1 != Self.anyState }
-        isInvisible = modelled.map { $0.candidate.complete != nil && $0.candidate.requirement == Self.anyState && $0.candidate.effect == Self.unobserved }
-        observes = modelled.map { $0.candidate.complete != nil && $0.candidate.requirement >= 0 ? $0.candidate.requirement : -1 }
-        writes = modelled.map { $0.candidate.effect >= 0 && $0.candidate.effect != $0.candidate.requirement ? $0.candidate.effect : -1 }
-        observersLeft = [Int32](repeating: 0, count: stateCount)
-        writersLeft = [Int32](repeating: 0, count: stateCount)
+        requirement = modelled.map(\.requirement)
+        effect = modelled.map(\.effect)
+        isRead = modelled.map { $0.effect == Self.anyState || $0.effect == $0.requirement }
+        isBlindWrite = modelled.map { $0.requirement == Self.anyState && $0.effect != Self.anyState }
+        isInvisible = modelled.map { $0.complete != nil && $0.requirement == Self.anyState && $0.effect == Self.unobserved }
+        observes = modelled.map { $0.complete != nil && $0.requirement >= 0 ? $0.requirement : -1 }
+        writes = modelled.map { $0.effect >= 0 && $0.effect != $0.requirement ? $0.effect : -1 }
+        observersLeft = [Int32](repeating: 0, count: model.stateCount)
+        writersLeft = [Int32](repeating: 0, count: model.stateCount)
         for v in observes where v >= 0 { observersLeft[Int(v)] += 1 }
         for v in writes where v >= 0 { writersLeft[Int(v)] += 1 }
-        isOptional = modelled.map { $0.candidate.complete == nil }
+        isOptional = modelled.map { $0.complete == nil }
         expiryTime = modelled.map { $0.expiry ?? .infinity }
-        source = modelSource
-        zobrist = (0..<modelSource.count).map { Self.mix(UInt64($0) &+ 0x5EED) }
+        source = modelled.map(\.index)
+        zobrist = modelled.indices.map { Self.mix(UInt64($0) &+ 0x5EED) }
         entryKind = events.map(\.kind)
         entryOperation = events.map(\.operation)
         self.partner = partner
-        let count = Int32(events.count)
-        head = count
-        var next = [Int32](repeating: -1, count: events.count + 1)
-        var previous = [Int32](repeating: -1, count: events.count + 1)
-        var last = count
-        for entry in 0..<count {
-            next[Int(last)] = entry
-            previous[Int(entry)] = last
-            last = entry
-        }
-        self.next = next
-        self.previous = previous
-        cursor = next[Int(count)]
-        bits = [UInt64](repeating: 0, count: (modelSource.count + 63) / 64)
-        baseBytes = events.count * 16 + modelSource.count * 48 + bits.count * 8 + stateCount * 8
+        // The list in time order: head, then each entry to the next, the last to -1.
+        let count = events.count
+        head = Int32(count)
+        next = (0...count).map { $0 + 1 < count ? Int32($0 + 1) : -1 }
+        next[count] = count > 0 ? 0 : -1
+        previous = (0...count).map { $0 == 0 ? Int32(count) : Int32($0 - 1) }
+        cursor = next[count]
+        bits = [UInt64](repeating: 0, count: (modelled.count + 63) / 64)
+        baseBytes = events.count * 16 + modelled.count * 48 + bits.count * 8 + model.stateCount * 8
     }
 
     /// Bytes held now: the cache, the stack and the fixed tables.
     var memoryBytes: Int { baseBytes + cache.memoryBytes + stack.capacity * MemoryLayout<Frame>.stride + absorbed.capacity * 4 }
-
-    /// Configurations seen so far.
-    var configurationCount: Int { cache.count }
-
-    /// How many operations the search orders (incomplete gets and unobservable incomplete
-    /// writes are left out).
-    var modelledOperationCount: Int { source.count }
 
     /// Searches until an answer, `deadline`, or the cache and stack needing more than
     /// `memoryBytesMax`. After `.outOfTime` it may be called again to continue.
@@ -327,7 +242,8 @@ struct LinearizabilitySearch {
                     return violation()
                 }
             case .return:
-                furthestStuckEntry = max(furthestStuckEntry, entry)
+                reachedEntry = max(reachedEntry, entry)
+                boundEntry = max(boundEntry, entry)
                 if !backtrack() { return violation() }
             case .expiry:
                 if linearize(call: partner[Int(entry)], operation: operation, after: state, forced: true, neverHappened: true) {
@@ -353,8 +269,10 @@ struct LinearizabilitySearch {
     private func violation() -> Outcome {
         // Every branch ends at a return, as dead, or at a configuration explored before, whose
         // own branches ended so; each of the first two records its entry.
-        precondition(furthestStuckEntry >= 0, "a failed search reached no return")
-        return .violation(stuckOperation: source[Int(entryOperation[Int(furthestStuckEntry)])])
+        precondition(reachedEntry >= 0 && boundEntry >= reachedEntry, "a failed search reached no return")
+        return .violation(
+            reached: source[Int(entryOperation[Int(reachedEntry)])], bound: source[Int(entryOperation[Int(boundEntry)])]
+        )
     }
 
     /// The state after `operation`, or nil if the model refuses it in the current state.
@@ -374,9 +292,8 @@ struct LinearizabilitySearch {
     ///
     /// A configuration is dead when the state moves away from a value that a completed,
     /// unlinearized operation requires and that nothing left can write again: that operation
-    /// can never be linearized. The dead branch counts as having failed at that operation's
-    /// return, so that the violation names the read that cannot be satisfied rather than the
-    /// write that made it so.
+    /// can never be linearized. The dead branch failed somewhere between the first return ahead
+    /// of it and that operation's return.
     private mutating func linearize(call: Int32, operation: Int32, after: Int32, forced: Bool, neverHappened: Bool = false) -> Bool {
         let absorbedBefore = absorbed.count
         if isBlindWrite[Int(operation)], !neverHappened {
@@ -394,7 +311,8 @@ struct LinearizabilitySearch {
         }
         count(operation, neverHappened: neverHappened, by: -1)
         if after != state, observersLeft[Int(state)] > 0, writersLeft[Int(state)] == 0 {
-            furthestStuckEntry = max(furthestStuckEntry, firstObserverReturn(of: state, besides: operation))
+            reachedEntry = max(reachedEntry, firstPendingReturn())
+            boundEntry = max(boundEntry, firstObserverReturn(of: state, besides: operation))
             count(operation, neverHappened: neverHappened, by: 1)
             unabsorb(downTo: absorbedBefore)
             return false
@@ -449,6 +367,13 @@ struct LinearizabilitySearch {
         if written >= 0 { writersLeft[Int(written)] += delta }
         let observed = observes[Int(operation)]
         if observed >= 0, !neverHappened { observersLeft[Int(observed)] += delta }
+    }
+
+    /// The first return entry still in the list: the operation that must be linearized first.
+    private func firstPendingReturn() -> Int32 {
+        var entry = next[Int(head)]
+        while entry >= 0, entryKind[Int(entry)] != .return { entry = next[Int(entry)] }
+        return entry
     }
 
     /// The return entry of the earliest-returning unlinearized operation that requires
@@ -528,18 +453,8 @@ struct LinearizabilitySearch {
         while topWord >= 0, bits[topWord] == 0 { topWord -= 1 }
     }
 
-    /// The value (nil: absent) an operation requires the key to hold, if any.
-    private static func observedValue(_ operation: HistoryOperation) -> String?? {
-        switch (operation.call, operation.completion?.outcome) {
-        case (.get, .value(let value)?): .some(value)
-        case (.compareAndSet(_, let expected, _), .ok?), (.compareAndSet(_, let expected, _), nil): .some(expected)
-        case (.compareAndSet, .mismatch(let current)?): .some(current)
-        default: nil
-        }
-    }
-
     /// (requirement, effect) of one operation; see the store's `apply`.
-    private static func model(_ operation: HistoryOperation, intern: (String?) -> Int32) -> (Int32, Int32) {
+    fileprivate static func model(_ operation: HistoryOperation, intern: (String?) -> Int32) -> (Int32, Int32) {
         guard let outcome = operation.completion?.outcome else {
             switch operation.call {
             case .get: return (anyState, anyState)
@@ -568,6 +483,175 @@ struct LinearizabilitySearch {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+/// One key's operations as the search models them: the states interned (absent,
+/// unobserved, then each observed value), and the operations it orders, by invocation. A get
+/// that never completed, or any never-completed operation that could change nothing or that
+/// no one could observe, is left out.
+private struct KeyModel {
+    struct Operation {
+        /// Index into the key's operations.
+        var index: Int
+        var requirement: Int32
+        var effect: Int32
+        var invoke: Double
+        var complete: Double?
+        /// For a never-completed operation: after this, it no longer matters whether it
+        /// took effect (+∞: never).
+        var expiry: Double?
+    }
+
+    private(set) var operations: [Operation] = []
+    private(set) var stateCount = 2
+
+    init(_ history: [HistoryOperation]) {
+        var observed: Set<String> = []
+        for operation in history {
+            if case .some(.some(let value)) = Self.observedValue(operation) { observed.insert(value) }
+        }
+        var values: [String: Int32] = [:]
+        func intern(_ value: String?) -> Int32 {
+            guard let value else { return LinearizabilitySearch.absent }
+            guard observed.contains(value) else { return LinearizabilitySearch.unobserved }
+            if let id = values[value] { return id }
+            let id = Int32(values.count + 2)
+            values[value] = id
+            return id
+        }
+        var completed: [Operation] = []
+        var optional: [Operation] = []
+        for (index, operation) in history.enumerated() {
+            let (requirement, effect) = LinearizabilitySearch.model(operation, intern: intern)
+            let modelled = Operation(
+                index: index, requirement: requirement, effect: effect,
+                invoke: operation.invokeSeconds, complete: operation.completion?.seconds
+            )
+            if operation.completion != nil {
+                completed.append(modelled)
+            } else if effect != LinearizabilitySearch.anyState, effect != requirement {
+                optional.append(modelled)
+            }
+        }
+        stateCount = values.count + 2
+        Self.setExpiries(&optional, completed: completed, stateCount: stateCount)
+        // Ids follow invocation: the linearized set is then a run of full words and a short
+        // tail (every optional operation is resolved by its expiry at the latest), which the
+        // cache stores compactly.
+        operations = (completed + optional.filter { ($0.expiry ?? .infinity) >= $0.invoke })
+            .sorted { ($0.invoke, $0.index) < ($1.invoke, $1.index) }
+    }
+
+    /// An optional write stays useful until the last completed operation that observes its
+    /// value returns, or the last optional one that does stops being useful; one whose expiry
+    /// comes before its invocation is of no use at all.
+    private static func setExpiries(_ optional: inout [Operation], completed: [Operation], stateCount: Int) {
+        var lastObserverReturn = [Double](repeating: -.infinity, count: stateCount)
+        for operation in completed where operation.requirement >= 0 {
+            let r = Int(operation.requirement)
+            lastObserverReturn[r] = max(lastObserverReturn[r], operation.complete ?? .infinity)
+        }
+        var expiry = optional.map { $0.effect == LinearizabilitySearch.unobserved ? -.infinity : lastObserverReturn[Int($0.effect)] }
+        var writers = [[Int]](repeating: [], count: stateCount)
+        for (i, operation) in optional.enumerated() { writers[Int(operation.effect)].append(i) }
+        var changed = true
+        while changed {
+            changed = false
+            for (o, observer) in optional.enumerated() where observer.requirement >= 0 && expiry[o] >= observer.invoke {
+                for w in writers[Int(observer.requirement)] where expiry[w] < expiry[o] {
+                    expiry[w] = expiry[o]
+                    changed = true
+                }
+            }
+        }
+        for i in optional.indices { optional[i].expiry = expiry[i] }
+    }
+
+    /// The value (nil: absent) an operation requires the key to hold, if any.
+    private static func observedValue(_ operation: HistoryOperation) -> String?? {
+        switch (operation.call, operation.completion?.outcome) {
+        case (.get, .value(let value)?): .some(value)
+        case (.compareAndSet(_, let expected, _), .ok?), (.compareAndSet(_, let expected, _), nil): .some(expected)
+        case (.compareAndSet, .mismatch(let current)?): .some(current)
+        default: nil
+        }
+    }
+}
+
+extension LinearizabilitySearch {
+    /// The operation at which every order fails: the first completed operation (by
+    /// completion) that no order can linearize together with everything that completed before
+    /// it, given all the results, later ones included. `truncated(_:through:)` is the history
+    /// that question is about; if it is not linearizable for one operation, it is not for any
+    /// later one, so the answer can be searched for between a search's `reached` and `bound`
+    /// (each an index into `operations`).
+    ///
+    /// Each probe is a search of its own, until `deadline`. A probe that passes is quick (an
+    /// order is found), one that fails must exhaust every order; and the answer is usually a
+    /// few operations after `reached`. So the probes step up from `reached` one operation at a
+    /// time, and only after `linearProbesMax` gallop and bisect. If time or memory runs out,
+    /// `bound` is the answer, which every order fails at or before.
+    static let linearProbesMax = 16
+
+    /// What must be linearized by time `cut`, and what may help: operations invoked by then;
+    /// those that completed later become never-completed if they wrote (a put, a delete, a
+    /// compare-and-set that succeeded: linearized, they do exactly that), and are left out
+    /// otherwise (a read, a failed compare-and-set or an impossible result cannot help any
+    /// operation before them).
+    static func truncated(_ operations: [HistoryOperation], through cut: Double) -> [HistoryOperation] {
+        operations.compactMap { operation in
+            guard operation.invokeSeconds <= cut else { return nil }
+            guard let completion = operation.completion, completion.seconds > cut else { return operation }
+            switch (operation.call, completion.outcome) {
+            case (.put, .ok), (.delete, .ok), (.compareAndSet, .ok):
+                var pending = operation
+                pending.completion = nil
+                return pending
+            default:
+                return nil
+            }
+        }
+    }
+
+    static func firstFailingOperation(
+        _ operations: [HistoryOperation], reached: Int, bound: Int, deadline: ContinuousClock.Instant, memoryBytesMax: Int
+    ) -> Int {
+        let order = operations.indices.filter { operations[$0].completion != nil }.sorted {
+            (operations[$0].completion?.seconds ?? 0, $0) < (operations[$1].completion?.seconds ?? 0, $1)
+        }
+        guard let low = order.firstIndex(of: reached), let high = order.firstIndex(of: bound), low < high else { return bound }
+        /// Nil when the probe ran out of time or memory.
+        func fails(_ position: Int) -> Bool? {
+            let cut = operations[order[position]].completion?.seconds ?? 0
+            var search = LinearizabilitySearch(truncated(operations, through: cut))
+            switch search.run(until: deadline, memoryBytesMax: memoryBytesMax) {
+            case .linearizable: return false
+            case .violation: return true
+            case .outOfTime, .outOfMemory: return nil
+            }
+        }
+        // Invariant: the prefix through `passes` is linearizable (or `passes` is below `low`),
+        // and the one through `failing` is not.
+        var passes = low - 1, failing = high
+        while passes + 1 < failing, passes + 1 < low + linearProbesMax {
+            guard let failed = fails(passes + 1) else { return bound }
+            if failed { return order[passes + 1] }
+            passes += 1
+        }
+        var step = 1
+        while passes + step < failing {
+            guard let failed = fails(passes + step) else { return bound }
+            if failed { failing = passes + step; break }
+            passes += step
+            step *= 2
+        }
+        while failing - passes > 1 {
+            let middle = (passes + failing) / 2
+            guard let failed = fails(middle) else { return bound }
+            if failed { failing = middle } else { passes = middle }
+        }
+        return order[failing]
     }
 }
 

@@ -112,6 +112,29 @@ func expectHistoryError(
         #expect(operations[1].call == .put(key: "k", value: "v"))
     }
 
+    /// What Foundation's JSONSerialization writes (sorted keys, NSNull, integers for whole
+    /// times, escaped strings) reads as the same operations.
+    @Test func readsWhatJSONSerializationWrites() throws {
+        let objects: [[String: Any]] = [
+            ["client": 2, "seq": 17, "op": "cas", "key": "k/1", "expected": NSNull(), "new": "c2 \"17\"\n",
+             "invoke": 1.234567, "complete": 2, "result": "mismatch", "current": NSNull()],
+            ["client": 0, "seq": 3, "op": "get", "key": "k1", "invoke": 2.5, "complete": 2.75, "result": "malformed"],
+            ["client": 3, "seq": 2, "op": "put", "key": "k2", "value": "é", "invoke": 5.0, "complete": NSNull(), "result": NSNull()],
+        ]
+        let lines = try objects.map {
+            String(decoding: try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+        }
+        let operations = try History.parse(text: lines.joined(separator: "\n") + "\n")
+        #expect(operations == [
+            HistoryOperation(
+                client: ClientID(2), seq: 17, call: .compareAndSet(key: "k/1", expected: nil, new: "c2 \"17\"\n"), invokeSeconds: 1.234567,
+                completion: .init(seconds: 2, outcome: .mismatch(current: nil)), line: 1
+            ),
+            HistoryOperation(client: ClientID(0), seq: 3, call: .get(key: "k1"), invokeSeconds: 2.5, completion: .init(seconds: 2.75, outcome: .malformed), line: 2),
+            HistoryOperation(client: ClientID(3), seq: 2, call: .put(key: "k2", value: "é"), invokeSeconds: 5, completion: nil, line: 3),
+        ])
+    }
+
     @Test func malformedLinesNameTheLineAndTheField() {
         let good = #"{"client":0,"seq":1,"op":"put","key":"k","value":"v","invoke":1.0,"complete":1.1,"result":"ok"}"#
         func third(_ line: String) -> String { good + "\n\n" + line + "\n" + good.replacingOccurrences(of: "\"seq\":1", with: "\"seq\":9") }
