@@ -26,7 +26,7 @@ echo "    report: $(pwd)/runs/demo-kill-primary/report.html (open it in a browse
 
 run=runs/demo
 rm -rf "$run"
-base_port=$((20000 + RANDOM % 20000))
+base_port=$((20000 + RANDOM % 12000))   # below the ephemeral range (32768+)
 echo "==> pbft launch --replicas 4 --dir $run --base-port $base_port"
 "$pbft" launch --replicas 4 --dir "$run" --base-port "$base_port" > runs/demo-launch.out 2>&1 &
 launcher=$!

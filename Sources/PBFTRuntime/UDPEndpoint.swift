@@ -63,8 +63,10 @@ package final class DatagramSocket: @unchecked Sendable {
     package static func bind(
         on loop: any EventLoop, host: String, port: Int, onDatagram: @escaping @Sendable ([UInt8], SocketAddress) -> Void
     ) -> EventLoopFuture<DatagramSocket> {
+        // No SO_REUSEADDR: on Linux it lets a second UDP socket bind a port already in use
+        // and quietly take its datagrams (two replicas on one address); without it the
+        // second bind fails with a clear error.
         DatagramBootstrap(group: loop)
-            .channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4 << 20)
             .channelOption(ChannelOptions.socketOption(.so_sndbuf), value: 4 << 20)
             .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))

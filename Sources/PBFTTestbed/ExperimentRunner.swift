@@ -202,7 +202,7 @@ public final class ExperimentRunner: @unchecked Sendable {
 
         var launchOptions = LaunchOptions(runDirectory: dir, replicas: experiment.cluster.replicas, executable: options.executable)
         launchOptions.clients = max(4, experiment.load.clients)
-        launchOptions.basePort = try freeUDPPorts(count: 1).first.map { min(max($0, 1024), 65_000 - experiment.cluster.replicas) } ?? 20_000
+        launchOptions.basePort = try consecutiveFreeUDPPorts(count: experiment.cluster.replicas)
         launchOptions.seed = experiment.seed
         launchOptions.allowByzantine = experiment.cluster.allowByzantine
         launchOptions.replicaArguments = [

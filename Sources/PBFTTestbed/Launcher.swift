@@ -146,12 +146,14 @@ public actor Launcher {
         var twinAddresses: [ReplicaID: HostPort] = [:]
         var proxy: FaultProxy?
         if !options.direct {
-            let ports = try freeUDPPorts(count: 2 * ids.count)
+            // Held while the proxy binds its own sockets, so none of them gets a replica's port.
+            let reserved = try ReservedPorts(count: 2 * ids.count)
             for (index, id) in ids.enumerated() {
-                privateAddresses[id] = HostPort(host: "127.0.0.1", port: ports[index])
-                twinAddresses[id] = HostPort(host: "127.0.0.1", port: ports[ids.count + index])
+                privateAddresses[id] = HostPort(host: "127.0.0.1", port: reserved.ports[index])
+                twinAddresses[id] = HostPort(host: "127.0.0.1", port: reserved.ports[ids.count + index])
             }
             proxy = try await FaultProxy.start(front: front, replicaAddresses: privateAddresses, twinAddresses: twinAddresses, seed: options.seed)
+            reserved.release()
         }
         let events = try EventLog(path: run + "/events.jsonl")
         let launcher = try Launcher(
@@ -690,25 +692,68 @@ public struct ClusterSnapshot: Sendable {
     }
 }
 
-/// `count` UDP ports on 127.0.0.1 that were free a moment ago (bound together, then released).
-func freeUDPPorts(count: Int) throws -> [Int] {
-    var sockets: [Int32] = []
-    defer { sockets.forEach { close($0) } }
-    var ports: [Int] = []
-    for _ in 0..<count {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { throw FaultError("cannot open a UDP socket: \(String(cString: strerror(errno)))") }
-        sockets.append(fd)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+/// UDP ports on 127.0.0.1 held open until `release()`: while held, nothing else (the
+/// proxy's own sockets, say) can be given them; released just before the replicas bind them.
+final class ReservedPorts {
+    let ports: [Int]
+    private var sockets: [Int32]
+
+    init(count: Int) throws {
+        var sockets: [Int32] = []
+        var ports: [Int] = []
+        for _ in 0..<count {
+            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            guard fd >= 0 else {
+                sockets.forEach { close($0) }
+                throw FaultError("cannot open a UDP socket: \(String(cString: strerror(errno)))")
+            }
+            sockets.append(fd)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = 0
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let ok = withUnsafeMutablePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+            }
+            guard ok else {
+                sockets.forEach { close($0) }
+                throw FaultError("cannot find a free UDP port: \(String(cString: strerror(errno)))")
+            }
+            ports.append(Int(UInt16(bigEndian: address.sin_port)))
         }
-        guard ok else { throw FaultError("cannot find a free UDP port: \(String(cString: strerror(errno)))") }
-        ports.append(Int(UInt16(bigEndian: address.sin_port)))
+        self.ports = ports
+        self.sockets = sockets
     }
-    return ports
+
+    func release() {
+        sockets.forEach { close($0) }
+        sockets = []
+    }
+
+    deinit { release() }
+}
+
+/// A base port such that `count` consecutive UDP ports on 127.0.0.1 are free now, below the
+/// kernel's ephemeral range (32768 and up on Linux), so sockets bound to port 0 elsewhere
+/// cannot be handed one of them later.
+public func consecutiveFreeUDPPorts(count: Int) throws -> Int {
+    for _ in 0..<100 {
+        let base = Int.random(in: 20_000...(32_000 - count))
+        var sockets: [Int32] = []
+        defer { sockets.forEach { close($0) } }
+        var free = true
+        for port in base..<(base + count) {
+            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            sockets.append(fd)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            if bound != 0 { free = false; break }
+        }
+        if free { return base }
+    }
+    throw FaultError("no \(count) consecutive free UDP ports between 20000 and 32000")
 }

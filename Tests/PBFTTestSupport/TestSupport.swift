@@ -94,10 +94,11 @@ public struct TestFailure: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// A base port whose next `count` UDP ports on 127.0.0.1 are free now.
+/// A base port whose next `count` UDP ports on 127.0.0.1 are free now, below the kernel's
+/// ephemeral range (32768 and up), so sockets bound to port 0 cannot be handed one later.
 public func freeUDPPortRange(count: Int) throws -> Int {
-    for _ in 0..<50 {
-        let base = Int.random(in: 20_000...60_000)
+    for _ in 0..<100 {
+        let base = Int.random(in: 20_000...(32_000 - count))
         var sockets: [Int32] = []
         defer { sockets.forEach { close($0) } }
         var ok = true
