@@ -433,7 +433,10 @@ public final class ReplicaNode: @unchecked Sendable {
         let nowMicros = WallClock.microseconds() ?? 0
         let skew = nowMicros > control.timestamp.rawValue ? nowMicros - control.timestamp.rawValue : control.timestamp.rawValue - nowMicros
         guard control.timestamp > lastControlTimestamp, skew < 60_000_000 else {
-            logger.warning("refused a control command", metadata: ["command": "\(control.command)", "reason": "stale or replayed timestamp"])
+            logger.warning("refused a control command", metadata: [
+                "command": "\(control.command)", "reason": "stale or replayed timestamp", "timestamp": "\(control.timestamp.rawValue)",
+                "last_accepted": "\(lastControlTimestamp.rawValue)", "now": "\(nowMicros)", "from": "\(address)",
+            ])
             return replyControl(control, accepted: false, body: Array("refused: stale or replayed timestamp".utf8), to: address)
         }
         lastControlTimestamp = control.timestamp
