@@ -24,6 +24,8 @@ struct RunCommand: AsyncParsableCommand {
         var experiment: Experiment
         do { experiment = try Experiment.load(file) } catch { throw Failure("\(error)") }
         if let seed { experiment.seed = seed }
+        // Refuse a timeline over the budget before anything is created or started.
+        do { _ = try ExperimentRunner.plan(experiment) } catch { throw Failure("\(file): \(error)") }
         let directory: String
         if let out {
             guard !FileManager.default.fileExists(atPath: out + "/scenario.json") else { throw Failure("\(out) already holds a run; choose another --out") }
