@@ -69,7 +69,7 @@ let package = Package(
         .target(
             name: "PBFTTestbed",
             dependencies: [
-                "PBFTRuntime", "PBFTCluster", "PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTByzantine", "PBFTKeyValue",
+                "PBFTRuntime", "PBFTCluster", "PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTByzantine", "PBFTKeyValue", "PBFTCheck",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

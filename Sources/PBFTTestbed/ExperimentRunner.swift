@@ -1,5 +1,6 @@
 import Foundation
 import PBFTByzantine
+import PBFTCheck
 import PBFTCluster
 import PBFTCore
 import PBFTKeyValue
@@ -455,41 +456,36 @@ final class HistoryRecorder: @unchecked Sendable {
 
     func lastSeen(client: Int, key: String) -> String? { lock.withLock { seen[client]?[key] } }
 
+    /// Writes the operation's line with the checker's own encoder (PBFTCheck's `History`),
+    /// so the file is exactly the format `pbft check` reads.
     func record(client: Int, seq: Int, op: Op, invoked: Double, completed: Double?, result: KeyValueResult?) {
-        var fields: [String: Any] = ["client": client, "seq": seq, "invoke": invoked, "complete": completed.map { $0 as Any } ?? NSNull()]
-        func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
-        switch op {
-        case .get(let key): fields["op"] = "get"; fields["key"] = key
-        case .put(let key, let value): fields["op"] = "put"; fields["key"] = key; fields["value"] = value
-        case .delete(let key): fields["op"] = "delete"; fields["key"] = key
-        case .cas(let key, let expected, let new):
-            fields["op"] = "cas"; fields["key"] = key; fields["expected"] = expected.map { $0 as Any } ?? NSNull(); fields["new"] = new
+        let call: HistoryOperation.Call = switch op {
+        case .get(let key): .get(key: key)
+        case .put(let key, let value): .put(key: key, value: value)
+        case .delete(let key): .delete(key: key)
+        case .cas(let key, let expected, let new): .compareAndSet(key: key, expected: expected, new: new)
         }
+        let outcome = result.flatMap { HistoryOperation.Outcome($0) }
+        let completion = completed.flatMap { seconds in outcome.map { HistoryOperation.Completion(seconds: seconds, outcome: $0) } }
+        let line = History.encode(HistoryOperation(client: ClientID(UInt32(client)), seq: UInt64(seq), call: call, invokeSeconds: invoked, completion: completion))
+        // What this client now knows the key holds, for its next compare-and-set.
         var observed: String??
-        switch result {
-        case nil: fields["result"] = NSNull()
-        case .ok?:
-            fields["result"] = "ok"
-            if case .put(_, let value) = op { observed = .some(value) }
-            if case .cas(_, _, let new) = op { observed = .some(new) }
-            if case .delete = op { observed = .some(nil) }
-        case .value(let v)?: fields["result"] = "value"; fields["value"] = text(v); observed = .some(text(v))
-        case .notFound?: fields["result"] = "not_found"; observed = .some(nil)
-        case .mismatch(let current)?:
-            fields["result"] = "mismatch"; fields["current"] = current.map { text($0) as Any } ?? NSNull(); observed = .some(current.map(text))
-        case .malformed?: fields["result"] = "malformed"
+        switch (op, outcome) {
+        case (.put(_, let value), .ok?): observed = .some(value)
+        case (.cas(_, _, let new), .ok?): observed = .some(new)
+        case (.delete, .ok?), (_, .notFound?): observed = .some(nil)
+        case (_, .value(let v)?): observed = .some(v)
+        case (_, .mismatch(let current)?): observed = .some(current)
+        default: observed = nil
         }
-        guard let data = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
+        let key: String = switch op {
+        case .get(let k), .put(let k, _), .delete(let k), .cas(let k, _, _): k
+        }
         lock.withLock {
             count += 1
-            if completed != nil { completedCount += 1 }
-            if let observed {
-                let key: String = switch op {
-                case .get(let k), .put(let k, _), .delete(let k), .cas(let k, _, _): k
-                }
-                seen[client, default: [:]][key] = observed
-            }
-            handle.write(data + Data("\n".utf8))
+            if completion != nil { completedCount += 1 }
+            if let observed { seen[client, default: [:]][key] = observed }
+            handle.write(Data((line.hasSuffix("\n") ? line : line + "\n").utf8))
         }
     }
 }
