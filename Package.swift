@@ -102,7 +102,7 @@ let package = Package(
             dependencies: ["PBFTCore", "PBFTWire", "PBFTCrypto", "PBFTKeyValue", "PBFTSimulator", "PBFTByzantine"],
             swiftSettings: strict
         ),
-        .target(name: "PBFTTestSupport", dependencies: ["PBFTByzantine"], path: "Tests/PBFTTestSupport", swiftSettings: strict),
+        .target(name: "PBFTTestSupport", dependencies: ["PBFTByzantine", "PBFTTestbed", "PBFTCheck"], path: "Tests/PBFTTestSupport", swiftSettings: strict),
         .testTarget(name: "PBFTStorageTests", dependencies: ["PBFTStorage", "PBFTTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "PBFTRuntimeTests",

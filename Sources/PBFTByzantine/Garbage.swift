@@ -1,11 +1,8 @@
 import PBFTWire
 
-/// Junk datagrams for `ByzantineBehaviour.garbageFlood`, in the runtime's datagram format.
-///
-/// This module sits below PBFTRuntime, so the format is restated here rather than imported
-/// (PBFTRuntime/Fragmentation.swift and docs/transport.md define it): a kind byte, `'P'`
-/// (0x50) before one whole frame or `'F'` (0x46) before a 17-byte fragment header (message
-/// ID u64, index u16, count u16, total length u32, big-endian) and a piece of a frame.
+/// Junk datagrams for `ByzantineBehaviour.garbageFlood`, in the datagram format of
+/// PBFTWire/Fragmentation.swift (docs/transport.md): a kind byte, `'P'` before one whole
+/// frame or `'F'` before a fragment header and a piece of a frame.
 ///
 /// Each datagram is one of these, drawn at random, so every layer of a receiver gets its
 /// share: the datagram layer, the reassembler, the frame decoder, the signature check, and
@@ -36,8 +33,8 @@ public enum GarbageKind: CaseIterable, Sendable {
 
 /// Makes junk datagrams; see `GarbageKind` for what each holds.
 struct GarbageMaker {
-    static let wholeKind: UInt8 = 0x50
-    static let fragmentKind: UInt8 = 0x46
+    static let wholeKind = DatagramKind.whole.rawValue
+    static let fragmentKind = DatagramKind.fragment.rawValue
     /// Random runs of bytes stay small: the flood is many datagrams, not large ones.
     static let randomBytesMax = 256
     /// Own frames it mangles are at most this large: a view-change with its proofs is left
@@ -86,24 +83,12 @@ struct GarbageMaker {
         }
     }
 
-    /// The fragments of a random frame of 2 to 4 pieces, each with a header that agrees with
-    /// the layout (piece sizes as the sender's split rule makes them).
+    /// The fragments of a random frame of 2 to 4 pieces, as a sender's `DatagramCodec` splits
+    /// one with small datagrams.
     private func randomFragments(_ rng: inout SplitMix64) -> [[UInt8]] {
-        let count = Int.random(in: 2...4, using: &rng)
-        let pieceBytes = Int.random(in: 8...64, using: &rng)
-        let totalBytes = pieceBytes * (count - 1) + Int.random(in: 1...pieceBytes, using: &rng)
-        let frame = randomBytes(totalBytes...totalBytes, &rng)
-        let messageID = rng.next()
-        return (0..<count).map { index in
-            let lower = index * pieceBytes
-            var datagram = [Self.fragmentKind]
-            append(messageID, width: 8, to: &datagram)
-            append(UInt64(index), width: 2, to: &datagram)
-            append(UInt64(count), width: 2, to: &datagram)
-            append(UInt64(totalBytes), width: 4, to: &datagram)
-            datagram += frame[lower..<min(lower + pieceBytes, totalBytes)]
-            return datagram
-        }
+        let pieceBytes = Int.random(in: 17...64, using: &rng)
+        let frame = randomBytes((2 * pieceBytes)...(4 * pieceBytes), &rng)
+        return DatagramCodec.datagrams(for: frame, messageID: rng.next(), datagramBytesMax: FragmentHeader.byteCount + pieceBytes)
     }
 
     /// An envelope header as `Envelope.signedBytes` writes it (version, type, sender kind and

@@ -71,7 +71,10 @@ public enum Judge {
     @discardableResult
     public static func judge(_ path: String) throws -> RunReport {
         let folder = try ResultsFolder.open(path)
-        let operations = try historyTimes(path + "/history.jsonl")
+        // Read once: the linearizability checker and the timing checks share it.
+        let history: [HistoryOperation]
+        do { history = try History.read(path: path + "/history.jsonl") } catch { throw CheckError(error.description) }
+        let operations = history.map { Timed(client: Int($0.client.rawValue), invoked: $0.invokeSeconds, completed: $0.completion?.seconds) }
         let end = max(folder.durationSeconds, operations.compactMap(\.completed).max() ?? 0)
         let (intervals, lastHeal) = faultIntervals(folder.events, end: end)
         let views = folder.events.filter { $0.kind == "view_change" }.map {
@@ -88,7 +91,7 @@ public enum Judge {
             ResultsCheck.agreement(logs),
             ResultsCheck.integrity(logs, invokedPerClient: invoked),
             ResultsCheck.checkpoints(logs),
-            LinearizabilityVerdict.of(path + "/history.jsonl"),
+            LinearizabilityVerdict.of(history),
             ResultsCheck.liveness(operations.map { ($0.invoked, $0.completed) }, lastHeal: lastHeal, duration: folder.durationSeconds, bound: folder.livenessBoundSeconds),
             EvidenceCheck.verdict(folder),
         ]
@@ -107,19 +110,6 @@ public enum Judge {
         let client: Int
         let invoked: Double
         let completed: Double?
-    }
-
-    /// Client, invocation and completion of every operation in history.jsonl.
-    static func historyTimes(_ path: String) throws -> [Timed] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw CheckError("\(path): missing") }
-        var out: [Timed] = []
-        for (index, line) in text.split(separator: "\n").enumerated() {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let client = object["client"] as? Int, let invoked = (object["invoke"] as? NSNumber)?.doubleValue
-            else { throw CheckError("\(path): line \(index + 1) is not an operation") }
-            out.append(Timed(client: client, invoked: invoked, completed: (object["complete"] as? NSNumber)?.doubleValue))
-        }
-        return out
     }
 
     static func writeMetrics(_ seconds: [RunReport.SecondMetrics], to path: String) throws {

@@ -106,7 +106,9 @@ extension Replica {
         }
         guard isValidBatch(batch) else { return drop(.invalidBatch) }
         guard batchDigest(batch) == prePrepare.batchDigest else { return drop(.wrongDigest) }
-        precondition(!isPrimary, "the primary of \(view) received a pre-prepare it did not send")
+        // A pre-prepare in our own name that we did not send: our key is in another process
+        // (a twin) and someone forwarded its message. Byzantine input, not a broken invariant.
+        guard !isPrimary else { return drop(.unexpectedSender) }
 
         accept(prePrepare, envelope: envelope, batch: batch)
         persist(.prePrepare(Frame(envelope: envelope, batch: batch)))

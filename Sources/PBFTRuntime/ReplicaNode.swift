@@ -252,7 +252,7 @@ public final class ReplicaNode: @unchecked Sendable {
     /// A garbage flood's junk datagrams, straight to the socket: they bypass the frame
     /// encoder and the datagram codec on purpose.
     func sendGarbage() {
-        guard var layer = byzantine else { return }
+        guard var layer = byzantine, layer.behaviour == .garbageFlood else { return }
         let junk = layer.garbage(rng: &byzantineRNG)
         byzantine = layer
         guard !junk.isEmpty else { return }

@@ -113,8 +113,9 @@ public final class ExperimentRunner: @unchecked Sendable {
 
         var faulty: Set<ReplicaID> { down.union(byzantine).union(twinned).union(isolated) }
 
-        /// The ledger after `action` hits `id` (or the partition's groups).
-        func applying(_ action: LaunchRequest, to id: ReplicaID?, groups: [[ReplicaID]]? = nil) -> FaultLedger {
+        /// The ledger after `action` hits `id` (or, for a partition, the groups it names; the
+        /// replicas it does not name form one more group, as the launcher reads it).
+        func applying(_ action: LaunchRequest, to id: ReplicaID?, groups named: [[ReplicaID]]? = nil, replicas: [ReplicaID]) -> FaultLedger {
             var next = self
             switch action.verb {
             case .kill, .stop, .pause: if let id { next.down.insert(id) }
@@ -134,9 +135,9 @@ public final class ExperimentRunner: @unchecked Sendable {
                     }
                 }
             case .partition:
-                if let groups {
+                if let named, let groups = try? Partition(groups: named, oneWay: false, replicas: replicas).groups {
                     let largest = groups.max { $0.count < $1.count } ?? []
-                    next.isolated = Set(groups.flatMap { $0 }).subtracting(largest)
+                    next.isolated = Set(replicas).subtracting(largest)
                 }
             case .heal: next.isolated = []
             case .fault, .status: break
@@ -173,18 +174,12 @@ public final class ExperimentRunner: @unchecked Sendable {
                 if heals, let hit = lastPrimaryFault { id = hit } else { lastPrimaryFault = id }
             }
             let groups = step.action.groups?.map { $0.compactMap(resolve) }
-            let groupsFilled = groups.map { named -> [[ReplicaID]] in
-                let rest = (0..<n).map { ReplicaID(UInt32($0)) }.filter { r in !named.joined().contains(r) }
-                return rest.isEmpty ? named : named + [rest]
-            }
-            ledger = ledger.applying(step.action, to: id, groups: groupsFilled)
+            ledger = ledger.applying(step.action, to: id, groups: groups, replicas: (0..<n).map { ReplicaID(UInt32($0)) })
             if ledger.faulty.count > experiment.faultBudget {
                 throw FaultError("step '\(step.text)'\(step.line.map { " (line \($0))" } ?? "") makes \(ledger.faulty.count) replicas faulty at once (\(ledger.faulty.sorted().map { "r\($0.rawValue)" }.joined(separator: ", "))), over the fault budget of \(experiment.faultBudget); set [budget] beyond = true if that is the point")
             }
             if [.kill, .stop, .pause].contains(step.action.verb), id == ReplicaID(UInt32(primary)) { primary = (primary + 1) % n }
-            if step.action.verb == .partition, let groupsFilled, !(groupsFilled.max { $0.count < $1.count } ?? []).contains(ReplicaID(UInt32(primary))) {
-                primary = (primary + 1) % n
-            }
+            if step.action.verb == .partition, ledger.isolated.contains(ReplicaID(UInt32(primary))) { primary = (primary + 1) % n }
         }
     }
 
@@ -297,11 +292,8 @@ public final class ExperimentRunner: @unchecked Sendable {
                 }
                 let groups = action.groups.map { named in
                     named.map { $0.compactMap { $0 == "primary" ? snapshot.primary : UInt32($0).map { ReplicaID($0) } } }
-                }.map { named -> [[ReplicaID]] in
-                    let rest = launcher.membership.replicas.map(\.id).filter { r in !named.joined().contains(r) }
-                    return rest.isEmpty ? named : named + [rest]
                 }
-                let next = ledger.applying(action, to: target, groups: groups)
+                let next = ledger.applying(action, to: target, groups: groups, replicas: launcher.membership.replicas.map(\.id))
                 if next.faulty.count > experiment.faultBudget, !experiment.beyondBudget {
                     events.record("budget_refused", ["step": scheduled[index].step.text, "faulty": next.faulty.sorted().map { Int($0.rawValue) }, "budget": experiment.faultBudget, "t": now])
                     continue

@@ -127,11 +127,6 @@ extension LaunchRequest {
         func allow(_ names: [String]) throws(FaultError) {
             for name in flags.keys where !names.contains(name) { throw FaultError("\(verbWord) takes no --\(name)") }
         }
-        func probability(_ text: String) throws(FaultError) -> Double {
-            let value = text.hasSuffix("%") ? Double(text.dropLast()).map { $0 / 100 } : Double(text)
-            guard let value, value.isFinite, (0...1).contains(value) else { throw FaultError("'\(text)': a probability is 0 to 1 or 0% to 100%") }
-            return value
-        }
         switch verbWord {
         case "kill", "stop", "pause", "resume", "restart":
             try needs(1, "a replica id or 'primary'")
@@ -168,7 +163,7 @@ extension LaunchRequest {
                     jitter = j
                 }
             } else {
-                value = try probability(positional[0])
+                value = try PacketFault.probability(positional[0])
             }
             if case .some(let r?) = flags["replica"] { replica = r }
             if case .some(let a?) = flags["from"] { from = a }

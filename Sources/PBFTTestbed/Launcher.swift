@@ -97,6 +97,9 @@ public actor Launcher {
     /// The cluster with each replica at its private address: how the launcher reaches
     /// replicas for status and modes, past the proxy's faults.
     let controlMembership: Membership
+    /// Talks to the replicas at their private addresses for the launcher's whole life (the
+    /// runner polls status ten times a second: one socket and thread, not one per poll).
+    let replicaControl: ControlClient
     let spawner = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     var slots: [ReplicaID: Slot] = [:]
     var loadClient: Child?
@@ -183,6 +186,7 @@ public actor Launcher {
             epoch: membership.epoch, f: membership.f,
             replicas: membership.replicas.map { ReplicaDescriptor(id: $0.id, host: privateAddresses[$0.id]!.host, port: UInt16(privateAddresses[$0.id]!.port), publicKey: $0.publicKey) },
             clients: membership.clients, operatorKey: membership.operatorKey)
+        replicaControl = try ControlClient(membership: controlMembership, operatorKey: operatorKey)
         for replica in membership.replicas { slots[replica.id] = Slot() }
     }
 
@@ -346,6 +350,7 @@ public actor Launcher {
             for child in children { group.addTask { await self.terminate(child, grace: 5) } }
         }
         _ = try? await controlSocket?.close().get()
+        await replicaControl.close()
         await proxy?.close()
         try? await spawner.shutdownGracefully()
         events.record("launch_stopped")
@@ -483,8 +488,7 @@ public actor Launcher {
 
     func byzantine(_ id: ReplicaID, mode: String) async throws -> String {
         guard slots[id]!.state == .running else { throw FaultError("replica \(id.rawValue) is not running (\(slots[id]!.state.rawValue))") }
-        let client = try ControlClient(membership: controlMembership, operatorKey: operatorKey)
-        let replies = try await client.send(.byzantine, argument: Array(mode.utf8), to: [id], timeoutMilliseconds: 3_000)
+        let replies = try await replicaControl.send(.byzantine, argument: Array(mode.utf8), to: [id], timeoutMilliseconds: 3_000)
         guard let reply = replies[id] else { throw FaultError("replica \(id.rawValue) did not answer") }
         let body = String(decoding: reply.body, as: UTF8.self)
         events.record(reply.accepted ? "byzantine" : "byzantine_refused", ["replica": Int(id.rawValue), "mode": mode, "reply": body])
@@ -522,8 +526,7 @@ public actor Launcher {
     /// Each running replica's own status report (view, progress, counters), by id.
     func replicaStatuses() async -> [ReplicaID: [String: Any]] {
         let running = ids.filter { slots[$0]!.state == .running }
-        guard !running.isEmpty, let client = try? ControlClient(membership: controlMembership, operatorKey: operatorKey),
-              let replies = try? await client.send(.status, to: running, timeoutMilliseconds: 1_000)
+        guard !running.isEmpty, let replies = try? await replicaControl.send(.status, to: running, timeoutMilliseconds: 1_000)
         else { return [:] }
         var out: [ReplicaID: [String: Any]] = [:]
         for (id, reply) in replies where reply.accepted {
@@ -690,70 +693,4 @@ public struct ClusterSnapshot: Sendable {
         let views = replicas.filter(\.viewActive).compactMap(\.view)
         return Dictionary(grouping: views, by: { $0 }).max { ($0.value.count, $0.key) < ($1.value.count, $1.key) }?.key
     }
-}
-
-/// UDP ports on 127.0.0.1 held open until `release()`: while held, nothing else (the
-/// proxy's own sockets, say) can be given them; released just before the replicas bind them.
-final class ReservedPorts {
-    let ports: [Int]
-    private var sockets: [Int32]
-
-    init(count: Int) throws {
-        var sockets: [Int32] = []
-        var ports: [Int] = []
-        for _ in 0..<count {
-            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-            guard fd >= 0 else {
-                sockets.forEach { close($0) }
-                throw FaultError("cannot open a UDP socket: \(String(cString: strerror(errno)))")
-            }
-            sockets.append(fd)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = 0
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let ok = withUnsafeMutablePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-            }
-            guard ok else {
-                sockets.forEach { close($0) }
-                throw FaultError("cannot find a free UDP port: \(String(cString: strerror(errno)))")
-            }
-            ports.append(Int(UInt16(bigEndian: address.sin_port)))
-        }
-        self.ports = ports
-        self.sockets = sockets
-    }
-
-    func release() {
-        sockets.forEach { close($0) }
-        sockets = []
-    }
-
-    deinit { release() }
-}
-
-/// A base port such that `count` consecutive UDP ports on 127.0.0.1 are free now, below the
-/// kernel's ephemeral range (32768 and up on Linux), so sockets bound to port 0 elsewhere
-/// cannot be handed one of them later.
-public func consecutiveFreeUDPPorts(count: Int) throws -> Int {
-    for _ in 0..<100 {
-        let base = Int.random(in: 20_000...(32_000 - count))
-        var sockets: [Int32] = []
-        defer { sockets.forEach { close($0) } }
-        var free = true
-        for port in base..<(base + count) {
-            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-            sockets.append(fd)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            if bound != 0 { free = false; break }
-        }
-        if free { return base }
-    }
-    throw FaultError("no \(count) consecutive free UDP ports between 20000 and 32000")
 }

@@ -57,6 +57,13 @@ public enum PacketFault: Hashable, Sendable {
     case reorder(Double)
     case corrupt(Double)
 
+    /// A probability as commands write it: 0.3 or 30%.
+    public static func probability(_ text: String) throws(FaultError) -> Double {
+        let value = text.hasSuffix("%") ? Double(text.dropLast()).map { $0 / 100 } : Double(text)
+        guard let value, value.isFinite, (0...1).contains(value) else { throw FaultError("'\(text)': a probability is 0 to 1 or 0% to 100%") }
+        return value
+    }
+
     /// Checks the value: probabilities in 0...1, delays in 0...60,000 ms.
     public func validate() throws(FaultError) {
         func probability(_ name: String, _ p: Double) throws(FaultError) {
@@ -117,8 +124,10 @@ public struct Link: Hashable, Sendable, CustomStringConvertible {
 /// A partition of the replicas into groups that cannot reach one another. One-way: only
 /// datagrams from the first group to the others are lost.
 public struct Partition: Hashable, Sendable, CustomStringConvertible {
-    public var groups: [[ReplicaID]]
-    public var oneWay: Bool
+    public let groups: [[ReplicaID]]
+    public let oneWay: Bool
+    /// The directed links this partition cuts, computed once: the proxy asks per datagram.
+    public let blockedLinks: Set<Link>
 
     /// `groups` over `replicas`; replicas named in no group form one more group. Groups must
     /// not overlap, name only members, and leave at least two groups.
@@ -137,18 +146,13 @@ public struct Partition: Hashable, Sendable, CustomStringConvertible {
         guard groups.count >= 2 else { throw FaultError("partition: every replica is in one group; name at least two groups, e.g. 0,1/2,3, or one group to isolate it") }
         self.groups = groups
         self.oneWay = oneWay
-    }
-
-    /// The directed links this partition cuts.
-    public var blockedLinks: Set<Link> {
         var links = Set<Link>()
         for (index, group) in groups.enumerated() {
-            for (otherIndex, other) in groups.enumerated() where otherIndex != index {
-                if oneWay, index != 0 { continue }
+            for (otherIndex, other) in groups.enumerated() where otherIndex != index && (!oneWay || index == 0) {
                 for a in group { for b in other { links.insert(Link(from: a, to: b)) } }
             }
         }
-        return links
+        blockedLinks = links
     }
 
     public var description: String {

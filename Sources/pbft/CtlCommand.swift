@@ -79,7 +79,9 @@ struct ControlTarget: ParsableArguments {
         let membership = try ClusterFile.load(launch.cluster)
         let client = try ControlClient(membership: membership, operatorKey: try KeyFile.load(operatorKey ?? launch.keys + "/operator.key"))
         let argument = try JSONEncoder().encode(request)
-        guard let reply = try await client.sendToLauncher(Array(argument), host: launch.host, port: launch.port, timeoutMilliseconds: timeoutMs) else {
+        let answer = try await client.sendToLauncher(Array(argument), host: launch.host, port: launch.port, timeoutMilliseconds: timeoutMs)
+        await client.close()
+        guard let reply = answer else {
             throw Failure("the launcher at \(launch.host):\(launch.port) did not answer within \(timeoutMs) ms")
         }
         return (reply.accepted, String(decoding: reply.body, as: UTF8.self))
@@ -104,6 +106,7 @@ struct ControlTarget: ParsableArguments {
         guard membership.replica(ReplicaID(raw)) != nil else { throw Failure("replica \(raw) is not in \(cluster)") }
         let client = try ControlClient(membership: membership, operatorKey: try KeyFile.load(operatorKey))
         let replies = try await client.send(command, argument: argument, to: [ReplicaID(raw)], timeoutMilliseconds: timeoutMs)
+        await client.close()
         guard let reply = replies[ReplicaID(raw)] else {
             printError("r\(raw): no reply")
             throw ExitCode(1)
@@ -115,15 +118,6 @@ struct ControlTarget: ParsableArguments {
 
 func printError(_ text: String) {
     FileHandle.standardError.write(Data(("pbft: " + text + "\n").utf8))
-}
-
-/// A probability as 0.3 or 30%.
-func parseProbability(_ text: String) throws -> Double {
-    let value = text.hasSuffix("%") ? Double(text.dropLast()).map { $0 / 100 } : Double(text)
-    guard let value, value.isFinite, (0...1).contains(value) else {
-        throw Failure("'\(text)': a probability is 0 to 1 or 0% to 100%")
-    }
-    return value
 }
 
 struct CtlStatus: AsyncParsableCommand {
@@ -179,6 +173,7 @@ struct CtlStatus: AsyncParsableCommand {
         let ids = only.isEmpty ? membership.replicas.map(\.id) : only.map { ReplicaID(rawValue: $0) }
         for id in ids where membership.replica(id) == nil { throw Failure("--replica \(id): not in \(cluster)") }
         let replies = try await client.send(.status, to: ids, timeoutMilliseconds: target.timeoutMs)
+        await client.close()
         if json {
             for id in ids { Output.line(replies[id].map { String(decoding: $0.body, as: UTF8.self) } ?? "{\"replica\":\(id.rawValue),\"error\":\"no reply\"}") }
             return
@@ -363,8 +358,12 @@ protocol ProbabilityFaultCommand: AsyncParsableCommand {
 }
 
 extension ProbabilityFaultCommand {
+    func parsedProbability(_ text: String) throws -> Double {
+        do { return try PacketFault.probability(text) } catch { throw Failure(error.description) }
+    }
+
     func run() async throws {
-        try await target.perform(scope.request(fault: Self.fault, value: try parseProbability(probability)))
+        try await target.perform(scope.request(fault: Self.fault, value: try parsedProbability(probability)))
     }
 }
 

@@ -51,6 +51,15 @@ import Testing
         #expect(h.replicas[1].logCount == 0, "nothing entered the log")
     }
 
+    @Test func primaryDropsAPrePrepareInItsNameThatItDidNotSend() throws {
+        // A twin (a second process with the primary's key) signed it and a peer forwarded it.
+        var h = try Harness()
+        let actions = try h.deliver(h.prePrepare(sequence: 3, batch: [h.request(client: 0, timestamp: 1)], from: 0), to: 0)
+        #expect(actions.isEmpty)
+        #expect(h.replicas[0].counters[.unexpectedSender] == 1)
+        #expect(h.replicas[0].logCount == 0)
+    }
+
     @Test func conflictingPrePrepareForTheSameSlotIsRejected() throws {
         var h = try Harness()
         let a = [h.request(client: 0, timestamp: 1)], b = [h.request(client: 1, timestamp: 1)]

@@ -1,5 +1,6 @@
 import PBFTTestSupport
 import PBFTRuntime
+import PBFTWire
 import Testing
 
 /// Splitting frames into datagrams and reassembling them, including from hostile senders.

@@ -362,6 +362,7 @@ final class ProcessCluster: @unchecked Sendable {
         for _ in 0..<3 {
             let control = try ControlClient(membership: cluster.membership, operatorKey: try KeyFile.load(keys + "/operator.key"))
             let reply = try await control.send(.byzantine, argument: Array("grumpy".utf8), to: [ReplicaID(0)], timeoutMilliseconds: 5_000)[ReplicaID(0)]
+            await control.close()
             body = String(decoding: reply?.body ?? [], as: UTF8.self)
             #expect(reply?.accepted == false)
             if !body.contains("stale") { break }

@@ -1,5 +1,7 @@
 public import Foundation
 public import PBFTByzantine
+import PBFTCheck
+import PBFTTestbed
 
 /// A fresh directory per test, removed afterwards.
 public final class TemporaryDirectory: @unchecked Sendable {
@@ -94,28 +96,9 @@ public struct TestFailure: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// A base port whose next `count` UDP ports on 127.0.0.1 are free now, below the kernel's
-/// ephemeral range (32768 and up), so sockets bound to port 0 cannot be handed one later.
-public func freeUDPPortRange(count: Int) throws -> Int {
-    for _ in 0..<100 {
-        let base = Int.random(in: 20_000...(32_000 - count))
-        var sockets: [Int32] = []
-        defer { sockets.forEach { close($0) } }
-        var ok = true
-        for port in base..<(base + count) {
-            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            sockets.append(fd)
-            if bound != 0 { ok = false; break }
-        }
-        if ok { return base }
-    }
-    throw TestFailure("no free range of \(count) UDP ports")
-}
+/// A base port whose next `count` UDP ports on 127.0.0.1 are free now (the testbed's own
+/// choice, below the ephemeral range).
+public func freeUDPPortRange(count: Int) throws -> Int { try consecutiveFreeUDPPorts(count: count) }
 
 /// Sends one UDP datagram to 127.0.0.1:`port` from a fresh socket.
 public func sendDatagram(_ bytes: [UInt8], toPort port: Int) {
@@ -130,32 +113,23 @@ public func sendDatagram(_ bytes: [UInt8], toPort port: Int) {
     }
 }
 
-/// A replica's execution.jsonl (docs/runtime.md), read for checking.
+/// A replica's execution.jsonl (docs/runtime.md), read with the checkers' own reader
+/// (`PBFTCheck.ExecutionRecord`), in the shape the process tests compare.
 public enum ExecutionLogFile {
     /// Executed batches by sequence number, each as "batch|requester/timestamp/result,...";
     /// throws if the replica executed one sequence number twice differently.
     public static func batches(at path: String) throws -> [UInt64: String] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [:] }
-        var batches: [UInt64: String] = [:]
-        for line in text.split(separator: "\n") where line.contains("\"type\":\"executed\"") {
-            guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let seq = object["seq"] as? UInt64, let requests = object["requests"] as? [[String: Any]]
-            else { throw TestFailure("\(path): bad line: \(line)") }
-            let results = requests.map { "\($0["requester"]!)/\($0["timestamp"]!)/\($0["result"]!)" }.joined(separator: ",")
-            let entry = "\(object["batch"]!)|\(results)"
-            if let previous = batches[seq], previous != entry { throw TestFailure("\(path): sequence number \(seq) executed twice differently") }
-            batches[seq] = entry
+        let record = try ExecutionRecord.read(path)
+        if let seq = record.reexecutedDifferently.first { throw TestFailure("\(path): sequence number \(seq) executed twice differently") }
+        return record.batches.mapValues { executed in
+            executed.batch + "|" + executed.requests.map { "\($0.requester)/\($0.timestamp)/\($0.result)" }.joined(separator: ",")
         }
-        return batches
     }
 
     /// The highest sequence number executed or installed by state transfer.
     public static func lastExecuted(at path: String) -> UInt64 {
-        let executed = ((try? batches(at: path)) ?? [:]).keys.max() ?? 0
-        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-        let installed = text.split(separator: "\n").filter { $0.contains("\"type\":\"installed\"") }
-            .compactMap { line in line.firstMatch(of: /"seq":(\d+)/).flatMap { UInt64($0.1) } }.max() ?? 0
-        return max(executed, installed)
+        guard let record = try? ExecutionRecord.read(path) else { return 0 }
+        return max(record.batches.keys.max() ?? 0, record.installed.max() ?? 0)
     }
 
     /// Sequence numbers at which two replicas' logs hold different batches.

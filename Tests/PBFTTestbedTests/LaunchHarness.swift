@@ -101,7 +101,19 @@ final class LaunchHarness: @unchecked Sendable {
     }
 
     /// `count` puts from each client, closed loop; every one must complete within `timeout` ms.
+    /// On failure it prints what the replicas report and their last log lines, then rethrows.
     func load(_ clients: [ClientNode], operations count: Int, tag: String, timeout: Int = 30_000) async throws -> Int {
+        do {
+            return try await closedLoop(clients, operations: count, tag: tag, timeout: timeout)
+        } catch {
+            print("launch harness: load '\(tag)' failed: \(error)")
+            if let status = try? ctl(["status"]) { print(status.stdout) }
+            for i in 0..<n { print("replica \(i):\n" + log(i).split(separator: "\n").suffix(8).joined(separator: "\n")) }
+            throw error
+        }
+    }
+
+    private func closedLoop(_ clients: [ClientNode], operations count: Int, tag: String, timeout: Int) async throws -> Int {
         try await withThrowingTaskGroup(of: Int.self) { group in
             for (j, node) in clients.enumerated() {
                 group.addTask {
