@@ -7,10 +7,17 @@ import PBFTWire
 /// key. It holds no secrets. Loading it checks every rule a configuration must keep.
 public enum ClusterFile {
     public static func load(_ path: String) throws(FileError) -> Membership {
+        try loadEpochs(path).membership
+    }
+
+    /// The membership and, in the file of an epoch after 0 that a replica joins, the
+    /// membership of the epoch before (`previous_f` and `[[previous_replicas]]`): its members
+    /// certify the state the new epoch starts from.
+    public static func loadEpochs(_ path: String) throws(FileError) -> (membership: Membership, previous: Membership?) {
         let text = try Files.readText(path, secret: false)
         let fields = try TOMLFields.parse(text, file: path)
         do {
-            return try parse(fields)
+            return try parseEpochs(fields)
         } catch let error as FieldError {
             throw FileError(path, error.message)
         } catch let error as MembershipError {
@@ -20,8 +27,10 @@ public enum ClusterFile {
         }
     }
 
-    static func parse(_ fields: TOMLFields) throws -> Membership {
-        try fields.onlyKeys(["epoch", "n", "f", "operator_public_key", "replicas", "clients"])
+    static func parse(_ fields: TOMLFields) throws -> Membership { try parseEpochs(fields).membership }
+
+    static func parseEpochs(_ fields: TOMLFields) throws -> (membership: Membership, previous: Membership?) {
+        try fields.onlyKeys(["epoch", "n", "f", "operator_public_key", "replicas", "clients", "previous_f", "previous_replicas"])
         let epoch = Epoch(UInt64(try fields.integer("epoch", in: 0...Int.max)))
         let n = try fields.integer("n", in: 1...WireLimits.default.replicasMax)
         let f = try fields.integer("f", in: 0...Int(UInt32.max))
@@ -31,19 +40,7 @@ public enum ClusterFile {
         guard replicaTables.count == n else {
             throw FieldError("field 'n' is \(n) but \(replicaTables.count) [[replicas]] are listed")
         }
-        var replicas: [ReplicaDescriptor] = []
-        for table in replicaTables {
-            try table.onlyKeys(["id", "host", "port", "public_key"])
-            let host = try table.string("host")
-            guard ReplicaDescriptor.isValidHost(host) else {
-                throw FieldError(table.reject("host", "'\(host)' is not a host name or address (1 to 253 ASCII letters, digits, . - _ : [ ])"))
-            }
-            replicas.append(ReplicaDescriptor(
-                id: ReplicaID(UInt32(try table.integer("id", in: 0...Int(UInt32.max)))),
-                host: host,
-                port: UInt16(try table.integer("port", in: 1...65535)),
-                publicKey: try publicKey(table, "public_key")))
-        }
+        let replicas = try replicaTables.map(descriptor)
 
         var clients: [Membership.ClientKey] = []
         if fields.has("clients") {
@@ -54,7 +51,27 @@ public enum ClusterFile {
                     publicKey: try publicKey(table, "public_key")))
             }
         }
-        return try Membership(epoch: epoch, f: f, replicas: replicas, clients: clients, operatorKey: operatorKey)
+        let membership = try Membership(epoch: epoch, f: f, replicas: replicas, clients: clients, operatorKey: operatorKey)
+        guard fields.has("previous_replicas") || fields.has("previous_f") else { return (membership, nil) }
+        guard epoch.rawValue > 0 else { throw FieldError(fields.reject("previous_f", "epoch 0 has no previous epoch")) }
+        let previousF = try fields.integer("previous_f", in: 0...Int(UInt32.max))
+        let previousReplicas = try fields.tables("previous_replicas").map(descriptor)
+        let previous = try Membership(
+            epoch: Epoch(epoch.rawValue - 1), f: previousF, replicas: previousReplicas, clients: clients, operatorKey: operatorKey)
+        return (membership, previous)
+    }
+
+    private static func descriptor(_ table: TOMLFields) throws -> ReplicaDescriptor {
+        try table.onlyKeys(["id", "host", "port", "public_key"])
+        let host = try table.string("host")
+        guard ReplicaDescriptor.isValidHost(host) else {
+            throw FieldError(table.reject("host", "'\(host)' is not a host name or address (1 to 253 ASCII letters, digits, . - _ : [ ])"))
+        }
+        return ReplicaDescriptor(
+            id: ReplicaID(UInt32(try table.integer("id", in: 0...Int(UInt32.max)))),
+            host: host,
+            port: UInt16(try table.integer("port", in: 1...65535)),
+            publicKey: try publicKey(table, "public_key"))
     }
 
     private static func publicKey(_ fields: TOMLFields, _ key: String) throws(FieldError) -> PublicKey {
@@ -65,8 +82,9 @@ public enum ClusterFile {
         return publicKey
     }
 
-    /// The file's text for `membership`.
-    public static func render(_ membership: Membership) -> String {
+    /// The file's text for `membership` (with `previous`, the file a replica joining
+    /// `membership`'s epoch starts from).
+    public static func render(_ membership: Membership, previous: Membership? = nil) -> String {
         var out = """
             # pbft cluster file: public, safe to share and commit. Secret keys live in separate
             # files (mode 0600). PBFT needs n >= 3f+1.
@@ -76,6 +94,10 @@ public enum ClusterFile {
             operator_public_key = "\(membership.operatorKey)"
 
             """
+        if let previous {
+            // A top-level key: it must come before the first [[table]].
+            out += "# The epoch before this one: its members certify the state this epoch starts from.\nprevious_f = \(previous.f)\n"
+        }
         for replica in membership.replicas {
             out += """
 
@@ -86,6 +108,19 @@ public enum ClusterFile {
                 public_key = "\(replica.publicKey)"
 
                 """
+        }
+        if let previous {
+            for replica in previous.replicas {
+                out += """
+
+                    [[previous_replicas]]
+                    id = \(replica.id.rawValue)
+                    host = \(tomlString(replica.host))
+                    port = \(replica.port)
+                    public_key = "\(replica.publicKey)"
+
+                    """
+            }
         }
         for client in membership.clients {
             out += """
@@ -99,7 +134,7 @@ public enum ClusterFile {
         return out
     }
 
-    public static func write(_ membership: Membership, to path: String, overwrite: Bool) throws(FileError) {
-        try Files.writeText(render(membership), to: path, mode: 0o644, overwrite: overwrite)
+    public static func write(_ membership: Membership, previous: Membership? = nil, to path: String, overwrite: Bool) throws(FileError) {
+        try Files.writeText(render(membership, previous: previous), to: path, mode: 0o644, overwrite: overwrite)
     }
 }

@@ -4,6 +4,12 @@ public import PBFTWire
 /// primary it believes in, waits for f+1 matching replies from different replicas, and
 /// on timeout re-broadcasts the request to every replica. One request is outstanding at a
 /// time; timestamps only grow.
+///
+/// Clients follow reconfigurations: a replica that gets a request signed for an epoch no
+/// longer in force answers with an `EpochAnnouncement` signed in that epoch. Once f+1
+/// members of the epoch the client knows announce the same configuration, the client
+/// adopts it (its keys, addresses and quorum sizes), signs the outstanding request again
+/// for the new epoch and sends it to every replica of it.
 public struct Client: Sendable {
     public enum Event: Sendable {
         case tick
@@ -15,9 +21,12 @@ public struct Client: Sendable {
         case broadcast(Frame)
         /// The outstanding request completed with this result, vouched for by f+1 replicas.
         case completed(timestamp: Timestamp, result: [UInt8])
+        /// f+1 members of the old epoch announced this configuration: the shell now verifies
+        /// with its keys and sends to its addresses.
+        case epochChanged(Membership)
     }
 
-    public let membership: Membership
+    public private(set) var membership: Membership
     public let retransmitTimeoutTicks: Int
     let signer: any MessageSigner
 
@@ -28,6 +37,7 @@ public struct Client: Sendable {
     private var outstanding: Envelope?
     private var deadline: UInt64 = 0
     private var replies: [ReplicaID: Reply] = [:]
+    private var announcements: [ReplicaID: EpochAnnouncement] = [:]
     public private(set) var retransmissions = 0
 
     /// `firstTimestamp` must exceed every timestamp this principal used before (a real
@@ -46,9 +56,18 @@ public struct Client: Sendable {
 
     /// Signs and sends a new request. The caller waits for `.completed` before the next.
     public mutating func submit(_ operation: [UInt8]) -> [Action] {
+        submit { .request(Request(timestamp: $0, operation: operation)) }
+    }
+
+    /// Signs and sends a reconfiguration (the signer must be the operator's).
+    public mutating func submit(_ change: ReconfigurationChange) -> [Action] {
+        submit { .reconfiguration(Reconfiguration(timestamp: $0, change: change)) }
+    }
+
+    private mutating func submit(_ make: (Timestamp) -> Message) -> [Action] {
         precondition(outstanding == nil, "one request at a time")
         lastTimestamp = Timestamp(lastTimestamp.rawValue + 1)
-        let message: Message = .request(Request(timestamp: lastTimestamp, operation: operation))
+        let message = make(lastTimestamp)
         let envelope = Envelope.seal(message, epoch: membership.epoch, signer: signer)
         outstanding = envelope
         replies = [:]
@@ -67,8 +86,39 @@ public struct Client: Sendable {
             deadline = now + UInt64(retransmitTimeoutTicks)
             return [.broadcast(Frame(envelope: request))]
         case .message(let frame):
+            if case .epochAnnouncement(let announcement) = frame.value.envelope.message {
+                return onAnnouncement(announcement, envelope: frame.value.envelope)
+            }
             return onReply(frame.value.envelope)
         }
+    }
+
+    /// Collects announcements of a newer epoch from members of the current one; f+1 that
+    /// agree include a correct replica, so the configuration they name is the real one.
+    private mutating func onAnnouncement(_ announcement: EpochAnnouncement, envelope: Envelope) -> [Action] {
+        guard case .replica(let replica) = envelope.sender, envelope.epoch == membership.epoch,
+              membership.replica(replica) != nil, announcement.configuration.epoch > membership.epoch
+        else { return [] }
+        let first = announcements.isEmpty
+        announcements[replica] = announcement
+        let agreeing = announcements.values.filter { $0 == announcement }.count
+        guard agreeing >= membership.weakQuorum, let next = try? Membership(record: announcement.configuration) else {
+            // Ask every member, so that f+1 of them can answer.
+            if first, let request = outstanding { return [.broadcast(Frame(envelope: request))] }
+            return []
+        }
+        membership = next
+        view = ViewNumber(0)
+        announcements = [:]
+        replies = [:]
+        var actions: [Action] = [.epochChanged(next)]
+        if let request = outstanding {
+            let resigned = Envelope.seal(request.message, epoch: next.epoch, signer: signer)
+            outstanding = resigned
+            deadline = now + UInt64(retransmitTimeoutTicks)
+            actions.append(.broadcast(Frame(envelope: resigned)))
+        }
+        return actions
     }
 
     private mutating func onReply(_ envelope: Envelope) -> [Action] {

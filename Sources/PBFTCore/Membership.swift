@@ -106,6 +106,8 @@ public enum MembershipError: Error, Hashable, Sendable, CustomStringConvertible 
     case duplicateAddress(String)
     case duplicateClientID(ClientID)
     case duplicatePublicKey(PublicKey)
+    case unknownReplica(ReplicaID)
+    case invalidPublicKey(ReplicaID)
 
     public var description: String {
         switch self {
@@ -115,6 +117,83 @@ public enum MembershipError: Error, Hashable, Sendable, CustomStringConvertible 
         case .duplicateAddress(let address): "address \(address) is used by two replicas"
         case .duplicateClientID(let id): "client id \(id.rawValue) appears twice"
         case .duplicatePublicKey(let key): "public key \(key) is listed twice"
+        case .unknownReplica(let id): "replica \(id.rawValue) is not a member"
+        case .invalidPublicKey(let id): "replica \(id.rawValue) has an invalid public key"
         }
     }
+}
+
+// MARK: - Reconfiguration
+
+extension Membership {
+    /// The wire form of this membership (canonical: lists in id order).
+    public var record: ConfigurationRecord {
+        ConfigurationRecord(
+            epoch: epoch, f: UInt32(f), replicas: replicas,
+            clients: clients.map { ConfigurationRecord.ClientEntry(id: $0.id, publicKey: $0.publicKey) }, operatorKey: operatorKey)
+    }
+
+    /// A membership from its wire form, checked like any other.
+    public init(record: ConfigurationRecord) throws(MembershipError) {
+        try self.init(
+            epoch: record.epoch, f: Int(record.f), replicas: record.replicas,
+            clients: record.clients.map { ClientKey(id: $0.id, publicKey: $0.publicKey) }, operatorKey: record.operatorKey)
+    }
+
+    /// The membership after `change`, as the next epoch; throws the rule the result would break.
+    public func applying(_ change: ReconfigurationChange) throws(MembershipError) -> Membership {
+        var replicas = self.replicas
+        var f = self.f
+        switch change {
+        case .addReplica(let new):
+            guard replica(new.id) == nil else { throw .duplicateReplicaID(new.id) }
+            guard new.publicKey != PublicKey.zero else { throw .invalidPublicKey(new.id) }
+            replicas.append(new)
+        case .removeReplica(let old):
+            guard replica(old) != nil else { throw .unknownReplica(old) }
+            replicas.removeAll { $0.id == old }
+        case .replaceReplica(let old, let new):
+            guard replica(old) != nil else { throw .unknownReplica(old) }
+            guard new.id == old || replica(new.id) == nil else { throw .duplicateReplicaID(new.id) }
+            guard new.publicKey != PublicKey.zero else { throw .invalidPublicKey(new.id) }
+            replicas.removeAll { $0.id == old }
+            replicas.append(new)
+        case .setFaultTolerance(let newF):
+            f = Int(newF)
+        }
+        return try Membership(epoch: Epoch(epoch.rawValue + 1), f: f, replicas: replicas, clients: clients, operatorKey: operatorKey)
+    }
+}
+
+extension PublicKey {
+    /// All zero bytes: never a key anyone holds.
+    static var zero: PublicKey { PublicKey(bytes: [UInt8](repeating: 0, count: 32))! }
+}
+
+/// The keys of several epochs: what a replica or client verifies messages with while
+/// epochs change. A principal's key is looked up in the epoch the message was signed in.
+public struct EpochKeys: KeyDirectory, Hashable {
+    public let memberships: [Epoch: Membership]
+
+    public init(_ memberships: [Epoch: Membership]) { self.memberships = memberships }
+    public init(_ membership: Membership) { self.memberships = [membership.epoch: membership] }
+
+    public func publicKey(of principal: Principal, epoch: Epoch) -> PublicKey? {
+        memberships[epoch]?.publicKey(of: principal, epoch: epoch)
+    }
+
+    /// Every replica of every epoch held, the newest epoch's entry first for each id.
+    public var replicas: [ReplicaDescriptor] {
+        var seen = Set<ReplicaID>()
+        var all: [ReplicaDescriptor] = []
+        for epoch in memberships.keys.sorted(by: >) {
+            for replica in memberships[epoch]!.replicas where seen.insert(replica.id).inserted { all.append(replica) }
+        }
+        return all
+    }
+}
+
+extension Replica {
+    /// The keys of every epoch this replica accepts messages of.
+    public var keys: EpochKeys { EpochKeys(knownMemberships) }
 }

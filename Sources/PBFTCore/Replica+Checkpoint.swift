@@ -3,14 +3,18 @@ public import PBFTWire
 // Checkpoints and garbage collection (§4.3).
 
 extension Replica {
-    /// The checkpointed state: the application's snapshot and the reply cache, each
-    /// length-prefixed, so its digest covers everything that decides future replies.
+    /// The checkpointed state: the application's snapshot (length-prefixed), the reply
+    /// cache and the configuration (the epoch in force, where it started, and the next
+    /// one if decided), so its digest covers everything that decides future replies and
+    /// who takes part: a replica that installs it by state transfer learns the membership
+    /// from 2f+1 signatures, not from any one replica.
     func checkpointState() -> [UInt8] {
         let snapshot = app.snapshot()
         var state: [UInt8] = []
         Bytes.append(UInt64(snapshot.count), to: &state)
         state.append(contentsOf: snapshot)
         state.append(contentsOf: replyCache.encoded())
+        state.append(contentsOf: configurationState())
         return state
     }
 
@@ -33,7 +37,12 @@ extension Replica {
         guard let sender = replicaSender(envelope) else { return }
         guard checkpoint.sequence.rawValue % UInt64(configuration.checkpointInterval) == 0 else { return drop(.outsideWaterMarks) }
         guard checkpoint.sequence > waterMarks.low else { return drop(.duplicate) }
-        guard checkpoint.sequence <= waterMarks.high else {
+        // Each sequence number is checkpointed in the epoch that executed it. A checkpoint of
+        // another epoch than this replica expects there (or any, while it joins) only helps
+        // to find a certified state ahead.
+        let expected = checkpointEpoch(of: checkpoint.sequence)
+        guard checkpoint.sequence <= waterMarks.high, envelope.epoch == expected else {
+            if let expected, envelope.epoch < expected { return drop(.staleEpoch) }
             // Beyond the window: keep each replica's newest few, to learn we are behind and
             // which checkpoint 2f+1 of them certify.
             var held = aheadCheckpoints[sender] ?? [:]
@@ -62,8 +71,8 @@ extension Replica {
     /// only a checkpoint it has itself reached stable; one that is behind needs the state
     /// first (state transfer).
     mutating func checkStable(_ n: SequenceNumber) {
-        guard n > waterMarks.low, let votes = checkpointVotes[n],
-              let digest = votes.digest(withAtLeast: membership.quorum),
+        guard n > waterMarks.low, let votes = checkpointVotes[n], let epoch = checkpointEpoch(of: n),
+              let digest = votes.digest(withAtLeast: knownMemberships[epoch]?.quorum ?? .max),
               let own = ownCheckpoints[n], own.digest == digest
         else { return }
         stableProof = votes.envelopes(matching: digest)
@@ -71,6 +80,7 @@ extension Replica {
         persist(.stable(stableProof))
         collectGarbage(through: n)
         emit(.checkpointStable(Checkpoint(sequence: n, stateDigest: digest)))
+        if nextEpoch?.end == n { enterNextEpoch() }
         proposeBatches()
     }
 

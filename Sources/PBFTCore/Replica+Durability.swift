@@ -103,9 +103,11 @@ extension Replica {
     /// contradicts a record.
     public static func recover(
         configuration: Configuration, id: ReplicaID, app: App, signer: any MessageSigner, digester: any MessageDigester,
-        records: [DurableRecord], checkpoint: (sequence: SequenceNumber, digest: Digest, state: [UInt8])?
+        records: [DurableRecord], checkpoint: (sequence: SequenceNumber, digest: Digest, state: [UInt8])?,
+        previousMembership: Membership? = nil
     ) throws(ConfigurationError) -> Replica {
-        var replica = try Replica(configuration: configuration, id: id, app: app, signer: signer, digester: digester)
+        var replica = try Replica(
+            configuration: configuration, id: id, app: app, signer: signer, digester: digester, previousMembership: previousMembership)
         replica.replay(records, checkpoint: checkpoint)
         return replica
     }
@@ -126,6 +128,10 @@ extension Replica {
             waterMarks.advance(to: checkpoint.sequence)
             ownCheckpoints[checkpoint.sequence] = (checkpoint.digest, checkpoint.state)
             if checkpoint.sequence == proven { stableProof = proof }
+            if nextEpoch?.end == checkpoint.sequence {
+                enterNextEpoch()
+                outbox.removeAll()
+            }
         } else if proven.rawValue > 0, let digest = checkpointProofDigest(proven, proof) {
             // Proven stable but the state was not saved: fetch it.
             waterMarks.advance(to: proven)
@@ -141,6 +147,15 @@ extension Replica {
         var active = true
         var newView: Envelope?
         var ownViewChange: (ViewChange, Envelope)?
+        // Records of an earlier epoch promise nothing in this one.
+        let records = records.filter { record in
+            switch record {
+            case .prePrepare(let frame): frame.envelope.epoch == epoch
+            case .prepared(let certificate): certificate.prePrepare.epoch == epoch
+            case .viewChange(let e), .newView(let e): e.epoch == epoch
+            case .stable: true
+            }
+        }
         for record in records {
             switch record {
             case .viewChange(let e):
@@ -206,11 +221,15 @@ extension Replica {
         guard let length = Bytes.readU64(state, &offset), length <= UInt64(state.count - offset) else { return false }
         let snapshot = Array(state[offset..<(offset + Int(length))])
         offset += Int(length)
-        guard let cache = ReplyCache.decode(state, offset: &offset), offset == state.count else { return false }
+        guard let cache = ReplyCache.decode(state, offset: &offset),
+              let config = Self.decodeConfigurationState(state, offset: &offset), offset == state.count,
+              config.current.n <= configuration.limits.replicasMax
+        else { return false }
         var restored = app
         do { try restored.restore(snapshot) } catch { return false }
         app = restored
         replyCache = cache
+        adoptConfiguration(current: config.current, start: config.start, next: config.next)
         return true
     }
 }

@@ -61,12 +61,17 @@ extension Replica {
     /// The primary assigns sequence numbers to queued requests while the window allows:
     /// inside the water marks and with at most `sequencesInFlightMax` unexecuted. Requests
     /// that arrive while the window is full wait and go out together: batching adapts to load.
+    ///
+    /// Once a reconfiguration has fixed the end of the epoch, nothing is assigned beyond it,
+    /// and the primary fills the sequence numbers up to it with null requests when no
+    /// request waits, so the next epoch starts without waiting for load.
     mutating func proposeBatches() {
-        guard isPrimary, viewActive, amnesia == nil else { return }
-        while !pendingOrder.isEmpty {
+        guard isPrimary, viewActive, amnesia == nil, epochStart != nil, !retired else { return }
+        while !pendingOrder.isEmpty || nextEpoch.map({ lastAssigned < $0.end }) == true {
             let next = SequenceNumber(lastAssigned.rawValue + 1)
             guard waterMarks.contains(next),
-                  next.rawValue - lastExecuted.rawValue <= UInt64(configuration.sequencesInFlightMax)
+                  next.rawValue - lastExecuted.rawValue <= UInt64(configuration.sequencesInFlightMax),
+                  next <= nextEpoch?.end ?? SequenceNumber(.max)
             else { return }
             var batch: [Envelope] = []
             while batch.count < configuration.batchSizeMax, !pendingOrder.isEmpty {
@@ -77,7 +82,7 @@ extension Replica {
                 guard timestamp > inLog[requester] ?? Timestamp(0), !replyCache.hasExecuted(requester, timestamp) else { continue }
                 batch.append(request)
             }
-            guard !batch.isEmpty else { return }
+            guard !batch.isEmpty || nextEpoch != nil else { return }
             let prePrepare = PrePrepare(view: view, sequence: next, batchDigest: batchDigest(batch))
             let envelope = sign(.prePrepare(prePrepare))
             lastAssigned = next
@@ -99,7 +104,9 @@ extension Replica {
         guard viewActive else { return drop(.viewChanging) }
         guard prePrepare.view == view else { return drop(prePrepare.view < view ? .staleView : .futureView) }
         guard sender == primary else { return drop(.notFromPrimary) }
-        guard waterMarks.contains(prePrepare.sequence) else { return drop(.outsideWaterMarks) }
+        guard waterMarks.contains(prePrepare.sequence), prePrepare.sequence <= nextEpoch?.end ?? SequenceNumber(.max) else {
+            return drop(.outsideWaterMarks)
+        }
         if let existing = log[prePrepare.sequence]?.batchDigest {
             if existing == prePrepare.batchDigest { return drop(.duplicate) }
             return dropConflicting(envelope, earlier: log[prePrepare.sequence]?.prePrepare)
@@ -118,13 +125,14 @@ extension Replica {
         checkPrepared(prePrepare.sequence)
     }
 
-    /// A batch a correct primary could have sent: 1 to batchSizeMax requests or
-    /// reconfigurations, at most one per requester, each from a member of the configuration.
+    /// A batch a correct primary could have sent: up to batchSizeMax requests or
+    /// reconfigurations (none: a null request), at most one per requester, each from a
+    /// member of the configuration and signed for the current epoch.
     func isValidBatch(_ batch: [Envelope]) -> Bool {
-        guard (1...configuration.batchSizeMax).contains(batch.count) else { return false }
+        guard batch.count <= configuration.batchSizeMax else { return false }
         var seen = Set<Principal>()
         for request in batch {
-            guard request.requestTimestamp != nil, seen.insert(request.sender).inserted else { return false }
+            guard request.requestTimestamp != nil, request.epoch == epoch, seen.insert(request.sender).inserted else { return false }
             switch request.sender {
             case .client(let client): guard membership.clientKey(client) != nil else { return false }
             case .operator: break
@@ -223,7 +231,8 @@ extension Replica {
     /// §4.2: requests execute strictly in sequence-number order, each once.
     mutating func executeReady() {
         var executedAny = false
-        while let slot = log[SequenceNumber(lastExecuted.rawValue + 1)], slot.committed {
+        // Nothing beyond the end of the epoch executes in it.
+        while let slot = log[SequenceNumber(lastExecuted.rawValue + 1)], slot.committed, lastExecuted < nextEpoch?.end ?? SequenceNumber(.max) {
             let n = SequenceNumber(lastExecuted.rawValue + 1)
             execute(slot, at: n)
             lastExecuted = n
@@ -232,6 +241,7 @@ extension Replica {
         }
         guard executedAny else { return }
         lastProgressTick = now
+        if epochTailSince != nil { epochTailSince = now }
         // §4.5.2: the back-off resets once the new view executes a request.
         viewChangeTimeoutTicks = configuration.viewChangeTimeoutTicks
         restartViewChangeTimer()
@@ -251,7 +261,8 @@ extension Replica {
             let result: [UInt8]
             switch request.message {
             case .request(let r): result = app.execute(r.operation, from: requester)
-            default: result = Array("error: reconfiguration is not supported by this version".utf8)
+            case .reconfiguration(let r): result = reconfigure(r.change, at: n)
+            default: result = Array("error: not a request".utf8)
             }
             replyCache.record(requester, timestamp, result: result)
             let reply = Reply(view: view, timestamp: timestamp, requester: requester, result: result)

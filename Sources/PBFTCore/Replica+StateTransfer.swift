@@ -33,7 +33,8 @@ extension Replica {
     func certifiedCheckpointAhead() -> (Checkpoint, [Envelope])? {
         var best: (Checkpoint, [Envelope])?
         for (n, votes) in checkpointVotes where n > lastExecuted {
-            guard let digest = votes.digest(withAtLeast: membership.quorum), n > best?.0.sequence ?? SequenceNumber(0) else { continue }
+            guard let epoch = checkpointEpoch(of: n), let quorum = knownMemberships[epoch]?.quorum,
+                  let digest = votes.digest(withAtLeast: quorum), n > best?.0.sequence ?? SequenceNumber(0) else { continue }
             best = (Checkpoint(sequence: n, stateDigest: digest), votes.envelopes(matching: digest))
         }
         var ahead = VoteSetsBySequence()
@@ -41,7 +42,7 @@ extension Replica {
             guard case .checkpoint(let c) = envelope.message, case .replica(let sender) = envelope.sender else { continue }
             ahead.insert(envelope, checkpoint: c, from: sender)
         }
-        if let (checkpoint, proof) = ahead.highestCertified(quorum: membership.quorum),
+        if let (checkpoint, proof) = ahead.highestCertified(quorum: { knownMemberships[$0]?.quorum }),
            checkpoint.sequence > best?.0.sequence ?? SequenceNumber(0), checkpoint.sequence > lastExecuted {
             best = (checkpoint, proof)
         }
@@ -118,7 +119,7 @@ extension Replica {
         let chunk = StateChunk(
             sequence: request.sequence, stateDigest: request.stateDigest, chunkIndex: request.chunkIndex,
             chunkCount: UInt32(chunkCount), totalBytes: UInt64(total), bytes: bytes)
-        emit(.send(Frame(envelope: sign(.stateChunk(chunk))), to: sender))
+        emit(.send(Frame(envelope: sign(.stateChunk(chunk), answering: envelope)), to: sender))
     }
 
     /// Accepts the next chunk from the current source only, checks that its sizes agree with
@@ -165,6 +166,7 @@ extension Replica {
         precondition(n > lastExecuted, "installing \(n) at or below what was executed (\(lastExecuted))")
         // The caller checked the digest; the bytes must still parse as a state.
         guard restoreState(state) else { return false }
+        epochStartProof = fetch.proof
         lastExecuted = n
         lastAssigned = max(lastAssigned, n)
         waterMarks.advance(to: n)
@@ -185,25 +187,30 @@ extension Replica {
         // Requests still waiting get a whole timeout from now: until now we could not execute them.
         for requester in pendingSince.keys { pendingSince[requester] = now }
         restartViewChangeTimer()
+        if nextEpoch?.end == n { enterNextEpoch() }
         executeReady()
         proposeBatches()
         return true
     }
 }
 
-/// Checkpoint messages grouped by (sequence number, digest), for finding one that 2f+1
-/// replicas signed among those beyond the window.
+/// Checkpoint messages grouped by (sequence number, epoch signed in, digest), for finding
+/// one that 2f+1 members of its epoch signed among those beyond the window.
 struct VoteSetsBySequence {
-    private var sets: [SequenceNumber: VoteSet] = [:]
+    private struct Key: Hashable { var sequence: SequenceNumber; var epoch: Epoch }
+    private var sets: [Key: VoteSet] = [:]
 
     mutating func insert(_ envelope: Envelope, checkpoint: Checkpoint, from replica: ReplicaID) {
-        _ = sets[checkpoint.sequence, default: VoteSet()].insert(envelope, digest: checkpoint.stateDigest, from: replica)
+        _ = sets[Key(sequence: checkpoint.sequence, epoch: envelope.epoch), default: VoteSet()]
+            .insert(envelope, digest: checkpoint.stateDigest, from: replica)
     }
 
-    func highestCertified(quorum: Int) -> (Checkpoint, [Envelope])? {
-        for n in sets.keys.sorted(by: >) {
-            if let digest = sets[n]!.digest(withAtLeast: quorum) {
-                return (Checkpoint(sequence: n, stateDigest: digest), sets[n]!.envelopes(matching: digest))
+    /// The highest certified checkpoint; `quorum` gives an epoch's quorum (nil: unknown epoch).
+    func highestCertified(quorum: (Epoch) -> Int?) -> (Checkpoint, [Envelope])? {
+        for key in sets.keys.sorted(by: { ($0.sequence, $0.epoch) > ($1.sequence, $1.epoch) }) {
+            guard let needed = quorum(key.epoch) else { continue }
+            if let digest = sets[key]!.digest(withAtLeast: needed) {
+                return (Checkpoint(sequence: key.sequence, stateDigest: digest), sets[key]!.envelopes(matching: digest))
             }
         }
         return nil

@@ -8,7 +8,7 @@ import PBFTWire
 
 extension Replica {
     var hasWorkAhead: Bool {
-        !viewActive || !pendingRequests.isEmpty || log.keys.contains { $0 > lastExecuted }
+        epochStart == nil || !viewActive || !pendingRequests.isEmpty || log.keys.contains { $0 > lastExecuted }
             || checkpointVotes.keys.contains { $0 > lastExecuted }
     }
 

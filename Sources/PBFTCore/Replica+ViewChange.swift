@@ -29,7 +29,11 @@ extension Replica {
     /// execution, so a primary that is merely slow (executing something now and then while
     /// holding a request back) is replaced as well as a silent one.
     mutating func startViewChangeTimerIfNeeded() {
-        guard viewChangeDeadline == nil, viewActive, !isPrimary, amnesia == nil, let oldest = pendingSince.values.min() else { return }
+        // Waiting at the end of an epoch for its last checkpoint to become stable is nobody's fault.
+        guard viewChangeDeadline == nil, viewActive, !isPrimary, amnesia == nil, epochStart != nil, !retired,
+              nextEpoch.map({ lastExecuted < $0.end }) ?? true,
+              let oldest = (Array(pendingSince.values) + (epochTailSince.map { [$0] } ?? [])).min()
+        else { return }
         viewChangeDeadline = oldest + UInt64(viewChangeTimeoutTicks)
     }
 
@@ -131,16 +135,20 @@ extension Replica {
 
     /// The digest that C certifies for `n` (zero at 0, where C must be empty), or nil.
     func checkpointProofDigest(_ n: SequenceNumber, _ proof: [Envelope]) -> Digest? {
-        if n.rawValue == 0 { return proof.isEmpty ? Digest.zero : nil }
-        guard n.rawValue % UInt64(configuration.checkpointInterval) == 0, proof.count <= membership.n else { return nil }
+        if n.rawValue == 0 { return proof.isEmpty && epoch.rawValue == 0 ? Digest.zero : nil }
+        // Checkpoints are signed by the members of the epoch that executed n: the one that
+        // ended at this epoch's start, or this one.
+        guard n.rawValue % UInt64(configuration.checkpointInterval) == 0, let start = epochStart, n.rawValue + 1 >= start.rawValue,
+              let signers = knownMemberships[n < start ? Epoch(epoch.rawValue - 1) : epoch], proof.count <= signers.n
+        else { return nil }
         var votes = VoteSet()
         for envelope in proof {
             guard case .checkpoint(let c) = envelope.message, c.sequence == n, case .replica(let r) = envelope.sender,
-                  membership.replica(r) != nil, envelope.epoch == epoch,
+                  signers.replica(r) != nil, envelope.epoch == signers.epoch,
                   votes.insert(envelope, digest: c.stateDigest, from: r) == .added
             else { return nil }
         }
-        return votes.digest(withAtLeast: membership.quorum)
+        return votes.digest(withAtLeast: signers.quorum)
     }
 
     /// The pre-prepare of a valid prepared certificate from a view below `view`, or nil.
@@ -306,8 +314,10 @@ extension Replica {
         }
         // The new primary gets a whole timeout for the requests that were already waiting.
         for requester in pendingSince.keys { pendingSince[requester] = now }
+        if epochTailSince != nil { epochTailSince = now }
         lastProgressTick = now
         restartViewChangeTimer()
+        if let next = nextEpoch, next.end == minS, lastExecuted == minS { return enterNextEpoch() }
         proposeBatches()
     }
 }

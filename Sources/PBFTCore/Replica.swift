@@ -29,6 +29,12 @@ public enum Action: Sendable, Equatable {
     /// Two messages one replica signed that conflict (`Envelope.conflicts(with:)`): proof
     /// that it is faulty, for the shell to keep where checkers can read it.
     case evidence(Envelope, Envelope)
+    /// A new configuration epoch is in force from `firstSequence` on: the shell now knows
+    /// the keys and addresses of `Replica.knownMemberships` and broadcasts to `peers`.
+    case epochStarted(Membership, firstSequence: SequenceNumber)
+    /// This replica is not a member of the epoch now in force: it takes no further part
+    /// (it still serves state transfer while its shell lets it run).
+    case retired(Epoch)
 }
 
 /// One executed sequence number, for the execution log.
@@ -53,6 +59,7 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     case staleView, futureView, outsideWaterMarks, notFromPrimary, wrongDigest, conflicting
     case duplicate, staleRequest, unexpectedSender, invalidBatch, pendingFull, unexpectedMessage
     case viewChanging, invalidViewChange, invalidNewView, recovering
+    case staleEpoch, futureEpoch, joining, retired
 
     public var description: String {
         switch self {
@@ -72,6 +79,10 @@ public enum DropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
         case .invalidViewChange: "invalid view-change"
         case .invalidNewView: "invalid new-view"
         case .recovering: "recovering from amnesia"
+        case .staleEpoch: "stale epoch"
+        case .futureEpoch: "future epoch"
+        case .joining: "joining"
+        case .retired: "retired"
         }
     }
 }
@@ -117,7 +128,8 @@ struct Slot {
 /// commit, execution), `Replica+Checkpoint.swift` (checkpoints, garbage collection) and
 /// `Replica+Status.swift` (retransmission to replicas that missed messages).
 public struct Replica<App: StateMachine>: Sendable {
-    public let configuration: Configuration
+    /// The settings and the membership of the epoch in force (it changes at each epoch).
+    public internal(set) var configuration: Configuration
     public let id: ReplicaID
     let signer: any MessageSigner
     let digester: any MessageDigester
@@ -180,7 +192,33 @@ public struct Replica<App: StateMachine>: Sendable {
     public internal(set) var counters = ReplicaCounters()
     var outbox: [Action] = []
 
-    public init(configuration: Configuration, id: ReplicaID, app: App, signer: any MessageSigner, digester: any MessageDigester) throws(ConfigurationError) {
+    // Reconfiguration (Replica+Reconfiguration.swift).
+    /// The first sequence number of the current epoch; nil while the replica joins an epoch
+    /// whose start it has not yet reached (it has no state of that epoch yet).
+    public internal(set) var epochStart: SequenceNumber?
+    /// The next epoch, decided by executed reconfigurations, and the sequence number after
+    /// which it takes effect (a checkpoint boundary).
+    public internal(set) var nextEpoch: PendingEpoch?
+    /// The memberships this replica can verify messages of: the current epoch, the one
+    /// before it, the next one once decided, and those its cluster file named.
+    public internal(set) var knownMemberships: [Epoch: Membership] = [:]
+    /// The stable checkpoint that ended the previous epoch, proven by its members: what a
+    /// replica still in that epoch needs to fetch the state and follow.
+    var epochStartProof: [Envelope] = []
+    /// True once the replica is not a member of the epoch in force.
+    public internal(set) var retired = false
+    /// Frames of the next epoch that arrived before this replica entered it (bounded).
+    var futureFrames: [Frame] = []
+    /// When the next epoch was decided: the primary must reach its boundary in time.
+    var epochTailSince: UInt64?
+    var lastAnnouncement: [Principal: UInt64] = [:]
+
+    /// `previousMembership`: for a replica that joins an epoch after 0, the epoch before it,
+    /// whose members' checkpoints certify the state the new epoch starts from.
+    public init(
+        configuration: Configuration, id: ReplicaID, app: App, signer: any MessageSigner, digester: any MessageDigester,
+        previousMembership: Membership? = nil
+    ) throws(ConfigurationError) {
         try configuration.validate()
         guard configuration.membership.replica(id) != nil else {
             throw .invalid("replica \(id) is not a member of the configuration")
@@ -195,6 +233,16 @@ public struct Replica<App: StateMachine>: Sendable {
         self.digester = digester
         self.waterMarks = WaterMarks(window: configuration.logWindow)
         self.viewChangeTimeoutTicks = configuration.viewChangeTimeoutTicks
+        let membership = configuration.membership
+        self.knownMemberships[membership.epoch] = membership
+        if let previous = previousMembership {
+            guard previous.epoch.rawValue + 1 == membership.epoch.rawValue else {
+                throw .invalid("the previous membership is of \(previous.epoch), not the epoch before \(membership.epoch)")
+            }
+            self.knownMemberships[previous.epoch] = previous
+        }
+        // Epoch 0 starts at sequence number 1; a later epoch's start comes with its state.
+        self.epochStart = membership.epoch.rawValue == 0 ? SequenceNumber(1) : nil
     }
 
     var membership: Membership { configuration.membership }
@@ -224,6 +272,7 @@ public struct Replica<App: StateMachine>: Sendable {
 
     mutating func onFrame(_ frame: Frame) {
         let envelope = frame.envelope
+        guard envelope.epoch == epoch, epochStart != nil, !retired else { return onFrameOutsideEpoch(frame) }
         switch envelope.message {
         case .request, .reconfiguration: onRequest(envelope)
         case .prePrepare(let p): onPrePrepare(p, envelope: envelope, batch: frame.batch)
@@ -235,15 +284,15 @@ public struct Replica<App: StateMachine>: Sendable {
         case .stateChunk(let c): onStateChunk(c, envelope: envelope)
         case .viewChange(let v): onViewChange(v, envelope: envelope)
         case .newView(let v): onNewView(v, envelope: envelope)
-        case .reply, .control, .controlReply:
+        case .reply, .control, .controlReply, .epochAnnouncement:
             // Control commands are the replica process's business, not the protocol's.
             drop(.unexpectedMessage)
         }
     }
 
-    /// The sender as a replica of this configuration, or nil (counted) if it is not one.
+    /// The sender as a replica of the epoch it signed in, or nil (counted) if it is not one.
     mutating func replicaSender(_ envelope: Envelope) -> ReplicaID? {
-        guard case .replica(let sender) = envelope.sender, membership.replica(sender) != nil, sender != id else {
+        guard case .replica(let sender) = envelope.sender, knownMemberships[envelope.epoch]?.replica(sender) != nil, sender != id else {
             drop(.unexpectedSender)
             return nil
         }
@@ -264,8 +313,10 @@ public struct Replica<App: StateMachine>: Sendable {
 
     func sign(_ message: Message) -> Envelope { Envelope.seal(message, epoch: epoch, signer: signer) }
 
-    /// The batch digest: the digest of the length-prefixed encodings of its requests.
+    /// The batch digest: the digest of the length-prefixed encodings of its requests; zero
+    /// for the empty batch (a null request, as a new view fills gaps with).
     func batchDigest(_ batch: [Envelope]) -> Digest {
+        guard !batch.isEmpty else { return .zero }
         var bytes: [UInt8] = []
         for request in batch {
             let encoded = request.encoded()

@@ -6,10 +6,13 @@ public import PBFTWire
 
 /// A client over UDP: the core `Client` on one event loop. One operation at a time; each
 /// `submit` returns once f+1 replicas sent the same signed result.
+///
+/// It follows reconfigurations: once f+1 replicas of its epoch announce a new one, it
+/// verifies with the new epoch's keys (and still the old one's, for late replies) and sends
+/// to the new epoch's replicas. With the operator's key it submits reconfigurations.
 public final class ClientNode: @unchecked Sendable {
-    let membership: Membership
     var client: Client
-    let authenticator: Authenticator<Ed25519Verifier, Membership>
+    var authenticator: Authenticator<Ed25519Verifier, EpochKeys>
     let endpoint = UDPEndpoint()
     var reassembler = Reassembler()
     var peers: [ReplicaID: SocketAddress] = [:]
@@ -25,23 +28,25 @@ public final class ClientNode: @unchecked Sendable {
     private var tickTask: RepeatedTask?
 
     public init(membership: Membership, key: KeyFile, tickMilliseconds: Int = 10, retransmitTicks: Int = 50) throws {
-        guard case .client = key.principal else { throw RuntimeError.configuration("the key file holds the key of \(key.principal), not a client's") }
+        if case .replica = key.principal {
+            throw RuntimeError.configuration("the key file holds the key of \(key.principal), not a client's or the operator's")
+        }
         guard membership.publicKey(of: key.principal, epoch: membership.epoch) == key.key.publicKey else {
             throw RuntimeError.configuration("\(key.principal) with this key is not a client of the cluster file")
         }
-        self.membership = membership
         self.tickMilliseconds = tickMilliseconds
         // Timestamps must grow across runs of the same client: start from the clock.
         let first = Timestamp(rawValue: WallClock.microseconds() ?? 1)
         client = Client(membership: membership, signer: key.signer, retransmitTimeoutTicks: retransmitTicks, firstTimestamp: first)
-        authenticator = Authenticator(verifier: Ed25519Verifier(), keys: membership)
+        authenticator = Authenticator(verifier: Ed25519Verifier(), keys: EpochKeys(membership))
         nextMessageID = UInt64(truncatingIfNeeded: ContinuousClock.now.hashValue)
     }
 
+    /// The membership the client follows (it changes when an epoch does).
+    public var membership: Membership { client.membership }
+
     public func start(host: String = "0.0.0.0") async throws {
-        for descriptor in membership.replicas {
-            peers[descriptor.id] = try SocketAddress.makeAddressResolvingHost(descriptor.host, port: Int(descriptor.port))
-        }
+        try resolvePeers()
         _ = try await endpoint.bind(host: host, port: 0) { [self] bytes, address in received(bytes, from: address) }
         tickTask = endpoint.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(Int64(tickMilliseconds)), delay: .milliseconds(Int64(tickMilliseconds))) { [self] _ in tick() }
     }
@@ -57,6 +62,28 @@ public final class ClientNode: @unchecked Sendable {
                 perform(client.submit(operation))
             }
         }
+    }
+
+    /// Submits a reconfiguration (the key must be the operator's) and returns the replicas'
+    /// answer ("ok: ..." or "error: ..."), vouched for by f+1 of them.
+    public func submit(_ change: ReconfigurationChange, timeoutMilliseconds: Int = 30_000) async throws -> String {
+        let bytes: [UInt8] = try await withCheckedThrowingContinuation { continuation in
+            endpoint.eventLoop.execute { [self] in
+                precondition(waiting == nil, "one operation at a time per client")
+                waiting = continuation
+                deadlineTicks = ticks + UInt64(max(1, timeoutMilliseconds / tickMilliseconds))
+                perform(client.submit(change))
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    func resolvePeers() throws {
+        var resolved: [ReplicaID: SocketAddress] = [:]
+        for descriptor in client.membership.replicas {
+            resolved[descriptor.id] = try SocketAddress.makeAddressResolvingHost(descriptor.host, port: Int(descriptor.port))
+        }
+        peers = resolved
     }
 
     public func close() async {
@@ -101,6 +128,15 @@ public final class ClientNode: @unchecked Sendable {
                 let waiting = self.waiting
                 self.waiting = nil
                 waiting?.resume(returning: result)
+            case .epochChanged(let next):
+                var keys = authenticator.keys.memberships.filter { $0.key.rawValue + 1 >= next.epoch.rawValue }
+                keys[next.epoch] = next
+                var limits = WireLimits.default
+                limits.replicasMax = max(limits.replicasMax, next.n)
+                authenticator = Authenticator(verifier: Ed25519Verifier(), keys: EpochKeys(keys), limits: limits)
+                do { try resolvePeers() } catch { continue }
+                // New replicas learn our address from a request sent to them.
+                introduced = false
             }
         }
     }

@@ -37,6 +37,12 @@ final class ExecutionLog {
         line("{\"type\":\"\(type)\",\"seq\":\(c.sequence.rawValue),\"digest\":\"\(c.stateDigest)\"}")
     }
 
+    /// An epoch came into force from `firstSequence` on (`seq` is the first sequence number).
+    func epoch(_ membership: Membership, firstSequence: SequenceNumber) {
+        let replicas = membership.replicas.map { String($0.id.rawValue) }.joined(separator: ",")
+        line("{\"type\":\"epoch\",\"seq\":\(firstSequence.rawValue),\"epoch\":\(membership.epoch.rawValue),\"n\":\(membership.n),\"f\":\(membership.f),\"replicas\":[\(replicas)]}")
+    }
+
     func restart(at sequence: SequenceNumber) {
         line("{\"type\":\"restart\",\"seq\":\(sequence.rawValue)}")
     }

@@ -61,6 +61,10 @@ public struct TrafficCounters: Sendable {
 /// rejected. Guarded by a mutex because status reports read the counts from the core's thread.
 struct ReceiveState {
     var reassembler: Reassembler
+    /// Keys of the epochs the core accepts, and the addresses of their replicas: both change
+    /// when an epoch does (the core's loop replaces them).
+    var authenticator: Authenticator<Ed25519Verifier, EpochKeys>
+    var peerAddresses = Set<String>()
     var ticks: UInt64 = 0
     var accepting = true
     var counters = TrafficCounters()
@@ -76,10 +80,10 @@ struct ReceiveState {
 /// up the thread that steps the protocol.
 public final class ReplicaNode: @unchecked Sendable {
     public let options: ReplicaOptions
+    /// The membership the cluster file names (the replica's address comes from it).
     let membership: Membership
     let configuration: Configuration
     var replica: Replica<KeyValueStore>
-    let authenticator: Authenticator<Ed25519Verifier, Membership>
     let log: WriteAheadLog
     let checkpoints: CheckpointStore
     let executionLog: ExecutionLog
@@ -91,7 +95,9 @@ public final class ReplicaNode: @unchecked Sendable {
     let endpoint = UDPEndpoint(separateCoreLoop: true)
     let receiving: Mutex<ReceiveState>
     var peers: [ReplicaID: SocketAddress] = [:]
-    var peerAddresses = Set<String>()
+    /// The epochs whose keys the socket's loop holds.
+    var knownEpochs = Set<Epoch>()
+    var retiring = false
     var clientAddresses: [Principal: SocketAddress] = [:]
     var nextMessageID: UInt64
     var ticks: UInt64 = 0
@@ -112,7 +118,8 @@ public final class ReplicaNode: @unchecked Sendable {
     public init(options: ReplicaOptions, logger: Logger) throws {
         self.options = options
         self.logger = logger
-        membership = try ClusterFile.load(options.clusterPath)
+        let file = try ClusterFile.loadEpochs(options.clusterPath)
+        membership = file.membership
         let keyFile = try KeyFile.load(options.keyPath)
         guard keyFile.principal == .replica(options.id) else {
             throw RuntimeError.configuration("\(options.keyPath): holds the key of \(keyFile.principal), not of replica \(options.id.rawValue)")
@@ -128,7 +135,6 @@ public final class ReplicaNode: @unchecked Sendable {
             batchSizeMax: options.batchSizeMax, sequencesInFlightMax: min(32, options.logWindow / 2),
             viewChangeTimeoutTicks: options.viewChangeTimeoutTicks, statusIntervalTicks: options.statusIntervalTicks)
         try configuration.validate()
-        authenticator = Authenticator(verifier: Ed25519Verifier(), keys: membership, limits: configuration.receiveLimits)
 
         let opened: (log: WriteAheadLog, records: [[UInt8]], recovery: RecoveryReport)
         do { opened = try WriteAheadLog.open(directory: options.dataDirectory, syncEnabled: options.syncLog) } catch {
@@ -162,11 +168,14 @@ public final class ReplicaNode: @unchecked Sendable {
         signer = keyFile.signer
         // Fragments come only from the other replicas; a 30 s timeout covers a 32 MiB frame
         // on a slow link (ticks are options.tickMilliseconds long).
-        receiving = Mutex(ReceiveState(reassembler: Reassembler(limits: ReassemblyLimits(
-            sendersMax: max(1, membership.n - 1), timeoutTicks: UInt64(max(300, 30_000 / max(1, options.tickMilliseconds)))))))
+        // Senders up to the wire limit: the membership may grow.
+        receiving = Mutex(ReceiveState(
+            reassembler: Reassembler(limits: ReassemblyLimits(
+                sendersMax: configuration.limits.replicasMax, timeoutTicks: UInt64(max(300, 30_000 / max(1, options.tickMilliseconds))))),
+            authenticator: Authenticator(verifier: Ed25519Verifier(), keys: EpochKeys(membership), limits: configuration.receiveLimits)))
         replica = try Replica.recover(
             configuration: configuration, id: options.id, app: KeyValueStore(),
-            signer: keyFile.signer, digester: SHA256Digester(), records: records, checkpoint: stored)
+            signer: keyFile.signer, digester: SHA256Digester(), records: records, checkpoint: stored, previousMembership: file.previous)
         if options.lostState {
             if opened.recovery.createdLog {
                 replica.beginAmnesiaRecovery()
@@ -188,15 +197,7 @@ public final class ReplicaNode: @unchecked Sendable {
 
     /// Binds the replica's address, starts the tick timer, and returns when `stop()` is called.
     public func run() async throws {
-        for descriptor in membership.replicas {
-            do {
-                let address = try SocketAddress.makeAddressResolvingHost(descriptor.host, port: Int(descriptor.port))
-                peers[descriptor.id] = address
-                peerAddresses.insert(Self.key(address))
-            } catch {
-                throw RuntimeError.address("\(descriptor.host):\(descriptor.port)", "\(error)")
-            }
-        }
+        try learnEpochs()
         let me = membership.replica(options.id)!
         do {
             _ = try await endpoint.bind(host: me.host, port: Int(me.port)) { [self] bytes, address in received(bytes, from: address) }
@@ -217,7 +218,11 @@ public final class ReplicaNode: @unchecked Sendable {
                 _ = state.reassembler.expire(now: state.ticks)
             }
         }
-        logger.info("replica serving", metadata: ["address": "\(me.host):\(me.port)", "n": "\(membership.n)", "f": "\(membership.f)", "view": "\(replica.view.rawValue)"])
+        let current = replica.currentMembership
+        logger.info("replica serving", metadata: [
+            "address": "\(me.host):\(me.port)", "epoch": "\(current.epoch.rawValue)", "n": "\(current.n)", "f": "\(current.f)",
+            "view": "\(replica.view.rawValue)", "joining": "\(replica.epochStart == nil)",
+        ])
         try await stopped.futureResult.get()
         await endpoint.close()
         logger.info("replica stopped")
@@ -269,25 +274,25 @@ public final class ReplicaNode: @unchecked Sendable {
         // Only replicas send frames larger than a datagram (clients' requests fit in one), so
         // fragments from any other address are dropped before they can take buffer space:
         // reassembly memory is bounded by n senders, not by whoever sends.
-        let fromReplica = peerAddresses.contains(Self.key(address))
-        let frameBytes: [UInt8]? = receiving.withLock { state in
+        let inbound: (frame: [UInt8], authenticator: Authenticator<Ed25519Verifier, EpochKeys>)? = receiving.withLock { state in
             guard state.accepting else { return nil }
+            let fromReplica = state.peerAddresses.contains(Self.key(address))
             state.counters.datagramsReceived += 1
             if bytes.first == DatagramKind.fragment.rawValue, !fromReplica {
                 state.counters.datagramsDropped += 1
                 return nil
             }
             switch state.reassembler.receive(bytes, from: SenderKey(address.description), now: state.ticks) {
-            case .frame(let frame): return frame
+            case .frame(let frame): return (frame, state.authenticator)
             case .pending: return nil
             case .dropped:
                 state.counters.datagramsDropped += 1
                 return nil
             }
         }
-        guard let frameBytes else { return }
+        guard let inbound else { return }
         let frame: Authenticated<Frame>
-        do { frame = try authenticator.open(frameBytes) } catch {
+        do { frame = try inbound.authenticator.open(inbound.frame) } catch {
             receiving.withLock { state in
                 switch error {
                 case .malformed: state.counters.malformed += 1
@@ -360,7 +365,7 @@ public final class ReplicaNode: @unchecked Sendable {
                 send(frame, to: [address])
             case .broadcast(let frame):
                 syncIfNeeded()
-                send(frame, to: membership.replicas.compactMap { $0.id == options.id ? nil : peers[$0.id] })
+                send(frame, to: replica.peers.compactMap { peers[$0.id] })
             case .reply(let envelope, let requester):
                 syncIfNeeded()
                 guard let address = clientAddresses[requester] else { continue }
@@ -384,17 +389,62 @@ public final class ReplicaNode: @unchecked Sendable {
                 }
                 compact = true
                 logger.debug("checkpoint stable", metadata: ["seq": "\(checkpoint.sequence.rawValue)", "view": "\(replica.view.rawValue)"])
+            case .epochStarted(let membership, let first):
+                logger.notice("epoch started", metadata: [
+                    "epoch": "\(membership.epoch.rawValue)", "first_sequence": "\(first.rawValue)", "n": "\(membership.n)",
+                    "f": "\(membership.f)", "replicas": "\(membership.replicas.map { String($0.id.rawValue) }.joined(separator: ","))",
+                    "primary": "\(replica.primary.rawValue)",
+                ])
+                executionLog.epoch(membership, firstSequence: first)
+            case .retired(let epoch):
+                retire(epoch)
             case .stateInstalled(let checkpoint):
                 executionLog.checkpoint(checkpoint, type: "installed")
                 logger.info("state installed by transfer", metadata: ["seq": "\(checkpoint.sequence.rawValue)", "view": "\(replica.view.rawValue)"])
             }
         }
         syncIfNeeded()
+        if replica.knownMemberships.count != knownEpochs.count || !replica.knownMemberships.keys.allSatisfy(knownEpochs.contains) {
+            do { try learnEpochs() } catch { logger.error("cannot resolve a replica's address", metadata: ["error": "\(error)"]) }
+        }
         if compact {
             do { try log.rewrite(keeping: replica.durableRecords().map { $0.encoded() }) } catch {
                 fail("cannot compact the write-ahead log: \(error)")
             }
         }
+    }
+
+    /// Gives the socket's loop the keys and replica addresses of every epoch the core
+    /// accepts (at start, when a reconfiguration decides the next epoch, when one starts).
+    func learnEpochs() throws {
+        var addresses: [ReplicaID: SocketAddress] = [:]
+        for descriptor in replica.keys.replicas {
+            do {
+                addresses[descriptor.id] = try SocketAddress.makeAddressResolvingHost(descriptor.host, port: Int(descriptor.port))
+            } catch {
+                throw RuntimeError.address("\(descriptor.host):\(descriptor.port)", "\(error)")
+            }
+        }
+        peers = addresses
+        knownEpochs = Set(replica.knownMemberships.keys)
+        let authenticator = Authenticator(verifier: Ed25519Verifier(), keys: replica.keys, limits: replica.receiveLimits)
+        let keys = Set(addresses.values.map(Self.key))
+        receiving.withLock { state in
+            state.authenticator = authenticator
+            state.peerAddresses = keys
+        }
+    }
+
+    /// Not a member of the epoch in force: serve state transfer a little longer (a joiner
+    /// may fetch from us), then stop; the process exits with status 0.
+    func retire(_ epoch: Epoch) {
+        guard !retiring else { return }
+        retiring = true
+        let graceTicks = max(100, 3_000 / max(1, options.tickMilliseconds))
+        logger.notice("retired: not a member of the new epoch; stopping after a grace period", metadata: [
+            "epoch": "\(epoch.rawValue)", "grace_ms": "\(graceTicks * options.tickMilliseconds)",
+        ])
+        endpoint.coreLoop.scheduleTask(in: .milliseconds(Int64(graceTicks * options.tickMilliseconds))) { [self] in stop() }
     }
 
     func send(_ frame: Frame, to addresses: [SocketAddress]) {
@@ -473,7 +523,7 @@ public final class ReplicaNode: @unchecked Sendable {
 
     func replyControl(_ control: Control, accepted: Bool, body: [UInt8], to address: SocketAddress) {
         let reply = ControlReply(timestamp: control.timestamp, accepted: accepted, body: body)
-        send(Frame(envelope: Envelope.seal(.controlReply(reply), epoch: membership.epoch, signer: signer)), to: [address])
+        send(Frame(envelope: Envelope.seal(.controlReply(reply), epoch: replica.currentMembership.epoch, signer: signer)), to: [address])
     }
 
     /// Status as one JSON object: progress, water marks, and counters of messages received,
@@ -487,9 +537,15 @@ public final class ReplicaNode: @unchecked Sendable {
             ("outside_water_marks", c[.outsideWaterMarks]), ("conflicting", c[.conflicting]), ("wrong_digest", c[.wrongDigest]),
             ("not_from_primary", c[.notFromPrimary]), ("duplicate", c[.duplicate]), ("invalid", c[.invalidBatch] + c[.invalidViewChange] + c[.invalidNewView]),
             ("stale_request", c[.staleRequest]), ("recovering", c[.recovering]),
+            ("stale_epoch", c[.staleEpoch]), ("future_epoch", c[.futureEpoch]), ("joining", c[.joining]), ("retired", c[.retired]),
         ]
         let fields: [String] = [
-            "\"replica\":\(options.id.rawValue)", "\"epoch\":\(membership.epoch.rawValue)", "\"view\":\(replica.view.rawValue)",
+            "\"replica\":\(options.id.rawValue)", "\"epoch\":\(replica.currentMembership.epoch.rawValue)",
+            "\"n\":\(replica.currentMembership.n)", "\"f\":\(replica.currentMembership.f)",
+            "\"members\":[\(replica.currentMembership.replicas.map { String($0.id.rawValue) }.joined(separator: ","))]",
+            "\"epoch_start\":\(replica.epochStart?.rawValue ?? 0)", "\"joining\":\(replica.epochStart == nil)", "\"retired\":\(replica.retired)",
+            "\"next_epoch\":\(replica.nextEpoch.map { "{\"epoch\":\($0.membership.epoch.rawValue),\"end\":\($0.end.rawValue)}" } ?? "null")",
+            "\"view\":\(replica.view.rawValue)",
             "\"view_active\":\(replica.viewActive)", "\"primary\":\(replica.primary.rawValue)",
             "\"last_executed\":\(replica.lastExecuted.rawValue)", "\"stable_checkpoint\":\(replica.lowWaterMark.rawValue)",
             "\"low_water_mark\":\(replica.lowWaterMark.rawValue)", "\"high_water_mark\":\(replica.waterMarks.high.rawValue)",

@@ -9,6 +9,51 @@ public enum Checkers {
         correct.executions = result.executions.filter { result.correctReplicas.contains($0.key) }
         correct.checkpoints = result.checkpoints.filter { result.correctReplicas.contains($0.key) }
         return agreement(correct) + integrity(correct) + checkpoints(correct) + replies(correct) + liveness(result) + evidence(result)
+            + epochs(result) + reconfigurations(result)
+    }
+
+    /// Epochs: every correct replica that entered an epoch entered it with the same
+    /// membership at the same sequence number, and none executed a sequence number of an
+    /// epoch it was not a member of.
+    public static func epochs(_ result: SimulationResult) -> [String] {
+        var violations: [String] = []
+        var reference: [Epoch: (ReplicaID, Membership, SequenceNumber)] = [:]
+        for replica in result.epochs.keys.sorted() where result.correctReplicas.contains(replica) {
+            for entered in result.epochs[replica]! {
+                let epoch = entered.membership.epoch
+                if let (other, membership, first) = reference[epoch] {
+                    if membership != entered.membership || first != entered.firstSequence {
+                        violations.append("epochs: \(replica) entered \(epoch) as \(entered.membership) from \(entered.firstSequence), \(other) as \(membership) from \(first)")
+                    }
+                } else {
+                    reference[epoch] = (replica, entered.membership, entered.firstSequence)
+                }
+            }
+            if let retiredAt = result.retired[replica], let epochs = result.epochs[replica], let last = epochs.last,
+               let batches = result.executions[replica], let executed = batches.last, executed.sequence >= last.firstSequence {
+                violations.append("epochs: \(replica) retired at tick \(retiredAt) but executed \(executed.sequence) of \(last.membership.epoch)")
+            }
+        }
+        return violations
+    }
+
+    /// Every reconfiguration the operator submitted was answered, once the network healed,
+    /// within the liveness bound, and by the outcome the scenario expects ("ok" for all of
+    /// them: scenarios schedule valid changes).
+    public static func reconfigurations(_ result: SimulationResult) -> [String] {
+        let scheduled = result.options.reconfigurations.count
+        var violations: [String] = []
+        if result.reconfigurations.count < scheduled, liveness(result).isEmpty, result.options.healTick != nil || result.options.byzantine.isEmpty {
+            violations.append("reconfiguration: \(result.reconfigurations.count) of \(scheduled) submitted by the end")
+        }
+        for outcome in result.reconfigurations {
+            guard let answer = outcome.result else {
+                violations.append("reconfiguration: \(outcome.change) submitted at tick \(outcome.submittedTick) was never answered")
+                continue
+            }
+            if !answer.hasPrefix("ok:") { violations.append("reconfiguration: \(outcome.change) answered \"\(answer)\"") }
+        }
+        return violations
     }
 
     /// Evidence (two conflicting messages one replica signed) never names a correct replica.

@@ -5,11 +5,14 @@ public import PBFTWire
 public enum NodeID: Hashable, Sendable, Comparable, CustomStringConvertible {
     case replica(ReplicaID)
     case client(ClientID)
+    /// The operator, who submits reconfigurations.
+    case operatorNode
 
     public var description: String {
         switch self {
         case .replica(let id): id.description
         case .client(let id): id.description
+        case .operatorNode: "operator"
         }
     }
 }

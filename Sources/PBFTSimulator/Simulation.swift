@@ -38,6 +38,10 @@ public struct SimulationOptions: Hashable, Sendable {
     /// Junk datagrams a `garbageFlood` replica sends each other replica per tick, at most
     /// (the runtime's 50 would make runs slow without testing anything more).
     public var garbagePerPeerMax = 2
+    /// Reconfigurations the operator submits, in order: each at its tick or once the one
+    /// before it completed, whichever is later. A replica a change adds starts (empty, from
+    /// the configuration it joins) when the change is submitted.
+    public var reconfigurations: [ScheduledReconfiguration] = []
 
     public init(
         seed: UInt64, replicas: Int = 4, clients: Int = 4, requestsPerClient: Int = 25, keySpace: Int = 16,
@@ -113,6 +117,49 @@ public struct SimulationOptions: Hashable, Sendable {
     }
 }
 
+/// A membership change in a simulated run, by replica ids; a new id gets a key of its own.
+public enum SimulatedChange: Hashable, Sendable, CustomStringConvertible {
+    case add(ReplicaID)
+    case remove(ReplicaID)
+    case replace(ReplicaID, by: ReplicaID)
+    case setFaultTolerance(Int)
+
+    /// The replica the change brings in, if any.
+    var newcomer: ReplicaID? {
+        switch self {
+        case .add(let id), .replace(_, by: let id): id
+        case .remove, .setFaultTolerance: nil
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .add(let id): "add \(id)"
+        case .remove(let id): "remove \(id)"
+        case .replace(let old, let new): "replace \(old) by \(new)"
+        case .setFaultTolerance(let f): "set f = \(f)"
+        }
+    }
+}
+
+public struct ScheduledReconfiguration: Hashable, Sendable {
+    public var tick: UInt64
+    public var change: SimulatedChange
+    public init(tick: UInt64, change: SimulatedChange) {
+        self.tick = tick
+        self.change = change
+    }
+}
+
+/// What became of one scheduled reconfiguration.
+public struct ReconfigurationOutcome: Hashable, Sendable {
+    public var change: SimulatedChange
+    public var submittedTick: UInt64
+    public var completedTick: UInt64?
+    /// The replicas' answer ("ok: ..." or "error: ...").
+    public var result: String?
+}
+
 public struct Crash: Hashable, Sendable {
     public var replica: ReplicaID
     public var tick: UInt64
@@ -174,6 +221,14 @@ public struct SimulationResult: Sendable {
     public var stateTransfers: [ReplicaID: [SequenceNumber]] = [:]
     /// One line per replica describing where it ended, for diagnosing a failing seed.
     public var finalStates: [String] = []
+    /// The operator's reconfigurations, in order.
+    public var reconfigurations: [ReconfigurationOutcome] = []
+    /// The epochs each replica entered: epoch, membership, first sequence number, tick.
+    public var epochs: [ReplicaID: [(membership: Membership, firstSequence: SequenceNumber, tick: UInt64)]] = [:]
+    /// Replicas that retired (not members of the epoch in force), and when.
+    public var retired: [ReplicaID: UInt64] = [:]
+    /// Replicas that joined after the start.
+    public var joined: Set<ReplicaID> = []
 
     /// Replicas that were never Byzantine: the checkers judge these.
     public var correctReplicas: Set<ReplicaID> = []
@@ -192,8 +247,19 @@ public struct Simulation {
     private var clients: [Client] = []
     private var network: Network
     private var rng: SplitMix64
-    private let authenticator: Authenticator<SimulationVerifier, Membership>
+    private var authenticator: Authenticator<SimulationVerifier, SimulatedKeys>
+    private let verifier: SimulationVerifier
+    private var keys = SimulatedKeys()
     private let membership: Membership
+    /// The newest membership any replica entered (or the initial one).
+    private var latestMembership: Membership
+    /// Where each replica sits in `replicas`.
+    private var index: [ReplicaID: Int] = [:]
+    /// How each replica was first built: what a restart without state starts from.
+    private var setups: [ReplicaID: (configuration: Configuration, previous: Membership?)] = [:]
+    private var descriptors: [ReplicaID: ReplicaDescriptor] = [:]
+    private var operatorClient: Client
+    private var nextReconfiguration = 0
     private var tick: UInt64 = 0
     private var remaining: [Int]
     private var result: SimulationResult
@@ -240,19 +306,31 @@ public struct Simulation {
         membership = try Membership(
             epoch: Epoch(0), f: Membership.maxFaultTolerance(replicas: options.replicas),
             replicas: descriptors, clients: clientKeys, operatorKey: makeKey(.operator))
-        let verifier: SimulationVerifier = options.realSignatures ? .ed25519(Ed25519Verifier()) : .simulated(scheme.verifier)
+        // Keys of replicas that reconfigurations bring in, drawn last so that runs without
+        // reconfigurations keep the keys they always had.
+        for newcomer in options.reconfigurations.compactMap(\.change.newcomer) where signers[.replica(newcomer)] == nil {
+            self.descriptors[newcomer] = ReplicaDescriptor(
+                id: newcomer, host: "sim", port: UInt16(1 + newcomer.rawValue), publicKey: makeKey(.replica(newcomer)))
+        }
+        for descriptor in descriptors { self.descriptors[descriptor.id] = descriptor }
+        verifier = options.realSignatures ? .ed25519(Ed25519Verifier()) : .simulated(scheme.verifier)
         let configuration = Configuration(
             membership: membership, checkpointInterval: options.checkpointInterval, logWindow: options.logWindow,
             batchSizeMax: options.batchSizeMax, sequencesInFlightMax: options.sequencesInFlightMax,
             viewChangeTimeoutTicks: options.viewChangeTimeoutTicks, statusIntervalTicks: 20)
-        authenticator = Authenticator(verifier: verifier, keys: membership, limits: configuration.receiveLimits)
+        keys.add(membership)
+        authenticator = Authenticator(verifier: verifier, keys: keys, limits: configuration.receiveLimits)
+        latestMembership = membership
         self.configuration = configuration
         self.signers = signers
         for descriptor in descriptors {
+            index[descriptor.id] = replicas.count
+            setups[descriptor.id] = (configuration, nil)
             replicas.append(try Replica(
                 configuration: configuration, id: descriptor.id, app: KeyValueStore(),
                 signer: signers[.replica(descriptor.id)]!, digester: SHA256Digester()))
         }
+        operatorClient = Client(membership: membership, signer: signers[.operator]!, retransmitTimeoutTicks: options.clientRetransmitTicks)
         for (replica, behaviour) in options.byzantine {
             var layer = ByzantineLayer(behaviour: behaviour, signer: signers[.replica(replica)]!, membership: membership)
             layer.holdTicks = UInt64(3 * options.viewChangeTimeoutTicks)
@@ -302,6 +380,7 @@ public struct Simulation {
             perform(actions, client: index)
             if !clients[index].isBusy, remaining[index] > 0 { submitNext(index) }
         }
+        stepOperator()
         result.maxLogEntries = max(result.maxLogEntries, replicas.map(\.logCount).max() ?? 0)
     }
 
@@ -325,9 +404,66 @@ public struct Simulation {
         perform(actions, client: index)
     }
 
+    /// The operator ticks like a client and submits the next reconfiguration when due.
+    private mutating func stepOperator() {
+        perform(operatorClient.step(.tick), client: nil)
+        guard !operatorClient.isBusy, nextReconfiguration < options.reconfigurations.count else { return }
+        let scheduled = options.reconfigurations[nextReconfiguration]
+        guard tick >= scheduled.tick else { return }
+        nextReconfiguration += 1
+        let change: ReconfigurationChange
+        switch scheduled.change {
+        case .add(let id): change = .addReplica(descriptors[id]!)
+        case .remove(let id): change = .removeReplica(id)
+        case .replace(let old, let new): change = .replaceReplica(old: old, new: descriptors[new]!)
+        case .setFaultTolerance(let f): change = .setFaultTolerance(UInt32(f))
+        }
+        result.reconfigurations.append(ReconfigurationOutcome(change: scheduled.change, submittedTick: tick))
+        let actions = operatorClient.submit(change)
+        for case .send(let frame, _) in actions { result.signedRequests.insert(SHA256Digester().digest(frame.envelope.encoded())) }
+        perform(actions, client: nil)
+    }
+
+    /// Once the replicas accepted a change that brings a replica in, the operator starts it
+    /// from the cluster file of the epoch it joins (as `pbft ctl add-replica` does): that
+    /// epoch's membership and the one before, as the replicas decided them.
+    private mutating func startNewcomer(of outcome: ReconfigurationOutcome) {
+        guard outcome.result?.hasPrefix("ok:") == true, let newcomer = outcome.change.newcomer, index[newcomer] == nil else { return }
+        let known = replicas.filter { options.byzantine[$0.id] == nil }.flatMap(\.knownMemberships.values)
+        guard let joining = known.filter({ $0.replica(newcomer) != nil }).max(by: { $0.epoch < $1.epoch }),
+              let previous = known.first(where: { $0.epoch.rawValue + 1 == joining.epoch.rawValue })
+        else { return }
+        startJoiner(newcomer, joining: joining, previous: previous)
+    }
+
+    private mutating func startJoiner(_ id: ReplicaID, joining: Membership, previous: Membership) {
+        var joinerConfiguration = configuration
+        joinerConfiguration.membership = joining
+        keys.add(joining)
+        refreshAuthenticator()
+        do {
+            let replica = try Replica(
+                configuration: joinerConfiguration, id: id, app: KeyValueStore(), signer: signers[.replica(id)]!,
+                digester: SHA256Digester(), previousMembership: previous)
+            index[id] = replicas.count
+            setups[id] = (joinerConfiguration, previous)
+            replicas.append(replica)
+            result.joined.insert(id)
+        } catch {
+            preconditionFailure("joiner \(id) cannot be built: \(error)")
+        }
+    }
+
+    /// Keys of every epoch seen so far, and limits for the largest membership among them.
+    private mutating func refreshAuthenticator() {
+        var limits = configuration.receiveLimits
+        limits.replicasMax = max(limits.replicasMax, keys.replicasMax)
+        authenticator = Authenticator(verifier: verifier, keys: keys, limits: limits)
+    }
+
     /// A crashed replica comes back with only what it wrote durably.
     private mutating func restart(_ id: ReplicaID, amnesia: Bool = false) {
-        let index = Int(id.rawValue)
+        guard let index = index[id], let setup = setups[id] else { return }
         if amnesia { disks[id] = Disk() }
         let disk = disks[id] ?? Disk()
         let records = disk.log.map { bytes -> DurableRecord in
@@ -336,8 +472,9 @@ public struct Simulation {
         }
         do {
             replicas[index] = try Replica.recover(
-                configuration: configuration, id: id, app: KeyValueStore(), signer: signers[.replica(id)]!,
-                digester: SHA256Digester(), records: records, checkpoint: disk.checkpoint)
+                configuration: setup.configuration, id: id, app: KeyValueStore(), signer: signers[.replica(id)]!,
+                digester: SHA256Digester(), records: records, checkpoint: disk.checkpoint, previousMembership: setup.previous)
+            noteMemberships(of: replicas[index])
             result.restarts[id, default: 0] += 1
             if amnesia {
                 replicas[index].beginAmnesiaRecovery()
@@ -392,13 +529,15 @@ public struct Simulation {
         }
         switch datagram.to {
         case .replica(let id):
-            let index = Int(id.rawValue)
+            guard let index = index[id] else { return }
             let actions = replicas[index].step(.message(frame))
             perform(actions, from: index)
         case .client(let id):
             let index = Int(id.rawValue)
             let actions = clients[index].step(.message(frame))
             perform(actions, client: index)
+        case .operatorNode:
+            perform(operatorClient.step(.message(frame)), client: nil)
         }
     }
 
@@ -422,14 +561,25 @@ public struct Simulation {
             case .broadcast(let frame):
                 recordVote(frame.envelope, of: me)
                 let bytes = frame.encoded()
-                for other in membership.replicas where other.id != me {
+                for other in replicas[index].peers {
                     network.send(bytes, from: .replica(me), to: .replica(other.id), now: tick, rng: &rng)
                 }
             case .reply(let envelope, let requester):
-                guard case .client(let client) = requester else { continue }
-                network.send(Frame(envelope: envelope).encoded(), from: .replica(me), to: .client(client), now: tick, rng: &rng)
+                switch requester {
+                case .client(let client):
+                    network.send(Frame(envelope: envelope).encoded(), from: .replica(me), to: .client(client), now: tick, rng: &rng)
+                case .operator:
+                    network.send(Frame(envelope: envelope).encoded(), from: .replica(me), to: .operatorNode, now: tick, rng: &rng)
+                case .replica: continue
+                }
+            case .epochStarted(let membership, let first):
+                result.epochs[me, default: []].append((membership, first, tick))
+                noteMemberships(of: replicas[index])
+            case .retired:
+                result.retired[me] = tick
             case .executed(let batch):
                 result.executions[me, default: []].append(batch)
+                if batch.requests.contains(where: { $0.requester == .operator }) { noteMemberships(of: replicas[index]) }
                 result.executionTicks[me, default: []].append(tick)
             case .checkpointTaken(let checkpoint):
                 result.checkpoints[me, default: []].append(checkpoint)
@@ -458,16 +608,31 @@ public struct Simulation {
         }
     }
 
-    private mutating func perform(_ actions: [Client.Action], client index: Int) {
-        let me = NodeID.client(ClientID(UInt32(index)))
+    /// What a client (or, with `index` nil, the operator) asks for.
+    private mutating func perform(_ actions: [Client.Action], client index: Int?) {
+        let me = index.map { NodeID.client(ClientID(UInt32($0))) } ?? .operatorNode
         for action in actions {
             switch action {
             case .send(let frame, let to):
                 network.send(frame.encoded(), from: me, to: .replica(to), now: tick, rng: &rng)
             case .broadcast(let frame):
+                // A request signed again for a new epoch is a request its client signed.
+                result.signedRequests.insert(SHA256Digester().digest(frame.envelope.encoded()))
                 let bytes = frame.encoded()
-                for replica in membership.replicas { network.send(bytes, from: me, to: .replica(replica.id), now: tick, rng: &rng) }
+                let members = index.map { clients[$0].membership } ?? operatorClient.membership
+                for replica in members.replicas { network.send(bytes, from: me, to: .replica(replica.id), now: tick, rng: &rng) }
+            case .epochChanged(let membership):
+                keys.add(membership)
+                refreshAuthenticator()
             case .completed(let timestamp, let bytes):
+                guard let index else {
+                    if let last = result.reconfigurations.indices.last {
+                        result.reconfigurations[last].completedTick = tick
+                        result.reconfigurations[last].result = String(decoding: bytes, as: UTF8.self)
+                        startNewcomer(of: result.reconfigurations[last])
+                    }
+                    continue
+                }
                 let client = ClientID(UInt32(index))
                 guard let i = result.history.lastIndex(where: { $0.client == client && $0.timestamp == timestamp }) else { continue }
                 result.history[i].completedTick = tick
@@ -481,6 +646,10 @@ public struct Simulation {
         result.datagramsSent = network.sent
         result.datagramsLost = network.lost
         result.correctReplicas = Set(replicas.map(\.id).filter { options.byzantine[$0] == nil })
+        for replica in replicas where replica.epochStart == nil {
+            // A joiner that never reached its epoch executed nothing: there is nothing to judge.
+            result.finalStates.append("\(replica.id): still joining \(replica.currentMembership.epoch)")
+        }
         result.highestView = replicas.filter { result.correctReplicas.contains($0.id) }.map(\.view).max() ?? ViewNumber(0)
         for replica in replicas {
             result.replicaCounters[replica.id] = replica.counters
@@ -496,8 +665,19 @@ public struct Simulation {
 
     /// Every correct replica that is up has executed as far as the others.
     var replicasConverged: Bool {
-        let up = replicas.filter { options.byzantine[$0.id] == nil && !isDown($0.id) }
+        let up = replicas.filter { options.byzantine[$0.id] == nil && !isDown($0.id) && !$0.retired }
         return Set(up.map(\.lastExecuted)).count <= 1
+    }
+
+    /// Learns the keys of every membership a replica knows (new epochs, decided next ones).
+    private mutating func noteMemberships(of replica: Replica<KeyValueStore>) {
+        var added = false
+        for membership in replica.knownMemberships.values where !keys.knows(membership) {
+            keys.add(membership)
+            added = true
+        }
+        if replica.currentMembership.epoch > latestMembership.epoch { latestMembership = replica.currentMembership }
+        if added { refreshAuthenticator() }
     }
 
     /// Read access for scenario tests.

@@ -96,7 +96,8 @@ public struct Authenticator<Verifier: SignatureVerifier, Keys: KeyDirectory>: Se
         case .newView(let newView):
             for viewChange in newView.viewChanges { try verify(viewChange, field: field + ".V") }
             for prePrepare in newView.prePrepares { try verify(prePrepare, field: field + ".O") }
-        case .request, .reconfiguration, .prePrepare, .prepare, .commit, .reply, .checkpoint, .stateRequest, .stateChunk, .status, .control, .controlReply:
+        case .request, .reconfiguration, .prePrepare, .prepare, .commit, .reply, .checkpoint, .stateRequest, .stateChunk, .status, .control, .controlReply,
+             .epochAnnouncement:
             break
         }
     }

@@ -159,7 +159,37 @@ extension ByteWriter {
             u64(c.timestamp.rawValue); u8(c.command.rawValue); lengthPrefixed(c.argument)
         case .controlReply(let r):
             u64(r.timestamp.rawValue); u8(r.accepted ? 1 : 0); lengthPrefixed(r.body)
+        case .epochAnnouncement(let a):
+            configuration(a.configuration)
+            u64(a.firstSequence.rawValue)
         }
+    }
+
+    mutating func configuration(_ c: ConfigurationRecord) {
+        u64(c.epoch.rawValue)
+        u32(c.f)
+        count(c.replicas.count)
+        for replica in c.replicas { descriptor(replica) }
+        count(c.clients.count)
+        for client in c.clients { u32(client.id.rawValue); publicKey(client.publicKey) }
+        publicKey(c.operatorKey)
+    }
+}
+
+extension ConfigurationRecord {
+    /// The canonical encoding (checkpointed state includes it, so its digest covers it).
+    public func encoded() -> [UInt8] {
+        var writer = ByteWriter()
+        writer.configuration(self)
+        return writer.bytes
+    }
+
+    /// Decodes a record at `offset` in `bytes`, advancing the offset; never traps.
+    public static func decode(_ bytes: [UInt8], offset: inout Int, limits: WireLimits = .default) throws(WireError) -> ConfigurationRecord {
+        var reader = ByteReader(bytes, from: offset, to: bytes.count)
+        let record = try reader.configuration("configuration", limits)
+        offset = bytes.count - reader.remaining
+        return record
     }
 }
 
@@ -344,6 +374,26 @@ extension ByteReader {
             guard accepted <= 1 else { throw .invalidValue(field: "controlReply.accepted", reason: "\(accepted) is not 0 or 1") }
             let body = try lengthPrefixed("controlReply.body", limit: limits.controlBytesMax)
             return .controlReply(ControlReply(timestamp: timestamp, accepted: accepted == 1, body: body))
+        case .epochAnnouncement:
+            let configuration = try configuration("epochAnnouncement.configuration", limits)
+            return .epochAnnouncement(EpochAnnouncement(configuration: configuration, firstSequence: SequenceNumber(try u64("epochAnnouncement.firstSequence"))))
         }
+    }
+
+    mutating func configuration(_ field: String, _ limits: WireLimits) throws(WireError) -> ConfigurationRecord {
+        let epoch = Epoch(try u64(field + ".epoch"))
+        let f = try u32(field + ".f")
+        let replicaCount = try count(field + ".replicas", limit: limits.replicasMax)
+        var replicas: [ReplicaDescriptor] = []
+        for _ in 0..<replicaCount { replicas.append(try descriptor(field + ".replicas", limits)) }
+        let clientCount = try count(field + ".clients", limit: limits.clientsMax)
+        var clients: [ConfigurationRecord.ClientEntry] = []
+        clients.reserveCapacity(min(clientCount, remaining / 36 + 1))
+        for _ in 0..<clientCount {
+            let id = ClientID(try u32(field + ".clients.id"))
+            clients.append(ConfigurationRecord.ClientEntry(id: id, publicKey: try publicKey(field + ".clients.publicKey")))
+        }
+        let operatorKey = try publicKey(field + ".operatorKey")
+        return ConfigurationRecord(epoch: epoch, f: f, replicas: replicas, clients: clients, operatorKey: operatorKey)
     }
 }

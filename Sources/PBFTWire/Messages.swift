@@ -62,6 +62,48 @@ public struct Reconfiguration: Hashable, Sendable {
     }
 }
 
+/// A configuration epoch as the wire carries it: its replicas, clients, operator key and f.
+/// Lists are in id order, so one configuration has one encoding (and one digest).
+public struct ConfigurationRecord: Hashable, Sendable {
+    public struct ClientEntry: Hashable, Sendable {
+        public var id: ClientID
+        public var publicKey: PublicKey
+        public init(id: ClientID, publicKey: PublicKey) {
+            self.id = id
+            self.publicKey = publicKey
+        }
+    }
+
+    public var epoch: Epoch
+    public var f: UInt32
+    public var replicas: [ReplicaDescriptor]
+    public var clients: [ClientEntry]
+    public var operatorKey: PublicKey
+
+    public init(epoch: Epoch, f: UInt32, replicas: [ReplicaDescriptor], clients: [ClientEntry], operatorKey: PublicKey) {
+        self.epoch = epoch
+        self.f = f
+        self.replicas = replicas
+        self.clients = clients
+        self.operatorKey = operatorKey
+    }
+}
+
+/// A replica tells a client (or the operator) that signed for an epoch that is no longer in
+/// force which configuration followed it, and from which sequence number. It is signed in
+/// the epoch the client knows, by a replica that was a member of it: f+1 matching
+/// announcements from distinct members include one from a correct replica, so no single
+/// replica can lie about the new configuration.
+public struct EpochAnnouncement: Hashable, Sendable {
+    public var configuration: ConfigurationRecord
+    public var firstSequence: SequenceNumber
+
+    public init(configuration: ConfigurationRecord, firstSequence: SequenceNumber) {
+        self.configuration = configuration
+        self.firstSequence = firstSequence
+    }
+}
+
 /// `<PRE-PREPARE, v, n, d>σp` (§4.2). The batch whose digest is `d` travels beside the
 /// signed message (see `Frame`), as the paper piggybacks `m`: certificates then carry
 /// the pre-prepare without the requests.
@@ -290,6 +332,7 @@ public enum Message: Hashable, Sendable {
     case status(Status)
     case control(Control)
     case controlReply(ControlReply)
+    case epochAnnouncement(EpochAnnouncement)
 
     public var type: MessageType {
         switch self {
@@ -307,6 +350,7 @@ public enum Message: Hashable, Sendable {
         case .status: .status
         case .control: .control
         case .controlReply: .controlReply
+        case .epochAnnouncement: .epochAnnouncement
         }
     }
 }
@@ -327,6 +371,7 @@ public enum MessageType: UInt8, CaseIterable, Sendable, CustomStringConvertible 
     case status = 12
     case control = 13
     case controlReply = 14
+    case epochAnnouncement = 15
 
     public var description: String {
         switch self {
@@ -344,6 +389,7 @@ public enum MessageType: UInt8, CaseIterable, Sendable, CustomStringConvertible 
         case .status: "status"
         case .control: "control"
         case .controlReply: "control-reply"
+        case .epochAnnouncement: "epoch-announcement"
         }
     }
 

@@ -24,6 +24,8 @@ public struct WireLimits: Hashable, Sendable {
     public var hostBytesMax: Int
     /// Bytes of a control command's argument and of a control reply's body.
     public var controlBytesMax: Int
+    /// Clients in a configuration record.
+    public var clientsMax: Int
 
     public init(
         frameBytesMax: Int = 32 << 20,
@@ -35,7 +37,8 @@ public struct WireLimits: Hashable, Sendable {
         stateChunkBytesMax: Int = 48 << 10,
         stateBytesMax: UInt64 = 1 << 30,
         hostBytesMax: Int = 253,
-        controlBytesMax: Int = 32 << 10
+        controlBytesMax: Int = 32 << 10,
+        clientsMax: Int = 4096
     ) {
         self.frameBytesMax = frameBytesMax
         self.operationBytesMax = operationBytesMax
@@ -47,6 +50,7 @@ public struct WireLimits: Hashable, Sendable {
         self.stateBytesMax = stateBytesMax
         self.hostBytesMax = hostBytesMax
         self.controlBytesMax = controlBytesMax
+        self.clientsMax = clientsMax
     }
 
     public static let `default` = WireLimits()

@@ -76,7 +76,17 @@ struct MessageGenerator {
             .control(Control(timestamp: Timestamp(rng.edgy64()), command: Control.Command.allCases.randomElement(using: &rng)!, argument: bytes(upTo: limits.controlBytesMax)))
         case .controlReply:
             .controlReply(ControlReply(timestamp: Timestamp(rng.edgy64()), accepted: Bool.random(using: &rng), body: bytes(upTo: limits.controlBytesMax)))
+        case .epochAnnouncement:
+            .epochAnnouncement(EpochAnnouncement(configuration: configurationRecord(), firstSequence: sequence()))
         }
+    }
+
+    mutating func configurationRecord() -> ConfigurationRecord {
+        let replicas = list(upTo: min(8, limits.replicasMax)) { $0.descriptor() }
+        let clients = list(upTo: 8) { generator in
+            ConfigurationRecord.ClientEntry(id: ClientID(generator.rng.edgy32()), publicKey: generator.publicKey())
+        }
+        return ConfigurationRecord(epoch: Epoch(rng.edgy64()), f: rng.edgy32(), replicas: replicas, clients: clients, operatorKey: publicKey())
     }
 
     mutating func request() -> Request {
@@ -143,6 +153,7 @@ struct MessageGenerator {
     mutating func sequence() -> SequenceNumber { SequenceNumber(rng.edgy64()) }
     mutating func digest() -> Digest { Digest(w0: rng.next(), w1: rng.next(), w2: rng.next(), w3: rng.next()) }
     mutating func signature() -> Signature { Signature(bytes: rng.bytes(Signature.byteCount))! }
+    mutating func publicKey() -> PublicKey { PublicKey(bytes: rng.bytes(PublicKey.byteCount))! }
 
     mutating func descriptor() -> ReplicaDescriptor {
         ReplicaDescriptor(
