@@ -1,6 +1,6 @@
 public import PBFTCore
 import PBFTCrypto
-import PBFTWire
+public import PBFTWire
 
 /// The cluster file (docs/keys.md): TOML listing the epoch, n and f, the operator's public
 /// key, each replica's id, host, UDP port and public key, and each client's id and public
@@ -14,10 +14,24 @@ public enum ClusterFile {
     /// membership of the epoch before (`previous_f` and `[[previous_replicas]]`): its members
     /// certify the state the new epoch starts from.
     public static func loadEpochs(_ path: String) throws(FileError) -> (membership: Membership, previous: Membership?) {
+        let contents = try loadContents(path)
+        return (contents.membership, contents.previous)
+    }
+
+    /// Everything the file holds, routes included.
+    public static func loadContents(_ path: String) throws(FileError) -> Contents {
         let text = try Files.readText(path, secret: false)
         let fields = try TOMLFields.parse(text, file: path)
         do {
-            return try parseEpochs(fields)
+            let (membership, previous) = try parseEpochs(fields)
+            var routes: [ReplicaID: Route] = [:]
+            if fields.has("routes") {
+                for table in try fields.tables("routes") {
+                    let route = try descriptor(table, keyed: false)
+                    routes[route.id] = Route(host: route.host, port: route.port)
+                }
+            }
+            return Contents(membership: membership, previous: previous, routes: routes)
         } catch let error as FieldError {
             throw FileError(path, error.message)
         } catch let error as MembershipError {
@@ -30,7 +44,7 @@ public enum ClusterFile {
     static func parse(_ fields: TOMLFields) throws -> Membership { try parseEpochs(fields).membership }
 
     static func parseEpochs(_ fields: TOMLFields) throws -> (membership: Membership, previous: Membership?) {
-        try fields.onlyKeys(["epoch", "n", "f", "operator_public_key", "replicas", "clients", "previous_f", "previous_replicas"])
+        try fields.onlyKeys(["epoch", "n", "f", "operator_public_key", "replicas", "clients", "previous_f", "previous_replicas", "routes"])
         let epoch = Epoch(UInt64(try fields.integer("epoch", in: 0...Int.max)))
         let n = try fields.integer("n", in: 1...WireLimits.default.replicasMax)
         let f = try fields.integer("f", in: 0...Int(UInt32.max))
@@ -61,8 +75,10 @@ public enum ClusterFile {
         return (membership, previous)
     }
 
-    private static func descriptor(_ table: TOMLFields) throws -> ReplicaDescriptor {
-        try table.onlyKeys(["id", "host", "port", "public_key"])
+    private static func descriptor(_ table: TOMLFields) throws -> ReplicaDescriptor { try descriptor(table, keyed: true) }
+
+    private static func descriptor(_ table: TOMLFields, keyed: Bool) throws -> ReplicaDescriptor {
+        try table.onlyKeys(keyed ? ["id", "host", "port", "public_key"] : ["id", "host", "port"])
         let host = try table.string("host")
         guard ReplicaDescriptor.isValidHost(host) else {
             throw FieldError(table.reject("host", "'\(host)' is not a host name or address (1 to 253 ASCII letters, digits, . - _ : [ ])"))
@@ -71,7 +87,26 @@ public enum ClusterFile {
             id: ReplicaID(UInt32(try table.integer("id", in: 0...Int(UInt32.max)))),
             host: host,
             port: UInt16(try table.integer("port", in: 1...65535)),
-            publicKey: try publicKey(table, "public_key"))
+            publicKey: keyed ? try publicKey(table, "public_key") : PublicKey(bytes: [UInt8](repeating: 9, count: 32))!)
+    }
+
+    /// Where one process reaches a replica (or, for itself, binds), when that differs from
+    /// the replica's address in the membership: a fault proxy in between, say. Routes are
+    /// local to a process; the membership, which every replica agrees on and checkpoints,
+    /// keeps the replica's public address.
+    public struct Route: Hashable, Sendable {
+        public var host: String
+        public var port: UInt16
+        public init(host: String, port: UInt16) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    public struct Contents: Sendable {
+        public var membership: Membership
+        public var previous: Membership?
+        public var routes: [ReplicaID: Route]
     }
 
     private static func publicKey(_ fields: TOMLFields, _ key: String) throws(FieldError) -> PublicKey {
@@ -84,7 +119,7 @@ public enum ClusterFile {
 
     /// The file's text for `membership` (with `previous`, the file a replica joining
     /// `membership`'s epoch starts from).
-    public static func render(_ membership: Membership, previous: Membership? = nil) -> String {
+    public static func render(_ membership: Membership, previous: Membership? = nil, routes: [ReplicaID: Route] = [:]) -> String {
         var out = """
             # pbft cluster file: public, safe to share and commit. Secret keys live in separate
             # files (mode 0600). PBFT needs n >= 3f+1.
@@ -122,6 +157,17 @@ public enum ClusterFile {
                     """
             }
         }
+        for id in routes.keys.sorted() {
+            let route = routes[id]!
+            out += """
+
+                [[routes]]
+                id = \(id.rawValue)
+                host = \(tomlString(route.host))
+                port = \(route.port)
+
+                """
+        }
         for client in membership.clients {
             out += """
 
@@ -134,7 +180,9 @@ public enum ClusterFile {
         return out
     }
 
-    public static func write(_ membership: Membership, previous: Membership? = nil, to path: String, overwrite: Bool) throws(FileError) {
-        try Files.writeText(render(membership, previous: previous), to: path, mode: 0o644, overwrite: overwrite)
+    public static func write(
+        _ membership: Membership, previous: Membership? = nil, routes: [ReplicaID: Route] = [:], to path: String, overwrite: Bool
+    ) throws(FileError) {
+        try Files.writeText(render(membership, previous: previous, routes: routes), to: path, mode: 0o644, overwrite: overwrite)
     }
 }

@@ -82,6 +82,8 @@ public final class ReplicaNode: @unchecked Sendable {
     public let options: ReplicaOptions
     /// The membership the cluster file names (the replica's address comes from it).
     let membership: Membership
+    /// Where this process reaches replicas (or binds) when not at their membership address.
+    let routes: [ReplicaID: ClusterFile.Route]
     let configuration: Configuration
     var replica: Replica<KeyValueStore>
     let log: WriteAheadLog
@@ -118,8 +120,9 @@ public final class ReplicaNode: @unchecked Sendable {
     public init(options: ReplicaOptions, logger: Logger) throws {
         self.options = options
         self.logger = logger
-        let file = try ClusterFile.loadEpochs(options.clusterPath)
+        let file = try ClusterFile.loadContents(options.clusterPath)
         membership = file.membership
+        routes = file.routes
         let keyFile = try KeyFile.load(options.keyPath)
         guard keyFile.principal == .replica(options.id) else {
             throw RuntimeError.configuration("\(options.keyPath): holds the key of \(keyFile.principal), not of replica \(options.id.rawValue)")
@@ -198,7 +201,8 @@ public final class ReplicaNode: @unchecked Sendable {
     /// Binds the replica's address, starts the tick timer, and returns when `stop()` is called.
     public func run() async throws {
         try learnEpochs()
-        let me = membership.replica(options.id)!
+        let member = membership.replica(options.id)!
+        let me = routes[options.id] ?? ClusterFile.Route(host: member.host, port: member.port)
         do {
             _ = try await endpoint.bind(host: me.host, port: Int(me.port)) { [self] bytes, address in received(bytes, from: address) }
         } catch {
@@ -418,11 +422,12 @@ public final class ReplicaNode: @unchecked Sendable {
     /// accepts (at start, when a reconfiguration decides the next epoch, when one starts).
     func learnEpochs() throws {
         var addresses: [ReplicaID: SocketAddress] = [:]
-        for descriptor in replica.keys.replicas {
+        for descriptor in replica.keys.replicas where descriptor.id != options.id {
+            let (host, port) = routes[descriptor.id].map { ($0.host, $0.port) } ?? (descriptor.host, descriptor.port)
             do {
-                addresses[descriptor.id] = try SocketAddress.makeAddressResolvingHost(descriptor.host, port: Int(descriptor.port))
+                addresses[descriptor.id] = try SocketAddress.makeAddressResolvingHost(host, port: Int(port))
             } catch {
-                throw RuntimeError.address("\(descriptor.host):\(descriptor.port)", "\(error)")
+                throw RuntimeError.address("\(host):\(port)", "\(error)")
             }
         }
         peers = addresses

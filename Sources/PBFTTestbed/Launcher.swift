@@ -214,17 +214,18 @@ public actor Launcher {
         try writeLaunchFile()
     }
 
-    /// The cluster file replica `id` (or its twin) reads: itself at its private address,
-    /// each peer at the proxy's socket for their pair.
+    /// The cluster file replica `id` (or its twin) reads: the membership every replica
+    /// agrees on (public addresses: the proxy's front sockets), with routes that bind it at
+    /// its private address and reach each peer through the proxy's socket for their pair.
     func writeClusterFile(for id: ReplicaID, twin: Bool, proxy: FaultProxy) throws {
-        let replicas = membership.replicas.map { r -> ReplicaDescriptor in
+        var routes: [ReplicaID: ClusterFile.Route] = [:]
+        for r in membership.replicas {
             let address = r.id == id ? (twin ? twinAddresses[id]! : privateAddresses[id]!) : proxy.linkAddress(id, r.id)
-            return ReplicaDescriptor(id: r.id, host: address.host, port: UInt16(address.port), publicKey: r.publicKey)
+            routes[r.id] = ClusterFile.Route(host: address.host, port: UInt16(address.port))
         }
-        let view = try Membership(epoch: membership.epoch, f: membership.f, replicas: replicas, clients: membership.clients, operatorKey: membership.operatorKey)
         let path = clusterFilePath(id, twin: twin)
         try? FileManager.default.removeItem(atPath: path)
-        try ClusterFile.write(view, to: path, overwrite: true)
+        try ClusterFile.write(membership, routes: routes, to: path, overwrite: true)
     }
 
     nonisolated func clusterFilePath(_ id: ReplicaID, twin: Bool) -> String {

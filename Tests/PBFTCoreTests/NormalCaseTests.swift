@@ -43,12 +43,14 @@ import Testing
         #expect(h.replicas[2].counters[.futureView] == 1)
         try h.deliver(h.prePrepare(sequence: 1, batch: batch, digest: Digest(bytes: [UInt8](repeating: 7, count: 32))!), to: 1)
         #expect(h.replicas[1].counters[.wrongDigest] == 1)
-        try h.deliver(h.prePrepare(sequence: 1, batch: []), to: 1)
-        #expect(h.replicas[1].counters[.invalidBatch] == 1, "an empty batch")
         let twice = [h.request(client: 0, timestamp: 1), h.request(client: 0, timestamp: 2)]
         try h.deliver(h.prePrepare(sequence: 1, batch: twice), to: 1)
-        #expect(h.replicas[1].counters[.invalidBatch] == 2, "two requests of one client")
+        #expect(h.replicas[1].counters[.invalidBatch] == 1, "two requests of one client")
         #expect(h.replicas[1].logCount == 0, "nothing entered the log")
+        // An empty batch is a null request (a new view and the end of an epoch fill gaps with them).
+        try h.deliver(h.prePrepare(sequence: 1, batch: []), to: 1)
+        #expect(h.replicas[1].counters[.invalidBatch] == 1)
+        #expect(h.replicas[1].logCount == 1, "the null request entered the log")
     }
 
     @Test func primaryDropsAPrePrepareInItsNameThatItDidNotSend() throws {

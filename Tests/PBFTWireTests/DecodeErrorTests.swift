@@ -31,7 +31,7 @@ import Testing
         #expect(envelopeError(bytes) == .unsupportedVersion(version))
     }
 
-    @Test(arguments: [0, 15, 200, 255] as [UInt8])
+    @Test(arguments: [0, 16, 200, 255] as [UInt8])
     func unknownTypeIsRejected(_ type: UInt8) {
         #expect(MessageType(rawValue: type) == nil, "type \(type) is now taken; pick another")
         let bytes = WireBytes.envelope(type: type, payload: checkpointPayload())

@@ -43,7 +43,7 @@ import Testing
         let expected: [MessageType: UInt8] = [
             .request: 1, .reconfiguration: 2, .prePrepare: 3, .prepare: 4, .commit: 5, .reply: 6,
             .checkpoint: 7, .viewChange: 8, .newView: 9, .stateRequest: 10, .stateChunk: 11, .status: 12,
-            .control: 13, .controlReply: 14,
+            .control: 13, .controlReply: 14, .epochAnnouncement: 15,
         ]
         for type in MessageType.allCases { #expect(type.rawValue == expected[type], "\(type)") }
     }
