@@ -51,7 +51,8 @@ public enum ByzantineBehaviour: String, CaseIterable, Hashable, Sendable {
 public struct ByzantineLayer: Sendable {
     public let behaviour: ByzantineBehaviour
     let signer: any MessageSigner
-    let membership: Membership
+    /// The membership of the epoch the replica is in (it follows reconfigurations).
+    var membership: Membership
     var sentHistory: [Frame] = []
     /// The batch of its last pre-prepare (an equivocating primary's alternative to a single request).
     var previousBatch: [Envelope]?
@@ -95,6 +96,7 @@ public struct ByzantineLayer: Sendable {
 
     /// Rewrites one action of the faulty replica into what it actually sends.
     public mutating func rewrite(_ action: Action, replica: Replica<some StateMachine>, now: UInt64, rng: inout SplitMix64) -> [Action] {
+        membership = replica.currentMembership
         if case .broadcast(let frame) = action { remember(frame) }
         switch behaviour {
         case .silent:

@@ -107,6 +107,7 @@ public enum MembershipError: Error, Hashable, Sendable, CustomStringConvertible 
     case duplicateClientID(ClientID)
     case duplicatePublicKey(PublicKey)
     case unknownReplica(ReplicaID)
+    case alreadyMember(ReplicaID)
     case invalidPublicKey(ReplicaID)
 
     public var description: String {
@@ -118,6 +119,7 @@ public enum MembershipError: Error, Hashable, Sendable, CustomStringConvertible 
         case .duplicateClientID(let id): "client id \(id.rawValue) appears twice"
         case .duplicatePublicKey(let key): "public key \(key) is listed twice"
         case .unknownReplica(let id): "replica \(id.rawValue) is not a member"
+        case .alreadyMember(let id): "replica \(id.rawValue) is already a member"
         case .invalidPublicKey(let id): "replica \(id.rawValue) has an invalid public key"
         }
     }
@@ -146,7 +148,7 @@ extension Membership {
         var f = self.f
         switch change {
         case .addReplica(let new):
-            guard replica(new.id) == nil else { throw .duplicateReplicaID(new.id) }
+            guard replica(new.id) == nil else { throw .alreadyMember(new.id) }
             guard new.publicKey != PublicKey.zero else { throw .invalidPublicKey(new.id) }
             replicas.append(new)
         case .removeReplica(let old):
@@ -154,7 +156,7 @@ extension Membership {
             replicas.removeAll { $0.id == old }
         case .replaceReplica(let old, let new):
             guard replica(old) != nil else { throw .unknownReplica(old) }
-            guard new.id == old || replica(new.id) == nil else { throw .duplicateReplicaID(new.id) }
+            guard new.id == old || replica(new.id) == nil else { throw .alreadyMember(new.id) }
             guard new.publicKey != PublicKey.zero else { throw .invalidPublicKey(new.id) }
             replicas.removeAll { $0.id == old }
             replicas.append(new)

@@ -97,7 +97,40 @@ public struct SimulationOptions: Hashable, Sendable {
             let end = min(heal, start + UInt64.random(in: 50...800, using: &rng))
             options.isolations.append(Isolation(replica: ReplicaID(UInt32.random(in: 0..<UInt32(replicas), using: &rng)), ticks: start..<end))
         }
+        let faultyReplicas = Set(ids.prefix(faulty))
+        options.reconfigurations = randomReconfigurations(seed: seed, replicas: replicas, faulty: faultyReplicas, before: heal + 2_000)
         return options
+    }
+
+    /// Half the adversarial runs also change the membership: up to three changes (add,
+    /// replace or remove a correct replica, raise f) at random ticks, each keeping
+    /// n >= 3f+1 and f at least the number of faulty replicas. Drawn from their own
+    /// generator, so the faults of a seed are the same with or without them.
+    static func randomReconfigurations(seed: UInt64, replicas: Int, faulty: Set<ReplicaID>, before lastTick: UInt64) -> [ScheduledReconfiguration] {
+        var rng = SplitMix64(seed: seed ^ 0x5EC0_4F16)
+        guard rng.chance(0.5) else { return [] }
+        var members = (0..<replicas).map { ReplicaID(UInt32($0)) }
+        var f = Membership.maxFaultTolerance(replicas: replicas)
+        var nextID = UInt32(replicas)
+        var changes: [ScheduledReconfiguration] = []
+        var tick = UInt64.random(in: 50...lastTick / 2, using: &rng)
+        for _ in 0..<Int.random(in: 1...3, using: &rng) {
+            let correct = members.filter { !faulty.contains($0) }
+            var options: [SimulatedChange] = [.add(ReplicaID(nextID))]
+            if let old = correct.randomElement(using: &rng) { options.append(.replace(old, by: ReplicaID(nextID))) }
+            if members.count - 1 >= 3 * f + 1, let old = correct.randomElement(using: &rng) { options.append(.remove(old)) }
+            if members.count >= 3 * (f + 1) + 1 { options.append(.setFaultTolerance(f + 1)) }
+            let change = options.randomElement(using: &rng)!
+            switch change {
+            case .add(let id): members.append(id); nextID += 1
+            case .replace(let old, let id): members.removeAll { $0 == old }; members.append(id); nextID += 1
+            case .remove(let old): members.removeAll { $0 == old }
+            case .setFaultTolerance(let newF): f = newF
+            }
+            changes.append(ScheduledReconfiguration(tick: tick, change: change))
+            tick += UInt64.random(in: 0...lastTick / 4, using: &rng)
+        }
+        return changes
     }
 
     /// Random faults and sizes for the swarm, all drawn from `seed`.

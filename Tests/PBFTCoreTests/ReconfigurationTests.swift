@@ -1,3 +1,4 @@
+import PBFTByzantine
 import PBFTCore
 import PBFTKeyValue
 import PBFTSimulator
@@ -62,5 +63,44 @@ import Testing
         let result = try run(options(seed: 4, changes: [.add(ReplicaID(7)), .remove(ReplicaID(0))]))
         #expect(finalMembers(result) == Set([1, 2, 3, 7].map { ReplicaID(UInt32($0)) }))
         #expect(result.retired[ReplicaID(0)] != nil)
+    }
+}
+
+extension ReconfigurationTests {
+    @Test func reconfigurationDuringAViewChange() throws {
+        // The primary crashes just before the change is submitted: the view change and the
+        // reconfiguration overlap; the new primary of the old epoch fills the epoch's tail.
+        var options = options(seed: 5, changes: [.add(ReplicaID(4)), .add(ReplicaID(5))], at: 160)
+        options.crashes = [Crash(replica: ReplicaID(0), tick: 150)]
+        options.healTick = 1
+        let result = try run(options)
+        #expect(result.replicaCounters[ReplicaID(1)]!.viewChangesStarted >= 1)
+        #expect(finalMembers(result) == Set([0, 1, 2, 3, 4, 5].map { ReplicaID(UInt32($0)) }))
+    }
+
+    @Test(arguments: [ByzantineBehaviour.equivocatingPrimary, .wrongCheckpoints, .viewChangeSpam, .wrongReplies, .forgedSender])
+    func reconfigurationWithAByzantineOldMember(_ behaviour: ByzantineBehaviour) throws {
+        var options = options(seed: 6, changes: [.add(ReplicaID(4)), .add(ReplicaID(5)), .add(ReplicaID(6)), .setFaultTolerance(2)])
+        options.byzantine = [ReplicaID(0): behaviour]
+        options.healTick = 1
+        options.viewChangeTimeoutTicks = 200
+        let result = try run(options)
+        #expect(finalMembers(result) == Set((0..<7).map { ReplicaID(UInt32($0)) }))
+    }
+
+    @Test func invalidChangesAreAnsweredWithTheReasonAndChangeNothing() throws {
+        var options = options(seed: 7, changes: [.remove(ReplicaID(3)), .setFaultTolerance(2), .add(ReplicaID(2)), .remove(ReplicaID(9))])
+        options.requestsPerClient = 20
+        var simulation = try Simulation(options)
+        let result = simulation.run()
+        let answers = result.reconfigurations.map { $0.result ?? "none" }
+        #expect(answers == [
+            "error: n = 3 replicas cannot tolerate f = 1: PBFT needs n >= 3f+1 = 4",
+            "error: n = 4 replicas cannot tolerate f = 2: PBFT needs n >= 3f+1 = 7",
+            "error: replica 2 is already a member",
+            "error: replica 9 is not a member",
+        ])
+        #expect(result.epochs.isEmpty, "no epoch changed")
+        #expect(result.completedOperations == 3 * 20)
     }
 }
