@@ -29,9 +29,10 @@ extension Replica {
     /// execution, so a primary that is merely slow (executing something now and then while
     /// holding a request back) is replaced as well as a silent one.
     mutating func startViewChangeTimerIfNeeded() {
-        // Waiting at the end of an epoch for its last checkpoint to become stable is nobody's fault.
+        // The end of an epoch counts as waiting work: its last checkpoint must become stable,
+        // and if it does not (some replicas of the old epoch are stuck behind a view change)
+        // the old epoch changes view, which brings them to its end.
         guard viewChangeDeadline == nil, viewActive, !isPrimary, amnesia == nil, epochStart != nil, !retired,
-              nextEpoch.map({ lastExecuted < $0.end }) ?? true,
               let oldest = (Array(pendingSince.values) + (epochTailSince.map { [$0] } ?? [])).min()
         else { return }
         viewChangeDeadline = oldest + UInt64(viewChangeTimeoutTicks)

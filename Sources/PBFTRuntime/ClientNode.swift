@@ -17,6 +17,7 @@ public final class ClientNode: @unchecked Sendable {
     var reassembler = Reassembler()
     var peers: [ReplicaID: SocketAddress] = [:]
     var waiting: CheckedContinuation<[UInt8], any Error>?
+    var refusals: [ReplicaID: [UInt8]] = [:]
     var deadlineTicks: UInt64 = 0
     var ticks: UInt64 = 0
     var nextMessageID: UInt64 = 0
@@ -45,6 +46,11 @@ public final class ClientNode: @unchecked Sendable {
     /// The membership the client follows (it changes when an epoch does).
     public var membership: Membership { client.membership }
 
+    /// The epoch the client follows now, read on its event loop (safe from any thread).
+    public func currentEpoch() async -> Epoch {
+        (try? await endpoint.eventLoop.submit { [self] in client.membership.epoch }.get()) ?? client.membership.epoch
+    }
+
     public func start(host: String = "0.0.0.0") async throws {
         try resolvePeers()
         _ = try await endpoint.bind(host: host, port: 0) { [self] bytes, address in received(bytes, from: address) }
@@ -58,6 +64,7 @@ public final class ClientNode: @unchecked Sendable {
             endpoint.eventLoop.execute { [self] in
                 precondition(waiting == nil, "one operation at a time per client")
                 waiting = continuation
+                refusals = [:]
                 deadlineTicks = ticks + UInt64(max(1, timeoutMilliseconds / tickMilliseconds))
                 perform(client.submit(operation))
             }
@@ -71,6 +78,7 @@ public final class ClientNode: @unchecked Sendable {
             endpoint.eventLoop.execute { [self] in
                 precondition(waiting == nil, "one operation at a time per client")
                 waiting = continuation
+                refusals = [:]
                 deadlineTicks = ticks + UInt64(max(1, timeoutMilliseconds / tickMilliseconds))
                 perform(client.submit(change))
             }
@@ -109,7 +117,25 @@ public final class ClientNode: @unchecked Sendable {
         guard case .frame(let frameBytes) = reassembler.receive(bytes, from: SenderKey(address.description), now: ticks),
               let frame = try? authenticator.open(frameBytes)
         else { return }
+        if case .controlReply(let refusal) = frame.value.envelope.message, !refusal.accepted {
+            return onRefusal(refusal, from: frame.value.envelope.sender)
+        }
         perform(client.step(.message(frame)))
+    }
+
+    /// A replica refused what we sent before ordering it (a reconfiguration whose signature
+    /// did not verify there). Once f+1 replicas refused it, at least one correct one did:
+    /// the operation fails with their reason instead of waiting out its timeout.
+    func onRefusal(_ refusal: ControlReply, from sender: Principal) {
+        guard case .replica(let replica) = sender, membership.replica(replica) != nil,
+              refusal.timestamp == client.lastTimestamp, let waiting
+        else { return }
+        refusals[replica] = refusal.body
+        let reason = String(decoding: refusal.body, as: UTF8.self)
+        guard refusals.values.filter({ $0 == refusal.body }).count >= membership.weakQuorum else { return }
+        self.waiting = nil
+        refusals = [:]
+        waiting.resume(throwing: ClientError.refused(reason))
     }
 
     func perform(_ actions: [Client.Action]) {
@@ -150,10 +176,13 @@ public final class ClientNode: @unchecked Sendable {
 
 public enum ClientError: Error, CustomStringConvertible {
     case timedOut(f: Int)
+    /// f+1 replicas refused the request before ordering it, with this reason.
+    case refused(String)
 
     public var description: String {
         switch self {
         case .timedOut(let f): "no f+1 = \(f + 1) matching replies in time"
+        case .refused(let reason): reason
         }
     }
 }

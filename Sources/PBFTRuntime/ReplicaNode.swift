@@ -100,6 +100,9 @@ public final class ReplicaNode: @unchecked Sendable {
     /// The epochs whose keys the socket's loop holds.
     var knownEpochs = Set<Epoch>()
     var retiring = false
+    var lastRefusalTick: UInt64 = .max
+    /// The epoch the control command being answered was signed in.
+    var controlEpoch = Epoch(0)
     var clientAddresses: [Principal: SocketAddress] = [:]
     var nextMessageID: UInt64
     var ticks: UInt64 = 0
@@ -304,6 +307,12 @@ public final class ReplicaNode: @unchecked Sendable {
                 case .badSignature: state.counters.badSignature += 1
                 }
             }
+            // A reconfiguration that does not verify is refused with the reason, so the
+            // operator sees why nothing happens (rate-limited: refusals are signed).
+            if case .malformed = error { return }
+            if let decoded = try? Frame.decode(inbound.frame), case .reconfiguration(let r) = decoded.envelope.message {
+                endpoint.coreLoop.execute { [self] in refuseReconfiguration(r, reason: "\(error)", to: address) }
+            }
             return
         }
         receiving.withLock { $0.counters.framesReceived += 1 }
@@ -314,6 +323,7 @@ public final class ReplicaNode: @unchecked Sendable {
     func deliver(_ frame: Authenticated<Frame>, from address: SocketAddress) {
         guard stopped != nil else { return }
         if case .control(let control) = frame.value.envelope.message {
+            controlEpoch = frame.value.envelope.epoch
             return onControl(control, from: address)
         }
         switch frame.value.envelope.sender {
@@ -526,9 +536,23 @@ public final class ReplicaNode: @unchecked Sendable {
         }
     }
 
+    /// Answers a reconfiguration whose signature did not verify: a signed refusal with the
+    /// reason, at most one per tick (refusals cost a signature each).
+    func refuseReconfiguration(_ reconfiguration: Reconfiguration, reason: String, to address: SocketAddress) {
+        guard ticks != lastRefusalTick else { return }
+        lastRefusalTick = ticks
+        logger.warning("refused a reconfiguration", metadata: ["reason": "\(reason)", "from": "\(address)"])
+        let body = Array("refused: reconfiguration: \(reason)".utf8)
+        let reply = ControlReply(timestamp: reconfiguration.timestamp, accepted: false, body: body)
+        send(Frame(envelope: Envelope.seal(.controlReply(reply), epoch: replica.currentMembership.epoch, signer: signer)), to: [address])
+    }
+
+    /// The reply is signed in the epoch the command was signed in when this replica was a
+    /// member of it, so an operator tool that has not followed a reconfiguration can verify it.
     func replyControl(_ control: Control, accepted: Bool, body: [UInt8], to address: SocketAddress) {
         let reply = ControlReply(timestamp: control.timestamp, accepted: accepted, body: body)
-        send(Frame(envelope: Envelope.seal(.controlReply(reply), epoch: replica.currentMembership.epoch, signer: signer)), to: [address])
+        let epoch = replica.knownMemberships[controlEpoch]?.replica(options.id) != nil ? controlEpoch : replica.currentMembership.epoch
+        send(Frame(envelope: Envelope.seal(.controlReply(reply), epoch: epoch, signer: signer)), to: [address])
     }
 
     /// Status as one JSON object: progress, water marks, and counters of messages received,

@@ -715,5 +715,8 @@ public struct Simulation {
 
     /// Read access for scenario tests.
     public var currentTick: UInt64 { tick }
-    public var clientsIdle: Bool { remaining.allSatisfy { $0 == 0 } && clients.allSatisfy { !$0.isBusy } }
+    public var clientsIdle: Bool {
+        remaining.allSatisfy { $0 == 0 } && clients.allSatisfy { !$0.isBusy }
+            && nextReconfiguration == options.reconfigurations.count && !operatorClient.isBusy
+    }
 }

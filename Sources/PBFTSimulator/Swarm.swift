@@ -9,6 +9,10 @@ public struct SwarmSummary: Sendable {
     public var simulatedTicks: UInt64 = 0
     public var worstLogEntries = 0
     public var highestView = ViewNumber(0)
+    /// Reconfigurations the operator submitted, and how many epochs runs went through.
+    public var reconfigurations = 0
+    public var epochsEntered = 0
+    public var highestEpoch = Epoch(0)
 }
 
 public enum Swarm {
@@ -32,6 +36,10 @@ public enum Swarm {
             summary.completedOperations += result.completedOperations
             summary.worstLogEntries = max(summary.worstLogEntries, result.maxLogEntries)
             summary.highestView = max(summary.highestView, result.highestView)
+            summary.reconfigurations += result.reconfigurations.count
+            let epochs = Set(result.epochs.values.flatMap { $0.map(\.membership.epoch) })
+            summary.epochsEntered += epochs.count
+            summary.highestEpoch = max(summary.highestEpoch, epochs.max() ?? Epoch(0))
             let violations = result.violations
             if !violations.isEmpty { summary.failures.append((seed, violations)) }
             onRun(result)

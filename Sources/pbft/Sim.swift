@@ -57,6 +57,9 @@ struct Sim: AsyncParsableCommand {
         Output.line(String(
             format: "%d runs, %d failed, %.1f runs/s, %d operations completed, %.0f operations per simulated second (1 tick = 1 ms), largest log %d entries, highest view %llu",
             summary.runs, summary.failures.count, runsPerSecond, summary.completedOperations, opsPerSimSecond, summary.worstLogEntries, summary.highestView.rawValue))
+        if summary.reconfigurations > 0 {
+            Output.line("\(summary.reconfigurations) reconfigurations submitted, \(summary.epochsEntered) epochs entered, highest epoch \(summary.highestEpoch.rawValue)")
+        }
         if !summary.failures.isEmpty { throw ExitCode(1) }
     }
 }

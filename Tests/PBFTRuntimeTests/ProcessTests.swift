@@ -383,3 +383,52 @@ final class ProcessCluster: @unchecked Sendable {
         }
     }
 }
+
+@Suite(.serialized) struct ReconfigurationProcessTests {
+    /// The operator sees why a reconfiguration is refused (invalid change: ordered and
+    /// answered with the reason; bad signature: refused before ordering), and a valid one
+    /// starts a new epoch on real processes that clients follow.
+    @Test func reconfigurationsAreAnsweredWithTheirReasonAndClientsFollowTheNewEpoch() async throws {
+        let cluster = try ProcessCluster()
+        try cluster.startAll()
+        let keys = cluster.directory.file("keys")
+        let operatorNode = try ClientNode(membership: cluster.membership, key: try KeyFile.load(keys + "/operator.key"), tickMilliseconds: 5, retransmitTicks: 60)
+        try await operatorNode.start(host: "127.0.0.1")
+        defer { Task { await operatorNode.close() } }
+
+        let invalid = try await operatorNode.submit(.removeReplica(ReplicaID(9)), timeoutMilliseconds: 20_000)
+        #expect(invalid == "error: replica 9 is not a member")
+        let tooFew = try await operatorNode.submit(.removeReplica(ReplicaID(3)), timeoutMilliseconds: 20_000)
+        #expect(tooFew.hasPrefix("error: n = 3 replicas cannot tolerate f = 1"), "\(tooFew)")
+
+        // Signed with a client's key in the operator's name: every replica refuses it, signed.
+        let client0 = try KeyFile.load(keys + "/client-0.key")
+        let m = cluster.membership
+        let forgedView = try Membership(
+            epoch: m.epoch, f: m.f, replicas: m.replicas, clients: m.clients.filter { $0.id != ClientID(0) }, operatorKey: client0.key.publicKey)
+        let forger = try ClientNode(membership: forgedView, key: KeyFile(principal: .operator, key: client0.key), tickMilliseconds: 5, retransmitTicks: 60)
+        try await forger.start(host: "127.0.0.1")
+        do {
+            let answer = try await forger.submit(.removeReplica(ReplicaID(3)), timeoutMilliseconds: 10_000)
+            Issue.record("a forged reconfiguration was answered: \(answer)")
+        } catch let error as ClientError {
+            #expect("\(error)".hasPrefix("refused: reconfiguration: bad signature by operator"), "\(error)")
+        }
+        await forger.close()
+
+        // A valid change (the same membership as a new epoch): every replica enters epoch 1,
+        // and a client that still signs for epoch 0 follows the announcements.
+        let client = try cluster.clientNode(1)
+        try await client.start(host: "127.0.0.1")
+        _ = try await client.submit(KeyValueOperation.put(key: Array("a".utf8), value: [1]).encoded())
+        let ok = try await operatorNode.submit(.setFaultTolerance(1), timeoutMilliseconds: 20_000)
+        #expect(ok.hasPrefix("ok: e1 (n = 4, f = 1) starts after sequence"), "\(ok)")
+        let entered = try eventually(within: 20) { try (0..<4).allSatisfy { (try cluster.status($0)["epoch"] as? Int) == 1 } }
+        #expect(entered, "every replica entered epoch 1: \((0..<4).map { cluster.log($0).suffix(600) })")
+        let result = try await client.submit(KeyValueOperation.get(key: Array("a".utf8)).encoded(), timeoutMilliseconds: 20_000)
+        #expect(KeyValueResult.decode(result) == .value([1]))
+        #expect(await client.currentEpoch() == Epoch(1), "the client follows epoch 1")
+        for i in 0..<4 { #expect(cluster.log(i).contains("epoch started")) }
+        await client.close()
+    }
+}
