@@ -187,6 +187,12 @@ extension Replica {
         // Requests still waiting get a whole timeout from now: until now we could not execute them.
         for requester in pendingSince.keys { pendingSince[requester] = now }
         restartViewChangeTimer()
+        // The state at n is ours now: vouch for it like a replica that executed to n. Others
+        // still collecting votes for n need it when signers are missing (the checkpoint that
+        // ends an epoch must become stable everywhere, nothing executes past it).
+        if membership.replica(id) != nil {
+            emit(.broadcast(Frame(envelope: sign(.checkpoint(fetch.target)))))
+        }
         if nextEpoch?.end == n { enterNextEpoch() }
         executeReady()
         proposeBatches()
