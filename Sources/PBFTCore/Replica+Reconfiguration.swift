@@ -188,7 +188,8 @@ extension Replica {
     /// that ended its epoch (signed by its members) lets it fetch the state and follow.
     mutating func onStaleStatus(_ status: Status, envelope: Envelope) {
         guard let sender = replicaSender(envelope) else { return }
-        guard let start = epochStart, status.stableSequence.rawValue + 1 < start.rawValue, !epochStartProof.isEmpty else {
+        // (start is at least 1; the peer's numbers are untrusted, so no arithmetic on them)
+        guard let start = epochStart, status.stableSequence < SequenceNumber(start.rawValue - 1), !epochStartProof.isEmpty else {
             return drop(.staleEpoch)
         }
         if let last = lastStatusAnswer[sender], now - last < UInt64(configuration.statusIntervalTicks) { return drop(.duplicate) }
@@ -238,7 +239,7 @@ extension Replica {
     /// Parses `configurationState()` at `offset`; nil if it does not parse or breaks a rule.
     static func decodeConfigurationState(_ bytes: [UInt8], offset: inout Int) -> (current: Membership, start: SequenceNumber, next: PendingEpoch?)? {
         guard let record = try? ConfigurationRecord.decode(bytes, offset: &offset), let current = try? Membership(record: record),
-              let start = Bytes.readU64(bytes, &offset), offset < bytes.count
+              let start = Bytes.readU64(bytes, &offset), start >= 1, offset < bytes.count
         else { return nil }
         let hasNext = bytes[offset]
         offset += 1
@@ -246,7 +247,7 @@ extension Replica {
         case 0: return (current, SequenceNumber(start), nil)
         case 1:
             guard let nextRecord = try? ConfigurationRecord.decode(bytes, offset: &offset), let next = try? Membership(record: nextRecord),
-                  next.epoch.rawValue == current.epoch.rawValue + 1, let end = Bytes.readU64(bytes, &offset)
+                  next.epoch.rawValue == current.epoch.rawValue &+ 1, let end = Bytes.readU64(bytes, &offset), end < .max
             else { return nil }
             return (current, SequenceNumber(start), PendingEpoch(membership: next, end: SequenceNumber(end)))
         default: return nil

@@ -139,7 +139,7 @@ extension Replica {
         if n.rawValue == 0 { return proof.isEmpty && epoch.rawValue == 0 ? Digest.zero : nil }
         // Checkpoints are signed by the members of the epoch that executed n: the one that
         // ended at this epoch's start, or this one.
-        guard n.rawValue % UInt64(configuration.checkpointInterval) == 0, let start = epochStart, n.rawValue + 1 >= start.rawValue,
+        guard n.rawValue % UInt64(configuration.checkpointInterval) == 0, let start = epochStart, n >= SequenceNumber(start.rawValue - 1),
               let signers = knownMemberships[n < start ? Epoch(epoch.rawValue - 1) : epoch], proof.count <= signers.n
         else { return nil }
         var votes = VoteSet()
