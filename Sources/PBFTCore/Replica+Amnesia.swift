@@ -35,7 +35,9 @@ extension Replica {
         var reports = recovery.reports
         reports[id] = waterMarks.low
         if reports.count >= membership.quorum, let highest = reports.values.max() {
-            recovery.passiveThrough = SequenceNumber(highest.rawValue + UInt64(configuration.logWindow))
+            // Reports are untrusted: a faulty replica's absurd one saturates instead of trapping.
+            let (through, overflow) = highest.rawValue.addingReportingOverflow(UInt64(configuration.logWindow))
+            recovery.passiveThrough = SequenceNumber(overflow ? .max : through)
         }
         amnesia = recovery
     }
