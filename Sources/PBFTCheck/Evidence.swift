@@ -6,7 +6,9 @@ import PBFTWire
 
 /// The Byzantine-evidence checker: every pair of conflicting messages a replica reported
 /// (data/rI/evidence.jsonl) is verified again here, both signatures under the signer's key
-/// in the cluster file and the conflict itself, and the replicas it proves faulty are named.
+/// in the cluster file of the epoch it was signed in (keys/cluster.toml, and after a
+/// reconfiguration keys/cluster-epoch-E.toml) and the conflict itself, and the replicas it
+/// proves faulty are named.
 /// The verdict fails if a replica the experiment did not make faulty is proven faulty (or if
 /// a reported pair does not check out: a replica lied in its evidence file, or it is damaged).
 public enum EvidenceCheck {
@@ -18,14 +20,16 @@ public enum EvidenceCheck {
     }
 
     public static func verdict(_ folder: ResultsFolder) -> RunReport.Verdict {
-        let membership: Membership
-        do { membership = try ClusterFile.load(folder.path + "/keys/cluster.toml") } catch {
+        let keys: EpochKeys
+        do { keys = try memberships(folder.path + "/keys") } catch {
             return RunReport.Verdict("byzantine evidence", passed: false, detail: "\(error)")
         }
-        let authenticator = Authenticator(verifier: Ed25519Verifier(), keys: membership)
+        var limits = WireLimits.default
+        limits.replicasMax = max(limits.replicasMax, keys.memberships.values.map(\.n).max() ?? 0)
+        let authenticator = Authenticator(verifier: Ed25519Verifier(), keys: keys, limits: limits)
         var proofs: [Int: [Proof]] = [:]
         var problems: [String] = []
-        for reporter in 0..<folder.replicas {
+        for reporter in folder.replicaIDs {
             let path = folder.path + "/data/r\(reporter)/evidence.jsonl"
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
             for (index, line) in text.split(separator: "\n").enumerated() {
@@ -60,6 +64,21 @@ public enum EvidenceCheck {
         if !quiet.isEmpty { lines.append("no conflicting pair from \(quiet.map { "r\($0)" }.joined(separator: ", ")) (a mode that lies without contradicting itself leaves none)") }
         if proofs.isEmpty, folder.byzantineReplicas.isEmpty { lines.append("no replica signed conflicting messages") }
         return RunReport.Verdict("byzantine evidence", passed: problems.isEmpty, detail: (problems + lines).joined(separator: "\n"))
+    }
+
+    /// The membership of every epoch of the run: cluster.toml, and cluster-epoch-E.toml for
+    /// each epoch a reconfiguration made (with the epoch before it).
+    static func memberships(_ keys: String) throws -> EpochKeys {
+        var all: [Epoch: Membership] = [:]
+        let first = try ClusterFile.load(keys + "/cluster.toml")
+        all[first.epoch] = first
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: keys)) ?? []
+        for name in names where name.hasPrefix("cluster-epoch-") && name.hasSuffix(".toml") {
+            let contents = try ClusterFile.loadContents(keys + "/" + name)
+            all[contents.membership.epoch] = contents.membership
+            if let previous = contents.previous, all[previous.epoch] == nil { all[previous.epoch] = previous }
+        }
+        return EpochKeys(all)
     }
 
     static func slot(_ first: Envelope, _ second: Envelope) -> String {

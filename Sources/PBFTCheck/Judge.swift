@@ -77,20 +77,32 @@ public enum Judge {
         let operations = history.map { Timed(client: Int($0.client.rawValue), invoked: $0.invokeSeconds, completed: $0.completion?.seconds) }
         let end = max(folder.durationSeconds, operations.compactMap(\.completed).max() ?? 0)
         let (intervals, lastHeal) = faultIntervals(folder.events, end: end)
-        let views = folder.events.filter { $0.kind == "view_change" }.map {
-            RunReport.ViewMark(time: $0.time, view: $0.int("view") ?? 0, primary: $0.int("primary").flatMap { $0 >= 0 ? $0 : nil })
+        // Views restart at 0 in each epoch: a new epoch is marked as its view 0, led by its first member.
+        let views = folder.events.compactMap { event -> RunReport.ViewMark? in
+            switch event.kind {
+            case "view_change":
+                return RunReport.ViewMark(time: event.time, view: event.int("view") ?? 0, primary: event.int("primary").flatMap { $0 >= 0 ? $0 : nil },
+                                          epoch: event.int("epoch").flatMap { $0 > 0 ? $0 : nil })
+            case "epoch":
+                let first = event.fields["members"]?.split(separator: ",").compactMap { Int($0) }.min()
+                return RunReport.ViewMark(time: event.time, view: 0, primary: first, epoch: event.int("epoch"))
+            default:
+                return nil
+            }
         }
-        let timeline = folder.events.filter { ["step", "budget_refused", "exited", "step_not_fired"].contains($0.kind) }.map {
-            RunReport.TimelineEvent(time: max(0, $0.time), $0.kind == "step" ? ($0.fields["step"] ?? "?") + (($0.fields["accepted"] == "0" || $0.fields["accepted"] == "false") ? " (refused)" : "") : "\($0.kind) \($0.fields["step"] ?? $0.fields["replica"].map { "r\($0)" } ?? "")")
+        let timeline = folder.events.filter { ["step", "budget_refused", "exited", "step_not_fired", "epoch", "replica_added", "replica_retired", "replica_abandoned"].contains($0.kind) }.map {
+            RunReport.TimelineEvent(time: max(0, $0.time), timelineLabel($0))
         }
         var logs: [Int: ExecutionRecord] = [:]
         for replica in folder.correctReplicas { logs[replica] = try ExecutionRecord.read(folder.executionLogPath(replica)) }
         var invoked: [Int: Int] = [:]
         for op in operations { invoked[op.client, default: 0] += 1 }
+        let reconfigurations = EpochCheck.timings(folder, completions: operations.compactMap(\.completed))
         let verdicts = [
             ResultsCheck.agreement(logs),
-            ResultsCheck.integrity(logs, invokedPerClient: invoked),
+            ResultsCheck.integrity(logs, invokedPerClient: invoked, operatorSubmitted: folder.events("reconfiguration_submitted").count),
             ResultsCheck.checkpoints(logs),
+            EpochCheck.verdict(logs, timings: reconfigurations),
             LinearizabilityVerdict.of(history),
             ResultsCheck.liveness(operations.map { ($0.invoked, $0.completed) }, lastHeal: lastHeal, duration: folder.durationSeconds, bound: folder.livenessBoundSeconds),
             EvidenceCheck.verdict(folder),
@@ -101,7 +113,7 @@ public enum Judge {
             durationSeconds: end, cluster: folder.settings, seconds: seconds, faults: intervals, viewChanges: views,
             events: timeline, verdicts: verdicts)
         try writeMetrics(seconds, to: path + "/metrics.csv")
-        try writeSummary(report, operations: operations, to: path + "/summary.json")
+        try writeSummary(report, operations: operations, reconfigurations: reconfigurations, to: path + "/summary.json")
         try ReportRenderer.html(report).write(toFile: path + "/report.html", atomically: true, encoding: .utf8)
         return report
     }
@@ -119,7 +131,23 @@ public enum Judge {
         try csv.write(toFile: path, atomically: true, encoding: .utf8)
     }
 
-    static func writeSummary(_ report: RunReport, operations: [Timed], to path: String) throws {
+    /// A line of the report's event list for one event.
+    static func timelineLabel(_ event: ResultsFolder.Event) -> String {
+        let replica = event.fields["replica"].map { "r\($0)" } ?? ""
+        switch event.kind {
+        case "step":
+            return (event.fields["step"] ?? "?") + ((event.fields["accepted"] == "0" || event.fields["accepted"] == "false") ? " (refused)" : "")
+        case "epoch":
+            return "epoch e\(event.fields["epoch"] ?? "?") (n = \(event.fields["n"] ?? "?"), f = \(event.fields["f"] ?? "?")) from sequence \(event.fields["first_sequence"] ?? "?")"
+        case "replica_added": return "\(replica) started to join e\(event.fields["epoch"] ?? "?")"
+        case "replica_retired": return "\(replica) retired"
+        case "replica_abandoned": return "\(replica) abandoned"
+        default: return "\(event.kind) \(event.fields["step"] ?? replica)"
+        }
+    }
+
+    static func writeSummary(_ report: RunReport, operations: [Timed], reconfigurations: [ReconfigurationTiming], to path: String) throws {
+        func optional(_ x: Double?) -> Any { x.map { $0 as Any } ?? NSNull() }
         let object: [String: Any] = [
             "name": report.name, "seed": report.seed, "version": report.version, "passed": report.passed,
             "operations": operations.count, "completed": operations.filter { $0.completed != nil }.count,
@@ -127,7 +155,14 @@ public enum Judge {
             "longest_gap_s": ResultsCheck.longestGap(operations.map { ($0.invoked, $0.completed) }).map { $0.length as Any } ?? NSNull(),
             "verdicts": report.verdicts.map { ["name": $0.name, "passed": $0.passed, "detail": $0.detail] },
             "faults": report.faults.map { ["label": $0.label, "start": $0.start, "end": $0.end.map { $0 as Any } ?? NSNull()] },
-            "view_changes": report.viewChanges.map { ["time": $0.time, "view": $0.view, "primary": $0.primary.map { $0 as Any } ?? NSNull()] },
+            "view_changes": report.viewChanges.map { ["time": $0.time, "view": $0.view, "primary": $0.primary.map { $0 as Any } ?? NSNull(), "epoch": $0.epoch.map { $0 as Any } ?? NSNull()] },
+            "reconfigurations": reconfigurations.map { r -> [String: Any] in
+                [
+                    "change": r.change, "submitted": r.submitted, "answer": r.answer.map { $0 as Any } ?? NSNull(), "answered": optional(r.answered),
+                    "epoch": r.epoch.map { $0 as Any } ?? NSNull(), "began": optional(r.began), "first_sequence": r.firstSequence.map { $0 as Any } ?? NSNull(),
+                    "first_operation": optional(r.firstOperation), "to_serving_s": optional(r.toServing), "longest_gap_s": optional(r.longestGap),
+                ]
+            },
         ]
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         try data.write(to: URL(fileURLWithPath: path))

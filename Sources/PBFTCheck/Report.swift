@@ -114,22 +114,29 @@ public struct RunReport: Sendable, Equatable, Codable {
         }
     }
 
-    /// The moment the cluster entered `view`, led by replica `primary` when known.
+    /// The moment the cluster entered `view`, led by replica `primary` when known; in an
+    /// epoch after the first (a reconfiguration), `epoch` says which: views restart at 0 in
+    /// each epoch, so view 0 of a later epoch marks the epoch's start.
     public struct ViewMark: Sendable, Equatable, Codable {
         public var time: Double
         public var view: Int
         public var primary: Int?
+        public var epoch: Int?
 
-        public init(time: Double, view: Int, primary: Int? = nil) {
+        public init(time: Double, view: Int, primary: Int? = nil, epoch: Int? = nil) {
             self.time = time
             self.view = view
             self.primary = primary
+            self.epoch = epoch
         }
 
-        /// "v3 (r3)", or "v3" when the primary is unknown.
+        /// "v3 (r3)", or "v3" when the primary is unknown; "e1 v0 (r0)" in epoch 1.
         public var label: String {
-            primary.map { "v\(view) (r\($0))" } ?? "v\(view)"
+            (epoch.map { "e\($0) " } ?? "") + (primary.map { "v\(view) (r\($0))" } ?? "v\(view)")
         }
+
+        /// The start of a later epoch rather than a view change.
+        public var startsEpoch: Bool { epoch != nil && view == 0 }
     }
 
     /// Something that happened at one moment: "restart r0", "client 2 gave up".

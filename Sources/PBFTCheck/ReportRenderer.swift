@@ -14,7 +14,7 @@
 /// |---|---|---|
 /// | `p` | `overall pass`, `overall fail`, `overall none` | the overall verdict, in words: PASS only if every verdict passed; `none` when no verdicts |
 /// | `strong` | `verdict-word` | "PASS", "FAIL" or "NO VERDICTS", inside `.overall` |
-/// | `table` | `facts`, `cluster` | run facts (`td.seed`, `td.version`, `td.started`, `td.duration`, `td.operations`, `td.view-change-count`, `td.fault-count`); cluster settings (`th` name, `td` value) |
+/// | `table` | `facts`, `cluster` | run facts (`td.seed`, `td.version`, `td.started`, `td.duration`, `td.operations`, `td.view-change-count`, `td.fault-count`, `td.epoch-count` after a reconfiguration); cluster settings (`th` name, `td` value) |
 /// | `svg` | `plot throughput`, `plot latency` | the plots; `data-y-scale` is `linear` or `log`, `data-y-max` the top of the y axis |
 /// | `svg` | `timeline` | the fault timeline |
 /// | `rect` | `fault` | in each plot (inside `g.fault-bands`), one band per fault interval, input order; `data-start`, `data-end` in seconds |
@@ -50,7 +50,8 @@ public enum ReportRenderer {
         figure("Throughput", class: "throughput", into: &m, caption: """
             Operations completed in each second of the run. Shaded bands: fault intervals, \
             labelled above the plot. Vertical lines: view changes, labelled with the new view \
-            and its primary (v3 (r3)).
+            and its primary (v3 (r3)); after a reconfiguration, with the epoch too (e1 v0 (r0): \
+            epoch 1 began, in view 0).
             """) { ReportPlots.throughput(timeline, into: &$0) }
         figure("Latency", class: "latency", into: &m, caption: """
             Client-observed latency of the operations completed in each second: median (p50, \
@@ -132,9 +133,12 @@ public enum ReportRenderer {
             operations = "\(total); mean \(ReportNumber.significant(mean))/s, peak \(peak)/s (second \(peakSecond))"
         }
         var views = "none"
-        if let highest = timeline.views.map(\.view).max() {
-            views = "\(timeline.views.count); highest view \(highest)"
+        let changes = timeline.views.filter { !$0.startsEpoch }
+        if let highest = changes.map(\.view).max() {
+            views = "\(changes.count); highest view \(highest)"
         }
+        let epochs = timeline.views.filter(\.startsEpoch)
+        let epochLine: [(name: String, class: String, value: String)] = epochs.isEmpty ? [] : [("epochs entered", "epoch-count", "\(epochs.count); last " + (epochs.last?.label ?? ""))]
         return [
             ("seed", "seed", String(report.seed)),
             ("version", "version", report.version),
@@ -143,7 +147,7 @@ public enum ReportRenderer {
             ("operations completed", "operations", operations),
             ("view changes", "view-change-count", views),
             ("fault intervals", "fault-count", timeline.faults.isEmpty ? "none" : String(timeline.faults.count)),
-        ]
+        ] + epochLine
     }
 
     private static func figure(

@@ -48,7 +48,7 @@ struct ReportTimeline {
             return Fault(label: fault.label, start: start, end: stop, open: fault.end == nil)
         }
         views = report.viewChanges
-            .map { RunReport.ViewMark(time: Self.time($0.time), view: $0.view, primary: $0.primary) }
+            .map { RunReport.ViewMark(time: Self.time($0.time), view: $0.view, primary: $0.primary, epoch: $0.epoch) }
             .enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
         events = report.events
             .map { RunReport.TimelineEvent(time: Self.time($0.time), $0.label) }

@@ -9,8 +9,11 @@ public struct ResultsFolder: Sendable {
     public let seed: UInt64
     public let version: String
     public let started: String
+    /// n and f of the first epoch.
     public let replicas: Int
     public let f: Int
+    /// Every replica the run started: the first ones and any a reconfiguration added.
+    public let replicaIDs: [Int]
     /// Replicas that were ever Byzantine or twinned: not judged as correct.
     public let byzantineReplicas: Set<Int>
     public let livenessBoundSeconds: Double
@@ -67,6 +70,7 @@ public struct ResultsFolder: Sendable {
             path: path, name: scenario["name"] as? String ?? "?", purpose: scenario["description"] as? String ?? "",
             seed: (scenario["seed"] as? NSNumber)?.uint64Value ?? 0, version: scenario["version"] as? String ?? "?",
             started: scenario["started"] as? String ?? "?", replicas: n, f: f,
+            replicaIDs: (scenario["replica_ids"] as? [Int]) ?? startedReplicas(path, first: n),
             byzantineReplicas: Set(scenario["byzantine_replicas"] as? [Int] ?? []),
             livenessBoundSeconds: (scenario["liveness_bound_s"] as? NSNumber)?.doubleValue ?? 10,
             settings: settings,
@@ -74,7 +78,16 @@ public struct ResultsFolder: Sendable {
             loadOffset: offset, durationSeconds: (load["duration_s"] as? NSNumber)?.doubleValue ?? 0)
     }
 
-    public var correctReplicas: [Int] { (0..<replicas).filter { !byzantineReplicas.contains($0) } }
+    public var correctReplicas: [Int] { replicaIDs.filter { !byzantineReplicas.contains($0) } }
+
+    /// The replicas with a data directory (data/rI), and at least the first `n`.
+    static func startedReplicas(_ path: String, first n: Int) -> [Int] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path + "/data")) ?? []
+        let found = names.compactMap { $0.hasPrefix("r") ? Int($0.dropFirst()) : nil }
+        return Set(found).union(0..<n).sorted()
+    }
+
+    public func events(_ kind: String) -> [Event] { events.filter { $0.kind == kind } }
 
     public func executionLogPath(_ replica: Int) -> String { path + "/data/r\(replica)/execution.jsonl" }
 }
@@ -101,6 +114,20 @@ public struct ExecutionRecord: Sendable {
     public var checkpoints: [UInt64: String] = [:]
     public var reexecutedDifferently: [UInt64] = []
     public var installed: [UInt64] = []
+    /// The epochs the replica entered, by epoch: the first sequence number and the members.
+    public var epochs: [UInt64: EpochEntry] = [:]
+    /// Epochs it recorded entering twice, differently.
+    public var epochsDiffering: [UInt64] = []
+
+    /// An "epoch" line: `epoch` is in force from sequence number `first` on.
+    public struct EpochEntry: Sendable, Hashable {
+        public let first: UInt64
+        public let n: Int
+        public let f: Int
+        public let replicas: [Int]
+
+        public var description: String { "from \(first) (n = \(n), f = \(f); \(replicas.map { "r\($0)" }.joined(separator: ",")))" }
+    }
 
     public static func read(_ path: String) throws -> ExecutionRecord {
         var record = ExecutionRecord()
@@ -123,6 +150,14 @@ public struct ExecutionRecord: Sendable {
             case "checkpoint", "installed":
                 if let digest = object["digest"] as? String { record.checkpoints[seq] = digest }
                 if type == "installed" { record.installed.append(seq) }
+            case "epoch":
+                guard let epoch = (object["epoch"] as? NSNumber)?.uint64Value else { throw CheckError("\(path): line \(index + 1): an epoch line without its epoch") }
+                let entry = EpochEntry(first: seq, n: object["n"] as? Int ?? 0, f: object["f"] as? Int ?? 0, replicas: object["replicas"] as? [Int] ?? [])
+                if let earlier = record.epochs[epoch] {
+                    if earlier != entry { record.epochsDiffering.append(epoch) }
+                } else {
+                    record.epochs[epoch] = entry
+                }
             default:
                 break
             }
@@ -163,9 +198,10 @@ public enum ResultsCheck {
         return RunReport.Verdict("agreement", passed: problems.isEmpty, detail: detail)
     }
 
-    /// Each request executed at most once per replica, only by clients of the cluster, and
-    /// no client has more requests executed than it invoked operations.
-    public static func integrity(_ logs: [Int: ExecutionRecord], invokedPerClient: [Int: Int]) -> RunReport.Verdict {
+    /// Each request executed at most once per replica, only by clients of the cluster (or
+    /// the operator's reconfigurations), and no client has more requests executed than it
+    /// invoked operations, nor the operator more than it submitted.
+    public static func integrity(_ logs: [Int: ExecutionRecord], invokedPerClient: [Int: Int], operatorSubmitted: Int = 0) -> RunReport.Verdict {
         var problems: [String] = []
         for (id, log) in logs.sorted(by: { $0.key < $1.key }) {
             var seen: [String: UInt64] = [:]
@@ -181,6 +217,12 @@ public enum ResultsCheck {
                 }
             }
             for (requester, timestamps) in perClient {
+                if requester == "operator" {
+                    if timestamps.count > operatorSubmitted {
+                        problems.append("r\(id) executed \(timestamps.count) reconfigurations of the operator, which submitted only \(operatorSubmitted)")
+                    }
+                    continue
+                }
                 guard requester.hasPrefix("c"), let client = Int(requester.dropFirst()) else {
                     problems.append("r\(id) executed requests of \(requester), which is not a client")
                     continue
@@ -191,8 +233,9 @@ public enum ResultsCheck {
             }
         }
         let executed = logs.values.map { $0.batches.values.reduce(0) { $0 + $1.requests.count } }.max() ?? 0
+        let operatorPart = operatorSubmitted > 0 ? " (the operator's reconfigurations included: \(operatorSubmitted) submitted)" : ""
         return RunReport.Verdict("integrity", passed: problems.isEmpty,
-                                 detail: problems.isEmpty ? "\(executed) requests executed, each once, all from clients that invoked them" : problems.prefix(10).joined(separator: "\n"))
+                                 detail: problems.isEmpty ? "\(executed) requests executed, each once, all from clients that invoked them\(operatorPart)" : problems.prefix(10).joined(separator: "\n"))
     }
 
     /// Every checkpoint the correct replicas took or installed at a sequence number has one digest.

@@ -8,10 +8,14 @@ import Synchronization
 /// Sends operator-signed control commands to replicas, or to a launcher, and collects the
 /// signed replies. One client may send many commands, concurrently too (a launcher keeps one
 /// for its lifetime); its socket is bound at the first and released by `close()`.
+///
+/// Epochs change under a long-lived client (a launcher's): `update` gives it the keys of
+/// every epoch to verify replies with (a replica signs in the epoch it is in), where each
+/// replica is, and the epoch to sign each replica's commands in (one that replica knows).
 public final class ControlClient: @unchecked Sendable {
-    let membership: Membership
     let signer: any MessageSigner
-    let authenticator: Authenticator<Ed25519Verifier, Membership>
+    /// Where replicas are and which keys verify them; replaced by `update`.
+    private let directory: Mutex<Directory>
     let endpoint = UDPEndpoint()
     /// The socket's binding (started once) and the last timestamp used (each command's is newer).
     private let state = Mutex<(binding: Task<Void, any Error>?, lastTimestamp: UInt64)>((nil, 0))
@@ -20,25 +24,58 @@ public final class ControlClient: @unchecked Sendable {
     var replies: [UInt64: [Principal: ControlReply]] = [:]
     var ticks: UInt64 = 0
 
+    /// A replica's address and the epoch its commands are signed in.
+    public struct Target: Hashable, Sendable {
+        public var host: String
+        public var port: Int
+        public var epoch: Epoch
+        public init(host: String, port: Int, epoch: Epoch) {
+            self.host = host
+            self.port = port
+            self.epoch = epoch
+        }
+    }
+
+    struct Directory {
+        var authenticator: Authenticator<Ed25519Verifier, EpochKeys>
+        var targets: [ReplicaID: Target]
+        /// Commands to a launcher are signed in this epoch (the operator's key is the same in all).
+        var epoch: Epoch
+    }
+
     public init(membership: Membership, operatorKey: KeyFile) throws {
         guard operatorKey.principal == .operator, operatorKey.key.publicKey == membership.operatorKey else {
             throw RuntimeError.configuration("the key file is not the operator key of this cluster file")
         }
-        self.membership = membership
         signer = operatorKey.signer
-        authenticator = Authenticator(verifier: Ed25519Verifier(), keys: membership)
+        var targets: [ReplicaID: Target] = [:]
+        for r in membership.replicas { targets[r.id] = Target(host: r.host, port: Int(r.port), epoch: membership.epoch) }
+        directory = Mutex(Directory(authenticator: Self.authenticator(EpochKeys(membership)), targets: targets, epoch: membership.epoch))
+    }
+
+    /// Replaces what the client knows: the memberships whose keys verify replies, and each
+    /// replica's address and signing epoch. Safe while commands are in flight.
+    public func update(keys: EpochKeys, targets: [ReplicaID: Target]) {
+        let authenticator = Self.authenticator(keys)
+        directory.withLock {
+            $0.authenticator = authenticator
+            $0.targets = targets
+        }
+    }
+
+    static func authenticator(_ keys: EpochKeys) -> Authenticator<Ed25519Verifier, EpochKeys> {
+        var limits = WireLimits.default
+        limits.replicasMax = max(limits.replicasMax, keys.memberships.values.map(\.n).max() ?? 0)
+        return Authenticator(verifier: Ed25519Verifier(), keys: keys, limits: limits)
     }
 
     /// Sends `command` to each of `replicas` and returns the replies that arrived within
     /// `timeoutMilliseconds` (a replica that is down simply has none).
     public func send(_ command: Control.Command, argument: [UInt8] = [], to replicas: [ReplicaID], timeoutMilliseconds: Int = 1_500) async throws -> [ReplicaID: ControlReply] {
-        var addresses: [(host: String, port: Int)] = []
-        for id in replicas {
-            guard let descriptor = membership.replica(id) else { continue }
-            addresses.append((descriptor.host, Int(descriptor.port)))
-        }
+        let known = directory.withLock { $0.targets }
+        let targets = replicas.compactMap { known[$0] }
         let expected = Set(replicas.map { Principal.replica($0) })
-        let result = try await exchange(Control(timestamp: nextTimestamp(), command: command, argument: argument), addresses: addresses, expected: expected, timeoutMilliseconds: timeoutMilliseconds)
+        let result = try await exchange(Control(timestamp: nextTimestamp(), command: command, argument: argument), targets: targets, expected: expected, timeoutMilliseconds: timeoutMilliseconds)
         var byReplica: [ReplicaID: ControlReply] = [:]
         for (principal, reply) in result { if case .replica(let id) = principal { byReplica[id] = reply } }
         return byReplica
@@ -48,7 +85,8 @@ public final class ControlClient: @unchecked Sendable {
     /// signed with the operator's key, or nil if none came in time.
     public func sendToLauncher(_ argument: [UInt8], host: String, port: Int, timeoutMilliseconds: Int = 5_000) async throws -> ControlReply? {
         let control = Control(timestamp: nextTimestamp(), command: .launcher, argument: argument)
-        return try await exchange(control, addresses: [(host, port)], expected: [.operator], timeoutMilliseconds: timeoutMilliseconds)[.operator]
+        let epoch = directory.withLock { $0.epoch }
+        return try await exchange(control, targets: [Target(host: host, port: port, epoch: epoch)], expected: [.operator], timeoutMilliseconds: timeoutMilliseconds)[.operator]
     }
 
     /// Releases the socket and its thread.
@@ -79,15 +117,20 @@ public final class ControlClient: @unchecked Sendable {
         try await binding.value
     }
 
-    func exchange(_ control: Control, addresses: [(host: String, port: Int)], expected: Set<Principal>, timeoutMilliseconds: Int) async throws -> [Principal: ControlReply] {
+    func exchange(_ control: Control, targets: [Target], expected: Set<Principal>, timeoutMilliseconds: Int) async throws -> [Principal: ControlReply] {
         try await bound()
         let key = control.timestamp.rawValue
-        let envelope = Envelope.seal(.control(control), epoch: membership.epoch, signer: signer)
-        let datagrams = DatagramCodec.datagrams(for: Frame(envelope: envelope).encoded(), messageID: key)
+        // One signed envelope per epoch the targets are in: the same command, timestamp included.
+        var signed: [Epoch: [[UInt8]]] = [:]
+        for epoch in Set(targets.map(\.epoch)) {
+            let envelope = Envelope.seal(.control(control), epoch: epoch, signer: signer)
+            signed[epoch] = DatagramCodec.datagrams(for: Frame(envelope: envelope).encoded(), messageID: key)
+        }
+        let datagrams = signed
         try await endpoint.eventLoop.submit { [self] in
             replies[key] = [:]
-            for (host, port) in addresses {
-                endpoint.send(datagrams, to: try SocketAddress.makeAddressResolvingHost(host, port: port))
+            for target in targets {
+                endpoint.send(datagrams[target.epoch]!, to: try SocketAddress.makeAddressResolvingHost(target.host, port: target.port))
             }
         }.get()
         let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int64(timeoutMilliseconds)))
@@ -104,7 +147,7 @@ public final class ControlClient: @unchecked Sendable {
     /// On the loop: a reply counts only for an exchange still waiting for its timestamp.
     func received(_ bytes: [UInt8], from address: SocketAddress) {
         guard case .frame(let frameBytes) = reassembler.receive(bytes, from: SenderKey(address.description), now: ticks),
-              let frame = try? authenticator.open(frameBytes),
+              let frame = try? directory.withLock({ $0.authenticator }).open(frameBytes),
               case .controlReply(let reply) = frame.value.envelope.message,
               replies[reply.timestamp.rawValue] != nil
         else { return }

@@ -42,6 +42,8 @@ public struct Experiment: Sendable {
         case checkpoint(atLeast: UInt64)
         /// The replicas agree that r is primary.
         case primary(is: UInt32)
+        /// A replica reports being in epoch e or a later one (not while joining).
+        case epoch(atLeast: UInt64)
 
         public var description: String {
             switch self {
@@ -50,6 +52,7 @@ public struct Experiment: Sendable {
             case .executed(let n): "executed >= \(n)"
             case .checkpoint(let n): "checkpoint >= \(n)"
             case .primary(let r): "primary == \(r)"
+            case .epoch(let e): "epoch >= \(e)"
             }
         }
     }
@@ -80,6 +83,9 @@ public struct Experiment: Sendable {
     public var load = Load()
     /// Replicas that may be faulty at once (crashed, paused, isolated, Byzantine, twinned); default f.
     public var faultBudget: Int
+    /// No `[budget] faulty` was given: the budget is f of the epoch in force, which
+    /// `set-f` and the replicas added or removed change.
+    public var budgetFollowsF = true
     /// The timeline exceeds the budget on purpose (the checkers are expected to catch what breaks).
     public var beyondBudget = false
     /// After the last fault is healed, operations must complete within this many seconds.
@@ -158,11 +164,15 @@ public struct Experiment: Sendable {
         if fields.has("budget") {
             let b = try fields.subtable("budget")
             try b.onlyKeys(["faulty", "beyond"])
-            if b.has("faulty") { experiment.faultBudget = try b.integer("faulty", in: 0...experiment.cluster.replicas) }
+            if b.has("faulty") {
+                experiment.faultBudget = try b.integer("faulty", in: 0...64)
+                experiment.budgetFollowsF = false
+            }
             if b.has("beyond") { experiment.beyondBudget = try b.bool("beyond") }
         }
         if fields.has("liveness_bound_s") { experiment.livenessBoundSeconds = try fields.number("liveness_bound_s", in: 0.1...3_600) }
-        let ids = (0..<experiment.cluster.replicas).map { ReplicaID(UInt32($0)) }
+        // The replicas a step may name: the first ones and those the timeline adds (in file order).
+        var ids = (0..<experiment.cluster.replicas).map { ReplicaID(UInt32($0)) }
         if fields.has("timeline") {
             for step in try fields.tables("timeline") {
                 try step.onlyKeys(["at", "when", "after", "do"])
@@ -171,9 +181,9 @@ public struct Experiment: Sendable {
                 case (true, false):
                     trigger = .time(try step.number("at", in: 0...86_400))
                 case (false, true):
-                    trigger = try parseTrigger(try step.string("when"), replicas: experiment.cluster.replicas, field: step)
+                    trigger = try parseTrigger(try step.string("when"), replicas: ids, field: step)
                 default:
-                    throw FieldError(step.reject(step.has("at") ? "when" : "at", "give either 'at' (seconds) or 'when' (view >= V, executed >= N, checkpoint >= N, primary == R)"))
+                    throw FieldError(step.reject(step.has("at") ? "when" : "at", "give either 'at' (seconds) or 'when' (view >= V, executed >= N, checkpoint >= N, primary == R, epoch >= E)"))
                 }
                 let words = try step.string("do")
                 let action: LaunchRequest
@@ -181,6 +191,9 @@ public struct Experiment: Sendable {
                     throw FieldError(step.reject("do", error.description))
                 }
                 if action.verb == .status { throw FieldError(step.reject("do", "status is not a fault")) }
+                if [.addReplica, .replaceReplica].contains(action.verb) {
+                    ids.append(action.newReplica.flatMap(UInt32.init).map { ReplicaID($0) } ?? ReplicaID((ids.map(\.rawValue).max() ?? 0) + 1))
+                }
                 if action.verb == .byzantine, !experiment.cluster.allowByzantine {
                     throw FieldError(step.reject("do", "byzantine needs allow_byzantine = true in [cluster]"))
                 }
@@ -207,20 +220,24 @@ public struct Experiment: Sendable {
         return experiment
     }
 
-    static func parseTrigger(_ text: String, replicas: Int, field: TOMLFields) throws(FieldError) -> Trigger {
+    static func parseTrigger(_ text: String, replicas: [ReplicaID], field: TOMLFields) throws(FieldError) -> Trigger {
         let words = text.split(separator: " ").map(String.init)
+        let usage = "write view >= V, executed >= N, checkpoint >= N, primary == R or epoch >= E"
         guard words.count == 3, let value = UInt64(words[2]) else {
-            throw FieldError(field.reject("when", "'\(text)': write view >= V, executed >= N, checkpoint >= N or primary == R"))
+            throw FieldError(field.reject("when", "'\(text)': \(usage)"))
         }
         switch (words[0], words[1]) {
         case ("view", ">="): return .view(atLeast: value)
         case ("executed", ">="): return .executed(atLeast: value)
         case ("checkpoint", ">="): return .checkpoint(atLeast: value)
+        case ("epoch", ">="): return .epoch(atLeast: value)
         case ("primary", "=="):
-            guard value < UInt64(replicas) else { throw FieldError(field.reject("when", "replica \(value) is not in the cluster")) }
+            guard value <= UInt64(UInt32.max), replicas.contains(ReplicaID(UInt32(value))) else {
+                throw FieldError(field.reject("when", "replica \(value) is not in the cluster"))
+            }
             return .primary(is: UInt32(value))
         default:
-            throw FieldError(field.reject("when", "'\(text)': write view >= V, executed >= N, checkpoint >= N or primary == R"))
+            throw FieldError(field.reject("when", "'\(text)': \(usage)"))
         }
     }
 }

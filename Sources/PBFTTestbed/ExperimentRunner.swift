@@ -141,10 +141,19 @@ public final class ExperimentRunner: @unchecked Sendable {
                 }
             case .heal: next.isolated = []
             case .fault, .status: break
+            // A reconfiguration breaks nothing; who counts is the members of the epoch in force.
+            case .addReplica, .removeReplica, .replaceReplica, .setF: break
             }
             return next
         }
+
+        /// The faulty replicas among `members`: a replica removed from the membership no
+        /// longer counts, one not yet in it does not count yet.
+        func faulty(among members: [ReplicaID]) -> Set<ReplicaID> { faulty.intersection(members) }
     }
+
+    /// The budget while the membership has fault threshold `f`.
+    static func budget(_ experiment: Experiment, f: Int) -> Int { experiment.budgetFollowsF ? f : experiment.faultBudget }
 
     /// Checks the schedule against the budget before anything runs, reading `primary` as
     /// the replica a fault-free view change would make primary (r0 in view 0, then the
@@ -152,9 +161,11 @@ public final class ExperimentRunner: @unchecked Sendable {
     /// replicas that `primary` really named.
     static func planCheck(_ experiment: Experiment, steps: [Experiment.Step]) throws {
         guard !experiment.beyondBudget else { return }
-        let n = experiment.cluster.replicas
+        var members = (0..<experiment.cluster.replicas).map { ReplicaID(UInt32($0)) }
+        var used = Set(members)
+        var f = experiment.f
         var ledger = FaultLedger()
-        var primary = 0
+        var primary = members[0]
         let ordered = steps.enumerated().sorted { a, b in
             let ta = if case .time(let t) = a.element.trigger { t + a.element.after } else { Double.infinity }
             let tb = if case .time(let t) = b.element.trigger { t + b.element.after } else { Double.infinity }
@@ -163,23 +174,41 @@ public final class ExperimentRunner: @unchecked Sendable {
         // The replica the last fault written as "primary" hit: a healing step written as
         // "primary" hits it too, as at run time.
         var lastPrimaryFault: ReplicaID?
+        /// The member after `id` in id order: the primary of the next view.
+        func successor(_ id: ReplicaID) -> ReplicaID { members.first { $0 > id } ?? members[0] }
         for (_, step) in ordered {
             func resolve(_ name: String?) -> ReplicaID? {
                 guard let name else { return nil }
-                return ReplicaID(name == "primary" ? UInt32(primary) : UInt32(name) ?? 0)
+                return name == "primary" ? primary : ReplicaID(UInt32(name) ?? 0)
             }
             let heals = [.restart, .resume].contains(step.action.verb) || step.action.mode == "off" || step.action.stopTwin == true
             var id = resolve(step.action.replica)
             if step.action.replica == "primary" {
                 if heals, let hit = lastPrimaryFault { id = hit } else { lastPrimaryFault = id }
             }
-            let groups = step.action.groups?.map { $0.compactMap(resolve) }
-            ledger = ledger.applying(step.action, to: id, groups: groups, replicas: (0..<n).map { ReplicaID(UInt32($0)) })
-            if ledger.faulty.count > experiment.faultBudget {
-                throw FaultError("step '\(step.text)'\(step.line.map { " (line \($0))" } ?? "") makes \(ledger.faulty.count) replicas faulty at once (\(ledger.faulty.sorted().map { "r\($0.rawValue)" }.joined(separator: ", "))), over the fault budget of \(experiment.faultBudget); set [budget] beyond = true if that is the point")
+            if step.action.verb.isReconfiguration {
+                // As the replicas will: the new epoch starts in view 0, its first member primary.
+                let added = step.action.newReplica.flatMap(UInt32.init).map { ReplicaID($0) } ?? ReplicaID((used.map(\.rawValue).max() ?? 0) + 1)
+                switch step.action.verb {
+                case .addReplica: members.append(added)
+                case .removeReplica: members.removeAll { $0 == id }
+                case .replaceReplica: members = members.filter { $0 != id } + [added]
+                default: f = step.action.faultTolerance ?? f
+                }
+                if [.addReplica, .replaceReplica].contains(step.action.verb) { used.insert(added) }
+                members.sort()
+                if !members.isEmpty { primary = members[0] }
+                continue
             }
-            if [.kill, .stop, .pause].contains(step.action.verb), id == ReplicaID(UInt32(primary)) { primary = (primary + 1) % n }
-            if step.action.verb == .partition, ledger.isolated.contains(ReplicaID(UInt32(primary))) { primary = (primary + 1) % n }
+            let groups = step.action.groups?.map { $0.compactMap(resolve) }
+            ledger = ledger.applying(step.action, to: id, groups: groups, replicas: members)
+            let faulty = ledger.faulty(among: members)
+            let budget = budget(experiment, f: f)
+            if faulty.count > budget {
+                throw FaultError("step '\(step.text)'\(step.line.map { " (line \($0))" } ?? "") makes \(faulty.count) replicas faulty at once (\(faulty.sorted().map { "r\($0.rawValue)" }.joined(separator: ", "))), over the fault budget of \(budget); set [budget] beyond = true if that is the point")
+            }
+            if [.kill, .stop, .pause].contains(step.action.verb), id == primary { primary = successor(primary) }
+            if step.action.verb == .partition, ledger.isolated.contains(primary) { primary = successor(primary) }
         }
     }
 
@@ -226,7 +255,7 @@ public final class ExperimentRunner: @unchecked Sendable {
             if await launcher.snapshot().replicas.allSatisfy({ $0.view != nil }) { break }
             try await Task.sleep(for: .milliseconds(100))
         }
-        let membership = launcher.membership
+        let membership = await launcher.membership
         var clients: [ClientNode] = []
         for j in 0..<experiment.load.clients {
             let key = try KeyFile.load(launcher.keysDirectory + "/client-\(membership.clients[j].id.rawValue).key")
@@ -244,7 +273,7 @@ public final class ExperimentRunner: @unchecked Sendable {
         let load = Task { [self] in
             await withTaskGroup(of: Void.self) { group in
                 for (j, node) in nodes.enumerated() {
-                    group.addTask { await self.runClient(j, node: node, until: end) }
+                    group.addTask { await self.runClient(j, node: node, until: end, events: events) }
                 }
             }
         }
@@ -253,16 +282,19 @@ public final class ExperimentRunner: @unchecked Sendable {
         /// Replicas that "primary" named when a step fired, so its healing step hits the same one.
         var resolvedPrimary: [Int: ReplicaID] = [:]
         var lastView: UInt64?
+        var lastEpoch: UInt64?
         var lastCheckpoint: UInt64 = 0
         var lastProgress = clock.now
         while clock.now < end {
             let snapshot = await launcher.snapshot()
             let now = seconds(since: loadStart)
-            if let view = snapshot.view, view != lastView {
-                if lastView != nil {
-                    events.record("view_change", ["view": Int(view), "primary": snapshot.primary.map { Int($0.rawValue) } ?? -1, "t": now])
+            if let view = snapshot.view, let epoch = snapshot.newestEpoch, (epoch, view) != (lastEpoch ?? epoch, lastView) {
+                // Views restart in a new epoch: that is no view change (the launcher records the epoch).
+                if lastView != nil, lastEpoch == epoch {
+                    events.record("view_change", ["view": Int(view), "primary": snapshot.primary.map { Int($0.rawValue) } ?? -1, "t": now, "epoch": Int(epoch)])
                 }
                 lastView = view
+                lastEpoch = epoch
             }
             let stable = snapshot.replicas.compactMap(\.stableCheckpoint).max() ?? 0
             if stable > lastCheckpoint {
@@ -293,9 +325,11 @@ public final class ExperimentRunner: @unchecked Sendable {
                 let groups = action.groups.map { named in
                     named.map { $0.compactMap { $0 == "primary" ? snapshot.primary : UInt32($0).map { ReplicaID($0) } } }
                 }
-                let next = ledger.applying(action, to: target, groups: groups, replicas: launcher.membership.replicas.map(\.id))
-                if next.faulty.count > experiment.faultBudget, !experiment.beyondBudget {
-                    events.record("budget_refused", ["step": scheduled[index].step.text, "faulty": next.faulty.sorted().map { Int($0.rawValue) }, "budget": experiment.faultBudget, "t": now])
+                let members = snapshot.replicas.filter(\.member).map(\.id)
+                let next = ledger.applying(action, to: target, groups: groups, replicas: snapshot.replicas.filter { $0.state != .retired }.map(\.id))
+                let budget = Self.budget(experiment, f: snapshot.f)
+                if next.faulty(among: members).count > budget, !experiment.beyondBudget {
+                    events.record("budget_refused", ["step": scheduled[index].step.text, "faulty": next.faulty(among: members).sorted().map { Int($0.rawValue) }, "budget": budget, "t": now])
                     continue
                 }
                 let (accepted, reply) = await launcher.handle(action)
@@ -305,9 +339,10 @@ public final class ExperimentRunner: @unchecked Sendable {
             if clock.now - lastProgress >= .seconds(1) {
                 lastProgress = clock.now
                 let done = history.completedCount
-                let inForce = ledger.faulty.sorted().map { "r\($0.rawValue)" }
+                let inForce = ledger.faulty(among: snapshot.replicas.filter(\.member).map(\.id)).sorted().map { "r\($0.rawValue)" }
                 options.progress(String(
-                    format: "%5.1f s  %6d ops (%4.0f/s)  view %@  faults: %@", now, done, Double(done) / max(now, 0.001),
+                    format: "%5.1f s  %6d ops (%4.0f/s)  e%d n=%d  view %@  faults: %@", now, done, Double(done) / max(now, 0.001),
+                    Int(snapshot.epoch), snapshot.replicas.filter(\.member).count,
                     lastView.map { "\($0) (r\(snapshot.primary.map { "\($0.rawValue)" } ?? "?"))" } ?? "?",
                     inForce.isEmpty ? "none" : inForce.joined(separator: ", ")))
             }
@@ -321,11 +356,11 @@ public final class ExperimentRunner: @unchecked Sendable {
         // Let the replicas that are up converge before judging them.
         let settle = clock.now.advanced(by: .seconds(15))
         while clock.now < settle {
-            let executed = await launcher.snapshot().replicas.filter { $0.state == .running && !ledger.everByzantine.contains($0.id) && !$0.recovering }.compactMap(\.lastExecuted)
+            let executed = await launcher.snapshot().replicas.filter { $0.state == .running && $0.member && !$0.joining && !ledger.everByzantine.contains($0.id) && !$0.recovering }.compactMap(\.lastExecuted)
             if Set(executed).count <= 1 { break }
             try await Task.sleep(for: .milliseconds(200))
         }
-        try writeCorrectReplicas(ledger: ledger)
+        try writeCorrectReplicas(ledger: ledger, replicas: await launcher.snapshot().replicas.map(\.id))
         return Outcome(directory: options.directory, operations: history.count, completed: history.completedCount)
     }
 
@@ -336,12 +371,14 @@ public final class ExperimentRunner: @unchecked Sendable {
         case .executed(let n): return snapshot.replicas.contains { ($0.lastExecuted ?? 0) >= n }
         case .checkpoint(let n): return snapshot.replicas.contains { ($0.stableCheckpoint ?? 0) >= n }
         case .primary(let r): return snapshot.primary == ReplicaID(r)
+        case .epoch(let e): return (snapshot.newestEpoch ?? 0) >= e
         }
     }
 
     /// One closed-loop (or paced) client: operations drawn from the seed, values unique per
     /// client and operation, each recorded at invocation and completion.
-    func runClient(_ j: Int, node: ClientNode, until end: ContinuousClock.Instant) async {
+    func runClient(_ j: Int, node: ClientNode, until end: ContinuousClock.Instant, events: EventLog) async {
+        var epoch = await node.currentEpoch()
         var rng = SplitMix64(seed: experiment.seed &* 0x9E37_79B9 &+ UInt64(j))
         let mix = experiment.load.mix
         let total = mix.get + mix.put + mix.delete + mix.cas
@@ -377,7 +414,13 @@ public final class ExperimentRunner: @unchecked Sendable {
             } catch {
                 result = nil
             }
-            history.record(client: j, seq: seq, op: op, invoked: invoked, completed: result == nil ? nil : seconds(since: loadStart), result: result)
+            let completed = result == nil ? nil : seconds(since: loadStart)
+            history.record(client: j, seq: seq, op: op, invoked: invoked, completed: completed, result: result)
+            if let completed, case let now = await node.currentEpoch(), now != epoch {
+                // The client followed the replicas into a new epoch: this is its first operation there.
+                epoch = now
+                events.record("client_epoch", ["client": j, "epoch": Int(now.rawValue), "t": completed])
+            }
             // A client that got no answer stops: its request may still be in flight.
             if result == nil { break }
         }
@@ -405,11 +448,13 @@ public final class ExperimentRunner: @unchecked Sendable {
         try data.write(to: URL(fileURLWithPath: options.directory + "/scenario.json"))
     }
 
-    /// Which replicas the checkers judge as correct: all but those ever Byzantine or twinned.
-    func writeCorrectReplicas(ledger: FaultLedger) throws {
+    /// Which replicas the checkers judge: every one the launch started (`replica_ids`, the
+    /// first ones and those added), as correct all but those ever Byzantine or twinned.
+    func writeCorrectReplicas(ledger: FaultLedger, replicas: [ReplicaID]) throws {
         let url = URL(fileURLWithPath: options.directory + "/scenario.json")
         var object = (try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any]) ?? [:]
         object["byzantine_replicas"] = ledger.everByzantine.sorted().map { Int($0.rawValue) }
+        object["replica_ids"] = replicas.sorted().map { Int($0.rawValue) }
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         try data.write(to: url)
     }

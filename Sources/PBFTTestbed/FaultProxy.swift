@@ -3,6 +3,7 @@ import NIOPosix
 import PBFTByzantine
 import PBFTRuntime
 public import PBFTWire
+import Synchronization
 
 /// A UDP address as the testbed's files and commands name it.
 public struct HostPort: Hashable, Sendable, CustomStringConvertible {
@@ -52,6 +53,16 @@ public struct ProxyCounters: Hashable, Sendable {
 /// addressed to `i`, and what it sends through the link and session sockets is forwarded
 /// as if `i` had sent it.
 ///
+/// Replicas added while the cluster runs (`addReplica`) get a front socket and a link
+/// socket per pair too. The new replica's own cluster file routes it through the links,
+/// but a replica already running read its file before the newcomer existed: it sends to
+/// the newcomer's public address, the front socket. So a front socket forwards what comes
+/// from a replica's address to its own replica through their link (the newcomer sees the
+/// peer at the link, as its file says), and for such a pair the newcomer's datagrams to the
+/// old replica leave through the front socket (the old replica sees the newcomer at its
+/// public address, as its membership says). `setRoutes` tells the proxy when a replica
+/// restarts with a file that routes it through the link instead.
+///
 /// All state lives on the proxy's one event-loop thread; randomness comes from a seeded
 /// SplitMix64, so a seed fixes which datagrams a fault hits for a given arrival order.
 public final class FaultProxy: @unchecked Sendable {
@@ -81,13 +92,24 @@ public final class FaultProxy: @unchecked Sendable {
     /// Sessions per replica at most; the least recently used goes first.
     static let sessionsPerReplicaMax = 512
 
-    public let replicas: [ReplicaID]
+    /// A direction of a pair: `from` reaches `to` at `to`'s front socket, not through their link.
+    struct Directed: Hashable {
+        let from: ReplicaID
+        let to: ReplicaID
+    }
+
+    /// Confined to the loop (replicas are added on it).
+    var replicas: [ReplicaID]
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let loop: any EventLoop
-    let replicaAddresses: [ReplicaID: SocketAddress]
-    let twinAddresses: [ReplicaID: SocketAddress]
+    var replicaAddresses: [ReplicaID: SocketAddress]
+    var twinAddresses: [ReplicaID: SocketAddress]
     var fronts: [ReplicaID: DatagramSocket] = [:]
     var links: [Pair: DatagramSocket] = [:]
+    /// Pairs one side of which reaches the other at its front socket (it started before the other was added).
+    var viaFront = Set<Directed>()
+    /// The link sockets' addresses, readable from any thread.
+    private let linkAddresses = Mutex<[Pair: HostPort]>([:])
     var sessions: [ReplicaID: [String: Session]] = [:]
     var twinsRunning = Set<ReplicaID>()
     var faults = NetworkFaults()
@@ -128,7 +150,7 @@ public final class FaultProxy: @unchecked Sendable {
             let address = front[id]!
             do {
                 fronts[id] = try await DatagramSocket.bind(on: loop, host: address.host, port: address.port) { [self] bytes, source in
-                    fromClient(bytes, source: source, to: id)
+                    fromFront(bytes, source: source, to: id)
                 }.get()
             } catch {
                 throw RuntimeError.bind(address.description, "\(error)")
@@ -136,19 +158,81 @@ public final class FaultProxy: @unchecked Sendable {
         }
         for (index, a) in replicas.enumerated() {
             for b in replicas[(index + 1)...] {
-                let pair = Pair(a, b)
-                links[pair] = try await DatagramSocket.bind(on: loop, host: linkHost, port: 0) { [self] bytes, source in
-                    onLink(bytes, source: source, pair: pair)
-                }.get()
+                links[Pair(a, b)] = try await bindLink(Pair(a, b), host: linkHost)
             }
         }
         sweepTask = loop.scheduleRepeatedTask(initialDelay: .seconds(10), delay: .seconds(10)) { [self] _ in sweepSessions() }
     }
 
-    /// Where replica `a` reaches replica `b` (and `b` reaches `a`).
+    private func bindLink(_ pair: Pair, host: String) async throws -> DatagramSocket {
+        let socket = try await DatagramSocket.bind(on: loop, host: host, port: 0) { [self] bytes, source in
+            onLink(bytes, source: source, pair: pair)
+        }.get()
+        let local = socket.localAddress
+        linkAddresses.withLock { $0[pair] = HostPort(host: local.ipAddress ?? host, port: local.port ?? 0) }
+        return socket
+    }
+
+    /// Where replica `a` reaches replica `b` (and `b` reaches `a`) through their link.
     public func linkAddress(_ a: ReplicaID, _ b: ReplicaID) -> HostPort {
-        let local = links[Pair(a, b)]!.localAddress
-        return HostPort(host: local.ipAddress ?? "127.0.0.1", port: local.port ?? 0)
+        linkAddresses.withLock { $0[Pair(a, b)]! }
+    }
+
+    /// Adds replica `id` while the cluster runs: a front socket at its public address `front`
+    /// and a link socket per pair with every replica the proxy has. It listens at `address`
+    /// (its twin at `twin`). The replicas there already reach it at the front socket until
+    /// `setRoutes` says otherwise.
+    public func addReplica(_ id: ReplicaID, front: HostPort, address: HostPort, twin: HostPort, linkHost: String = "127.0.0.1") async throws {
+        let resolved = try SocketAddress.makeAddressResolvingHost(address.host, port: address.port)
+        let twinResolved = try SocketAddress.makeAddressResolvingHost(twin.host, port: twin.port)
+        let existing = try await loop.submit { [self] in
+            guard !replicas.contains(id) else { throw FaultError("the proxy already has replica \(id.rawValue)") }
+            return replicas
+        }.get()
+        var bound: [DatagramSocket] = []
+        do {
+            let frontSocket: DatagramSocket
+            do {
+                frontSocket = try await DatagramSocket.bind(on: loop, host: front.host, port: front.port) { [self] bytes, source in
+                    fromFront(bytes, source: source, to: id)
+                }.get()
+            } catch {
+                throw RuntimeError.bind(front.description, "\(error)")
+            }
+            bound.append(frontSocket)
+            var newLinks: [Pair: DatagramSocket] = [:]
+            for other in existing {
+                let socket = try await bindLink(Pair(other, id), host: linkHost)
+                bound.append(socket)
+                newLinks[Pair(other, id)] = socket
+            }
+            let added = newLinks
+            try await loop.submit { [self] in
+                fronts[id] = frontSocket
+                links.merge(added) { a, _ in a }
+                replicaAddresses[id] = resolved
+                twinAddresses[id] = twinResolved
+                for other in existing { viaFront.insert(Directed(from: other, to: id)) }
+                replicas.append(id)
+            }.get()
+        } catch {
+            for socket in bound { _ = try? await socket.close().get() }
+            throw error
+        }
+    }
+
+    /// Replica `id` now runs with a cluster file that routes it to each of `linked` through
+    /// their link socket, and to every other replica at its front socket.
+    public func setRoutes(of id: ReplicaID, linked: Set<ReplicaID>) async {
+        try? await loop.submit { [self] in
+            for other in replicas where other != id {
+                if linked.contains(other) {
+                    viaFront.remove(Directed(from: id, to: other))
+                } else {
+                    viaFront.insert(Directed(from: id, to: other))
+                }
+            }
+        }.get()
     }
 
     /// Replaces the faults in force.
@@ -198,14 +282,29 @@ public final class FaultProxy: @unchecked Sendable {
 
     func onLink(_ bytes: [UInt8], source: SocketAddress, pair: Pair) {
         counters.received += 1
-        let socket = links[pair]!
         if isReplica(pair.low, source) {
-            forward(bytes, from: .replica(pair.low), to: .replica(pair.high), through: socket, destinations: destinations(pair.high))
+            forward(bytes, from: .replica(pair.low), to: .replica(pair.high), through: socket(from: pair.low, to: pair.high), destinations: destinations(pair.high))
         } else if isReplica(pair.high, source) {
-            forward(bytes, from: .replica(pair.high), to: .replica(pair.low), through: socket, destinations: destinations(pair.low))
+            forward(bytes, from: .replica(pair.high), to: .replica(pair.low), through: socket(from: pair.high, to: pair.low), destinations: destinations(pair.low))
         } else {
             counters.unknownSource += 1
         }
+    }
+
+    /// The socket `to` sees `from` at: their link, or `from`'s front socket when `to`
+    /// started before `from` was added and knows only its public address.
+    func socket(from: ReplicaID, to: ReplicaID) -> DatagramSocket {
+        viaFront.contains(Directed(from: to, to: from)) ? fronts[from]! : links[Pair(from, to)]!
+    }
+
+    /// What a replica sends to `id`'s front socket (it knows `id` only by its public
+    /// address) goes on to `id` through their link; anything else is a client's.
+    func fromFront(_ bytes: [UInt8], source: SocketAddress, to id: ReplicaID) {
+        if let peer = replicas.first(where: { $0 != id && isReplica($0, source) }), let link = links[Pair(peer, id)] {
+            counters.received += 1
+            return forward(bytes, from: .replica(peer), to: .replica(id), through: link, destinations: destinations(id))
+        }
+        fromClient(bytes, source: source, to: id)
     }
 
     func fromClient(_ bytes: [UInt8], source: SocketAddress, to id: ReplicaID) {

@@ -8,6 +8,11 @@ public import PBFTWire
 public struct LaunchRequest: Codable, Hashable, Sendable {
     public enum Verb: String, Codable, CaseIterable, Sendable {
         case status, kill, stop, pause, resume, restart, byzantine, twin, fault, heal, partition
+        /// Reconfigurations (docs/faults.md): the launcher submits them, signed by the operator.
+        case addReplica = "add-replica", removeReplica = "remove-replica", replaceReplica = "replace-replica", setF = "set-f"
+
+        /// Whether the verb changes the membership rather than breaking something.
+        public var isReconfiguration: Bool { [.addReplica, .removeReplica, .replaceReplica, .setF].contains(self) }
     }
 
     public var verb: Verb
@@ -36,6 +41,15 @@ public struct LaunchRequest: Codable, Hashable, Sendable {
     public var groups: [[String]]?
     /// partition: only the first group's datagrams to the others are lost.
     public var oneWay: Bool?
+    /// add-replica: the new replica's id (default: the next id never used); replace-replica:
+    /// the id of the replica that takes the place of `replica` (default: likewise).
+    public var newReplica: String?
+    /// add-replica, replace-replica: the new replica's public host and port (default: the
+    /// members' host, a free port).
+    public var host: String?
+    public var port: Int?
+    /// set-f: the new fault threshold.
+    public var faultTolerance: Int?
 
     public init(verb: Verb) { self.verb = verb }
 }
@@ -67,6 +81,18 @@ public enum ReplicaTarget: Hashable, Sendable, CustomStringConvertible {
 }
 
 extension LaunchRequest {
+    /// The new replica's --host and --port, checked.
+    mutating func newcomer(_ flags: [String: String?]) throws(FaultError) {
+        if case .some(let h?) = flags["host"] {
+            guard ReplicaDescriptor.isValidHost(h) else { throw FaultError("--host '\(h)' is not a host name or address") }
+            host = h
+        }
+        if case .some(let p?) = flags["port"] {
+            guard let number = Int(p), (1...65535).contains(number) else { throw FaultError("--port '\(p)' is not a UDP port (1 to 65535)") }
+            port = number
+        }
+    }
+
     /// The network fault this request sets, checked.
     public func packetFault() throws(FaultError) -> PacketFault {
         guard let name = fault else { throw FaultError("fault: name one of drop, delay, duplicate, reorder, corrupt") }
@@ -95,7 +121,8 @@ extension LaunchRequest {
     /// Parses a command written as `pbft ctl` takes it, as experiment timelines write them:
     /// `kill primary`, `restart 2 --wipe`, `byzantine 1 equivocatingPrimary`, `twin 3 --copy-data`,
     /// `drop 20% --replica 1`, `delay 50 --jitter 10 --from 0 --to 1`, `partition 0,1/2,3 --one-way`,
-    /// `heal`, `pause 1`, `resume 1`, `stop 1`.
+    /// `heal`, `pause 1`, `resume 1`, `stop 1`, and the reconfigurations `add-replica [ID]
+    /// [--host H] [--port P]`, `remove-replica I|primary`, `replace-replica I|primary [NEW]`, `set-f F`.
     public init(words text: String, replicas: [ReplicaID]) throws(FaultError) {
         var words = text.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
         guard !words.isEmpty else { throw FaultError("an empty command") }
@@ -109,7 +136,7 @@ extension LaunchRequest {
                 let name = String(word.dropFirst(2))
                 if ["wipe", "stop", "copy-data", "one-way"].contains(name) {
                     flags[name] = .some(nil)
-                } else if ["replica", "from", "to", "jitter"].contains(name) {
+                } else if ["replica", "from", "to", "jitter", "host", "port"].contains(name) {
                     guard index + 1 < words.count else { throw FaultError("\(word) needs a value") }
                     flags[name] = .some(words[index + 1])
                     index += 1
@@ -181,8 +208,36 @@ extension LaunchRequest {
             try needs(0, "nothing")
             try allow([])
             self.init(verb: .heal)
+        case "add-replica":
+            guard positional.count <= 1 else { throw FaultError("add-replica: expected at most a new replica id") }
+            try allow(["host", "port"])
+            self.init(verb: .addReplica)
+            newReplica = positional.first
+            try newcomer(flags)
+        case "replace-replica":
+            guard (1...2).contains(positional.count) else { throw FaultError("replace-replica: expected a replica id or 'primary', and optionally the new replica's id") }
+            try allow(["host", "port"])
+            self.init(verb: .replaceReplica)
+            replica = positional[0]
+            newReplica = positional.count > 1 ? positional[1] : nil
+            try newcomer(flags)
+        case "remove-replica":
+            try needs(1, "a replica id or 'primary'")
+            try allow([])
+            self.init(verb: .removeReplica)
+            replica = positional[0]
+        case "set-f":
+            try needs(1, "the new f")
+            try allow([])
+            guard let f = Int(positional[0]), f >= 1 else { throw FaultError("set-f '\(positional[0])': f is a whole number, at least 1") }
+            self.init(verb: .setF)
+            faultTolerance = f
         default:
-            throw FaultError("unknown command '\(verbWord)'; commands: kill, stop, pause, resume, restart, byzantine, twin, drop, delay, duplicate, reorder, corrupt, partition, heal")
+            throw FaultError("unknown command '\(verbWord)'; commands: kill, stop, pause, resume, restart, byzantine, twin, drop, delay, duplicate, reorder, corrupt, partition, heal, add-replica, remove-replica, replace-replica, set-f")
+        }
+        if let name = newReplica {
+            guard UInt32(name) != nil else { throw FaultError("'\(name)' is not a replica id for the new replica") }
+            guard !replicas.contains(ReplicaID(UInt32(name)!)) else { throw FaultError("replica \(name) is already in the cluster") }
         }
         // Check the replicas named now, not when the step fires.
         for name in [replica, from, to].compactMap({ $0 }) + (groups ?? []).flatMap({ $0 }) {

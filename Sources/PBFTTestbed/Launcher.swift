@@ -55,6 +55,8 @@ public enum ProcessState: String, Sendable {
     case killed
     /// Ended on its own (crashed, or refused to start: see its log).
     case exited
+    /// Removed from the membership by a reconfiguration, it left when the new epoch began.
+    case retired
 }
 
 /// A started process. Foundation's `Process` is not Sendable; the launcher only touches it
@@ -82,23 +84,38 @@ public actor Launcher {
         var starts = 0
         var byzantine = "off"
         var twin: Child?
+        /// The membership its cluster file names (the epoch it joined, or the one in force
+        /// when it was last restarted) and the epoch before.
+        var joined: Membership
+        var previous: Membership?
+        /// The peers its running process reaches through their link sockets (the others at
+        /// their public addresses, through the proxy's front sockets).
+        var linked = Set<ReplicaID>()
+        /// The epoch it last reported (its control commands are signed in it).
+        var epoch: Epoch
     }
 
     public let options: LaunchOptions
-    public let membership: Membership
+    /// The membership of the epoch in force, as the replicas' status reports show it.
+    public internal(set) var membership: Membership
+    /// Every membership this launch has known, by epoch (their keys verify replies).
+    var memberships: [Epoch: Membership]
+    /// The next epoch a reconfiguration decided, until a member reports being in it.
+    var pending: PendingReconfiguration?
+    /// Replicas a reconfiguration removed: their exit with status 0 is a retirement.
+    var removing = Set<ReplicaID>()
+    var reconfiguring = false
     public let events: EventLog
     public nonisolated let runDirectory: String
     public nonisolated let keysDirectory: String
     let operatorKey: KeyFile
     let proxy: FaultProxy?
-    /// Where each replica (and its twin) listens and which cluster file it reads.
-    let privateAddresses: [ReplicaID: HostPort]
-    let twinAddresses: [ReplicaID: HostPort]
-    /// The cluster with each replica at its private address: how the launcher reaches
-    /// replicas for status and modes, past the proxy's faults.
-    let controlMembership: Membership
-    /// Talks to the replicas at their private addresses for the launcher's whole life (the
-    /// runner polls status ten times a second: one socket and thread, not one per poll).
+    /// Where each replica (and its twin) listens.
+    var privateAddresses: [ReplicaID: HostPort]
+    var twinAddresses: [ReplicaID: HostPort]
+    /// Talks to the replicas at their private addresses (past the proxy's faults) for the
+    /// launcher's whole life (the runner polls status ten times a second: one socket and
+    /// thread, not one per poll).
     let replicaControl: ControlClient
     let spawner = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     var slots: [ReplicaID: Slot] = [:]
@@ -109,6 +126,8 @@ public actor Launcher {
     var lastControlTimestamp = Timestamp(0)
     var rejectedControls = 0
     var shuttingDown = false
+    /// Polls the replicas after a reconfiguration until its epoch begins.
+    var watcher: Task<Void, Never>?
 
     // MARK: Starting
 
@@ -175,6 +194,7 @@ public actor Launcher {
          privateAddresses: [ReplicaID: HostPort], twinAddresses: [ReplicaID: HostPort]) throws {
         self.options = options
         self.membership = membership
+        memberships = [membership.epoch: membership]
         self.events = events
         runDirectory = options.runDirectory
         keysDirectory = keys
@@ -182,21 +202,27 @@ public actor Launcher {
         self.proxy = proxy
         self.privateAddresses = privateAddresses
         self.twinAddresses = twinAddresses
-        controlMembership = try Membership(
-            epoch: membership.epoch, f: membership.f,
-            replicas: membership.replicas.map { ReplicaDescriptor(id: $0.id, host: privateAddresses[$0.id]!.host, port: UInt16(privateAddresses[$0.id]!.port), publicKey: $0.publicKey) },
-            clients: membership.clients, operatorKey: membership.operatorKey)
-        replicaControl = try ControlClient(membership: controlMembership, operatorKey: operatorKey)
-        for replica in membership.replicas { slots[replica.id] = Slot() }
+        replicaControl = try ControlClient(membership: membership, operatorKey: operatorKey)
+        for replica in membership.replicas { slots[replica.id] = Slot(joined: membership, epoch: membership.epoch) }
+        replicaControl.update(keys: EpochKeys(membership), targets: Self.controlTargets(slots, privateAddresses))
+    }
+
+    /// Tells the control client every epoch's keys and where each replica is (its private
+    /// address) and which epoch it is in.
+    func updateControlTargets() {
+        replicaControl.update(keys: EpochKeys(memberships), targets: Self.controlTargets(slots, privateAddresses))
+    }
+
+    static func controlTargets(_ slots: [ReplicaID: Slot], _ addresses: [ReplicaID: HostPort]) -> [ReplicaID: ControlClient.Target] {
+        var targets: [ReplicaID: ControlClient.Target] = [:]
+        for (id, slot) in slots {
+            let address = addresses[id]!
+            targets[id] = ControlClient.Target(host: address.host, port: address.port, epoch: slot.epoch)
+        }
+        return targets
     }
 
     func begin() async throws {
-        if let proxy {
-            for replica in membership.replicas {
-                try writeClusterFile(for: replica.id, twin: false, proxy: proxy)
-                try writeClusterFile(for: replica.id, twin: true, proxy: proxy)
-            }
-        }
         try await bindControl()
         events.record("launch", [
             "replicas": membership.n, "f": membership.f, "direct": options.direct, "seed": options.seed,
@@ -214,22 +240,35 @@ public actor Launcher {
         try writeLaunchFile()
     }
 
-    /// The cluster file replica `id` (or its twin) reads: the membership every replica
-    /// agrees on (public addresses: the proxy's front sockets), with routes that bind it at
-    /// its private address and reach each peer through the proxy's socket for their pair.
-    func writeClusterFile(for id: ReplicaID, twin: Bool, proxy: FaultProxy) throws {
+    /// The cluster file replica `id` (or its twin) reads: the membership of the epoch it
+    /// joined, which every replica agrees on (public addresses: the proxy's front sockets),
+    /// with routes that bind it at its private address and reach each of `linked` through
+    /// the proxy's socket for their pair (any other replica at its public address). Without
+    /// a proxy, the membership alone, for a replica that joined a later epoch.
+    func writeClusterFile(for id: ReplicaID, twin: Bool, linked: Set<ReplicaID>) throws {
+        let slot = slots[id]!
         var routes: [ReplicaID: ClusterFile.Route] = [:]
-        for r in membership.replicas {
-            let address = r.id == id ? (twin ? twinAddresses[id]! : privateAddresses[id]!) : proxy.linkAddress(id, r.id)
-            routes[r.id] = ClusterFile.Route(host: address.host, port: UInt16(address.port))
+        if let proxy {
+            let own = twin ? twinAddresses[id]! : privateAddresses[id]!
+            routes[id] = ClusterFile.Route(host: own.host, port: UInt16(own.port))
+            for peer in linked where peer != id {
+                let address = proxy.linkAddress(id, peer)
+                routes[peer] = ClusterFile.Route(host: address.host, port: UInt16(address.port))
+            }
         }
         let path = clusterFilePath(id, twin: twin)
         try? FileManager.default.removeItem(atPath: path)
-        try ClusterFile.write(membership, routes: routes, to: path, overwrite: true)
+        try ClusterFile.write(slot.joined, previous: slot.previous, routes: routes, to: path, overwrite: true)
     }
 
     nonisolated func clusterFilePath(_ id: ReplicaID, twin: Bool) -> String {
         runDirectory + "/cluster/" + (twin ? "twin-" : "replica-") + "\(id.rawValue).toml"
+    }
+
+    /// The cluster file replica `id` starts from: its own under `cluster/`, except for the
+    /// first replicas of a launch without a proxy, which read the public one.
+    func startingClusterFile(_ id: ReplicaID, twin: Bool) -> String {
+        options.direct && slots[id]!.previous == nil ? keysDirectory + "/" + KeySet.clusterFileName : clusterFilePath(id, twin: twin)
     }
 
     public nonisolated func dataDirectory(_ id: ReplicaID, twin: Bool = false) -> String {
@@ -240,17 +279,25 @@ public actor Launcher {
         runDirectory + "/logs/" + (twin ? "twin-" : "replica-") + "\(id.rawValue).log"
     }
 
+    /// The public address of replica `id` (in the membership of the epoch it joined).
+    func publicAddress(_ id: ReplicaID) -> String {
+        let r = slots[id]!.joined.replica(id)!
+        return "\(r.host):\(r.port)"
+    }
+
     func writeLaunchFile() throws {
-        let replicas: [[String: Any]] = membership.replicas.map { r in
+        let replicas: [[String: Any]] = slots.keys.sorted().map { id in
             [
-                "id": Int(r.id.rawValue), "address": "\(r.host):\(r.port)", "private": privateAddresses[r.id]!.description,
-                "log": logPath(r.id), "data": dataDirectory(r.id), "cluster": options.direct ? keysDirectory + "/" + KeySet.clusterFileName : clusterFilePath(r.id, twin: false),
+                "id": Int(id.rawValue), "address": publicAddress(id), "private": privateAddresses[id]!.description,
+                "log": logPath(id), "data": dataDirectory(id), "cluster": startingClusterFile(id, twin: false),
+                "joined_epoch": Int(slots[id]!.joined.epoch.rawValue),
             ]
         }
         let object: [String: Any] = [
             "pid": Int(getpid()), "control": ["host": controlAddress.host, "port": controlAddress.port],
             "run": runDirectory, "keys": keysDirectory, "cluster": keysDirectory + "/" + KeySet.clusterFileName,
             "direct": options.direct, "events": events.path, "replicas": replicas,
+            "epoch": Int(membership.epoch.rawValue), "members": membership.replicas.map { Int($0.id.rawValue) },
         ]
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         try data.write(to: URL(fileURLWithPath: runDirectory + "/launch.json"), options: .atomic)
@@ -280,7 +327,7 @@ public actor Launcher {
 
     func replicaArguments(_ id: ReplicaID, twin: Bool, lostState: Bool) -> [String] {
         var arguments = [
-            "replica", "--cluster", options.direct ? keysDirectory + "/" + KeySet.clusterFileName : clusterFilePath(id, twin: twin),
+            "replica", "--cluster", startingClusterFile(id, twin: twin),
             "--id", "\(id.rawValue)", "--key", keysDirectory + "/replica-\(id.rawValue).key", "--data", dataDirectory(id, twin: twin),
             "--exit-with-parent", "--parent-pid", "\(getpid())",
         ]
@@ -290,6 +337,22 @@ public actor Launcher {
     }
 
     func startReplica(_ id: ReplicaID, lostState: Bool) async throws {
+        if slots[id]!.starts > 0, membership.epoch > slots[id]!.joined.epoch, membership.replica(id) != nil,
+           let previous = memberships[Epoch(membership.epoch.rawValue - 1)] {
+            // Restarted after reconfigurations: it starts from the epoch in force, whose keys
+            // verify what the others send it (and the stable proof it may have to fetch).
+            slots[id]!.joined = membership
+            slots[id]!.previous = previous
+        }
+        if let proxy {
+            // Its file routes it to every replica the proxy has through their links.
+            let linked = Set(slots.keys).subtracting([id])
+            try writeClusterFile(for: id, twin: false, linked: linked)
+            slots[id]!.linked = linked
+            await proxy.setRoutes(of: id, linked: linked)
+        } else if slots[id]!.previous != nil {
+            try writeClusterFile(for: id, twin: false, linked: [])
+        }
         let child = try await spawn(replicaArguments(id, twin: false, lostState: lostState), log: logPath(id))
         slots[id]!.child = child
         slots[id]!.state = .running
@@ -319,6 +382,13 @@ public actor Launcher {
             return
         }
         guard slots[id]?.child?.pid == pid, let state = slots[id]?.state, state == .running || state == .paused else { return }
+        if removing.contains(id), !signalled, status == 0 {
+            // It left by itself when the epoch that no longer has it began.
+            slots[id]!.state = .retired
+            events.record("replica_retired", ["replica": Int(id.rawValue), "pid": Int(pid), "epoch": Int(membership.epoch.rawValue)])
+            try? writeLaunchFile()
+            return
+        }
         slots[id]!.state = .exited
         events.record("exited", how.merging(["replica": Int(id.rawValue), "pid": Int(pid), "log": logPath(id)]) { a, _ in a })
     }
@@ -351,6 +421,7 @@ public actor Launcher {
             for child in children { group.addTask { await self.terminate(child, grace: 5) } }
         }
         _ = try? await controlSocket?.close().get()
+        await watcher?.value
         await replicaControl.close()
         await proxy?.close()
         try? await spawner.shutdownGracefully()
@@ -371,7 +442,8 @@ public actor Launcher {
         }
     }
 
-    var ids: [ReplicaID] { membership.replicas.map(\.id) }
+    /// The replicas commands may name: every one this launch started, except those retired.
+    var ids: [ReplicaID] { slots.keys.filter { slots[$0]!.state != .retired }.sorted() }
 
     func carryOut(_ request: LaunchRequest) async throws -> String {
         switch request.verb {
@@ -426,6 +498,8 @@ public actor Launcher {
             await proxy.setFaults(faults)
             events.record("partition", ["groups": partition.groups.map { $0.map { Int($0.rawValue) } }, "one_way": partition.oneWay])
             return "partition \(partition)"
+        case .addReplica, .removeReplica, .replaceReplica, .setF:
+            return try await reconfigure(request)
         case .heal:
             let proxy = try needProxy()
             let before = faults.summaryLines
@@ -514,6 +588,7 @@ public actor Launcher {
         if copyData, FileManager.default.fileExists(atPath: dataDirectory(id)) {
             try FileManager.default.copyItem(atPath: dataDirectory(id), toPath: data)
         }
+        try writeClusterFile(for: id, twin: true, linked: slots[id]!.linked)
         await proxy.setTwin(id, running: true)
         let child = try await spawn(replicaArguments(id, twin: true, lostState: false), log: logPath(id, twin: true))
         slots[id]!.twin = child
@@ -524,7 +599,8 @@ public actor Launcher {
 
     // MARK: Status and the primary
 
-    /// Each running replica's own status report (view, progress, counters), by id.
+    /// Each running replica's own status report (epoch, view, progress, counters), by id.
+    /// Notes the epoch each reports, and whether the epoch a reconfiguration decided began.
     func replicaStatuses() async -> [ReplicaID: [String: Any]] {
         let running = ids.filter { slots[$0]!.state == .running }
         guard !running.isEmpty, let replies = try? await replicaControl.send(.status, to: running, timeoutMilliseconds: 1_000)
@@ -533,6 +609,7 @@ public actor Launcher {
         for (id, reply) in replies where reply.accepted {
             if let object = try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any] { out[id] = object }
         }
+        observeEpochs(out)
         return out
     }
 
@@ -540,21 +617,25 @@ public actor Launcher {
     public func snapshot() async -> ClusterSnapshot {
         let statuses = await replicaStatuses()
         var replicas: [ClusterSnapshot.Replica] = []
-        for r in membership.replicas {
-            let status = statuses[r.id]
+        for id in slots.keys.sorted() {
+            let status = statuses[id]
             func number(_ key: String) -> UInt64? { (status?[key] as? NSNumber)?.uint64Value }
             replicas.append(ClusterSnapshot.Replica(
-                id: r.id, state: slots[r.id]!.state, view: number("view"), viewActive: (status?["view_active"] as? Bool) ?? false,
+                id: id, state: slots[id]!.state, view: number("view"), viewActive: (status?["view_active"] as? Bool) ?? false,
                 lastExecuted: number("last_executed"), stableCheckpoint: number("low_water_mark"),
-                recovering: (status?["recovering"] as? Bool) ?? false))
+                recovering: (status?["recovering"] as? Bool) ?? false, epoch: number("epoch"),
+                joining: (status?["joining"] as? Bool) ?? false, member: membership.replica(id) != nil))
         }
-        return ClusterSnapshot(replicas: replicas, primary: currentPrimary(statuses))
+        return ClusterSnapshot(replicas: replicas, primary: currentPrimary(statuses), epoch: membership.epoch.rawValue, f: membership.f)
     }
 
-    /// The primary of the view most running replicas are in (a replica changing views does not count).
+    /// The primary of the view most running replicas of the newest epoch are in (a replica
+    /// changing views, joining or retired does not count; views restart in each epoch).
     func currentPrimary(_ statuses: [ReplicaID: [String: Any]]) -> ReplicaID? {
+        let serving = statuses.values.filter { ($0["joining"] as? Bool) != true && ($0["retired"] as? Bool) != true }
+        let newest = serving.compactMap { ($0["epoch"] as? NSNumber)?.uint64Value }.max() ?? 0
         var votes: [UInt64: (count: Int, primary: UInt32)] = [:]
-        for status in statuses.values {
+        for status in serving where ((status["epoch"] as? NSNumber)?.uint64Value ?? 0) == newest {
             guard let view = (status["view"] as? NSNumber)?.uint64Value, (status["view_active"] as? Bool) != false,
                   let primary = (status["primary"] as? NSNumber)?.uint32Value
             else { continue }
@@ -577,21 +658,23 @@ public actor Launcher {
 
     func statusJSON() async throws -> String {
         let statuses = await replicaStatuses()
-        let replicas: [[String: Any]] = membership.replicas.map { r in
-            let slot = slots[r.id]!
+        let replicas: [[String: Any]] = slots.keys.sorted().map { id in
+            let slot = slots[id]!
             var entry: [String: Any] = [
-                "id": Int(r.id.rawValue), "state": slot.state.rawValue, "starts": slot.starts, "byzantine": slot.byzantine,
-                "address": "\(r.host):\(r.port)", "private": privateAddresses[r.id]!.description,
+                "id": Int(id.rawValue), "state": slot.state.rawValue, "starts": slot.starts, "byzantine": slot.byzantine,
+                "address": publicAddress(id), "private": privateAddresses[id]!.description, "member": membership.replica(id) != nil,
             ]
             if let child = slot.child, slot.state == .running || slot.state == .paused { entry["pid"] = Int(child.pid) }
             if let twin = slot.twin { entry["twin_pid"] = Int(twin.pid) }
-            if let status = statuses[r.id] { entry["status"] = status }
+            if let status = statuses[id] { entry["status"] = status }
             return entry
         }
         var object: [String: Any] = [
             "run": runDirectory, "direct": options.direct, "replicas": replicas, "faults": faults.summaryLines,
             "rejected_controls": rejectedControls,
+            "epoch": Int(membership.epoch.rawValue), "n": membership.n, "f": membership.f, "members": membership.replicas.map { Int($0.id.rawValue) },
         ]
+        if let pending { object["next_epoch"] = ["epoch": Int(pending.membership.epoch.rawValue), "answer": pending.answer] }
         if let primary = currentPrimary(statuses) { object["primary"] = Int(primary.rawValue) }
         if let proxy {
             let c = await proxy.currentCounters()
@@ -608,6 +691,8 @@ public actor Launcher {
     // MARK: The control endpoint
 
     func bindControl() async throws {
+        // The operator's key is the same in every epoch; `pbft ctl` signs in the epoch of the
+        // public cluster file, which stays the first one.
         let authenticator = Authenticator(verifier: Ed25519Verifier(), keys: membership)
         let loop = spawner.next()
         let socket = try await DatagramSocket.bind(on: loop, host: "127.0.0.1", port: options.controlPort) { [weak self] bytes, source in
@@ -627,9 +712,10 @@ public actor Launcher {
                 return
             }
             let replyTo = source
+            let epoch = frame.value.envelope.epoch
             Task {
                 let (accepted, body) = await self.onControl(control)
-                await self.reply(control, accepted: accepted, body: body, to: replyTo)
+                await self.reply(control, accepted: accepted, body: body, epoch: epoch, to: replyTo)
             }
         }.get()
         controlSocket = socket
@@ -659,12 +745,13 @@ public actor Launcher {
         return await handle(request)
     }
 
-    func reply(_ control: Control, accepted: Bool, body: String, to address: SocketAddress) {
+    /// Signed in the epoch the command was signed in, so the sender can verify it.
+    func reply(_ control: Control, accepted: Bool, body: String, epoch: Epoch, to address: SocketAddress) {
         guard let socket = controlSocket else { return }
         var bytes = Array(body.utf8)
         if bytes.count > WireLimits.default.controlBytesMax { bytes = Array(bytes.prefix(WireLimits.default.controlBytesMax)) }
         let reply = ControlReply(timestamp: control.timestamp, accepted: accepted, body: bytes)
-        let envelope = Envelope.seal(.controlReply(reply), epoch: membership.epoch, signer: operatorKey.signer)
+        let envelope = Envelope.seal(.controlReply(reply), epoch: epoch, signer: operatorKey.signer)
         for datagram in DatagramCodec.datagrams(for: Frame(envelope: envelope).encoded(), messageID: control.timestamp.rawValue) {
             socket.send(datagram, to: address)
         }
@@ -683,15 +770,28 @@ public struct ClusterSnapshot: Sendable {
         public let lastExecuted: UInt64?
         public let stableCheckpoint: UInt64?
         public let recovering: Bool
+        /// The epoch it reports; joining: it has not yet installed the state its epoch starts from.
+        public let epoch: UInt64?
+        public let joining: Bool
+        /// A member of the epoch in force (the launcher's view).
+        public let member: Bool
     }
 
+    /// Every replica the launch started, retired ones included.
     public let replicas: [Replica]
-    /// The primary of the view most answering replicas are in.
+    /// The primary of the view most answering replicas of the newest epoch are in.
     public let primary: ReplicaID?
+    /// The epoch in force and its f, as the launcher knows them.
+    public let epoch: UInt64
+    public let f: Int
 
-    /// The view most answering replicas are in (active), if any.
+    /// The view most answering replicas of the newest epoch are in (active), if any.
     public var view: UInt64? {
-        let views = replicas.filter(\.viewActive).compactMap(\.view)
+        let newest = replicas.filter { !$0.joining }.compactMap(\.epoch).max()
+        let views = replicas.filter { $0.viewActive && !$0.joining && $0.epoch == newest }.compactMap(\.view)
         return Dictionary(grouping: views, by: { $0 }).max { ($0.value.count, $0.key) < ($1.value.count, $1.key) }?.key
     }
+
+    /// The newest epoch a serving replica reports.
+    public var newestEpoch: UInt64? { replicas.filter { !$0.joining }.compactMap(\.epoch).max() }
 }

@@ -64,3 +64,10 @@ public func consecutiveFreeUDPPorts(count: Int) throws -> Int {
     }
     throw FaultError("no \(count) consecutive free UDP ports between 20000 and 32000")
 }
+
+/// Whether UDP port `port` on 127.0.0.1 is free now.
+func isFreeUDPPort(_ port: Int) -> Bool {
+    guard let socket = bindLoopbackUDP(port: port) else { return false }
+    close(socket.fd)
+    return true
+}

@@ -17,13 +17,15 @@ struct Ctl: AsyncParsableCommand {
         abstract: "Operator-signed control of a running launch (or of replicas directly).",
         discussion: """
             With a launch (pbft launch), commands go to its launcher: --run DIR, or runs/latest.
-            Without one, status, stop and byzantine go straight to the replicas of --cluster.
+            Without one, status, stop, byzantine and the reconfigurations (add-replica,
+            remove-replica, replace-replica, set-f) go straight to the replicas of --cluster.
             Every command is signed with the operator's key. See docs/faults.md.
             """,
         subcommands: [
             CtlStatus.self, CtlKill.self, CtlStop.self, CtlPause.self, CtlResume.self, CtlRestart.self,
             CtlByzantine.self, CtlTwin.self,
             CtlDrop.self, CtlDelay.self, CtlDuplicate.self, CtlReorder.self, CtlCorrupt.self, CtlPartition.self, CtlHeal.self,
+            CtlAddReplica.self, CtlRemoveReplica.self, CtlReplaceReplica.self, CtlSetF.self,
         ]
     )
 }
@@ -74,15 +76,17 @@ struct ControlTarget: ParsableArguments {
         return .launch(Launch(directory: directory, host: host, port: port, cluster: cluster, keys: keys, pid: Int32(pid)))
     }
 
-    /// Sends `request` to the launcher; returns its signed reply's verdict and body.
+    /// Sends `request` to the launcher; returns its signed reply's verdict and body. A
+    /// reconfiguration may take the launcher a while (starting a replica, waiting for an epoch).
     func send(_ request: LaunchRequest, to launch: Launch) async throws -> (accepted: Bool, body: String) {
         let membership = try ClusterFile.load(launch.cluster)
         let client = try ControlClient(membership: membership, operatorKey: try KeyFile.load(operatorKey ?? launch.keys + "/operator.key"))
         let argument = try JSONEncoder().encode(request)
-        let answer = try await client.sendToLauncher(Array(argument), host: launch.host, port: launch.port, timeoutMilliseconds: timeoutMs)
+        let timeout = request.verb.isReconfiguration ? max(timeoutMs, 90_000) : timeoutMs
+        let answer = try await client.sendToLauncher(Array(argument), host: launch.host, port: launch.port, timeoutMilliseconds: timeout)
         await client.close()
         guard let reply = answer else {
-            throw Failure("the launcher at \(launch.host):\(launch.port) did not answer within \(timeoutMs) ms")
+            throw Failure("the launcher at \(launch.host):\(launch.port) did not answer within \(timeout) ms")
         }
         return (reply.accepted, String(decoding: reply.body, as: UTF8.self))
     }
@@ -146,16 +150,21 @@ struct CtlStatus: AsyncParsableCommand {
         guard let object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any],
               let replicas = object["replicas"] as? [[String: Any]]
         else { throw Failure("the launcher's status is not what this pbft expects") }
-        Output.line(pad(["replica", "pid", "process", "view", "primary", "executed", "stable h", "starts", "byzantine", "twin"]))
+        Output.line(pad(["replica", "pid", "process", "epoch", "view", "primary", "executed", "stable h", "starts", "byzantine", "twin"]))
         for r in replicas {
             let status = r["status"] as? [String: Any]
             let view = status.map { "\($0["view"] ?? "?")" + (($0["view_active"] as? Bool) == false ? "*" : "") + (($0["recovering"] as? Bool) == true ? " (rec)" : "") } ?? "-"
+            let epoch = status.map { "e\($0["epoch"] ?? "?")" + (($0["joining"] as? Bool) == true ? " (join)" : "") + (($0["retired"] as? Bool) == true ? " (ret)" : "") } ?? "-"
             Output.line(pad([
-                "r\(r["id"] ?? "?")", (r["pid"] as? Int).map { "\($0)" } ?? "-", "\(r["state"] ?? "?")", view,
+                "r\(r["id"] ?? "?")", (r["pid"] as? Int).map { "\($0)" } ?? "-", "\(r["state"] ?? "?")", epoch, view,
                 status.map { "r\($0["primary"] ?? "?")" } ?? "-", status.map { "\($0["last_executed"] ?? "?")" } ?? "-",
                 status.map { "\($0["low_water_mark"] ?? "?")" } ?? "-", "\(r["starts"] ?? 0)", "\(r["byzantine"] ?? "off")",
                 (r["twin_pid"] as? Int).map { "pid \($0)" } ?? "-",
             ]))
+        }
+        if let epoch = object["epoch"] as? Int, let members = object["members"] as? [Int] {
+            Output.line("epoch: e\(epoch) (n = \(object["n"] ?? "?"), f = \(object["f"] ?? "?"); members \(members.map { "r\($0)" }.joined(separator: ", ")))"
+                + ((object["next_epoch"] as? [String: Any]).map { "; next: \($0["answer"] ?? "?")" } ?? ""))
         }
         Output.line("primary: " + ((object["primary"] as? Int).map { "r\($0)" } ?? "unknown (no replica in an active view answered)"))
         let faults = object["faults"] as? [String] ?? []

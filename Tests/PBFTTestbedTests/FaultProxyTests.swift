@@ -94,6 +94,45 @@ import Testing
         await rig.close()
     }
 
+    @Test("a replica added while running: old replicas reach it at its front address and see it there; it sees them at their links; after a restart with routes, through the link both ways")
+    func addedReplica() async throws {
+        let rig = try await rig()
+        let loop = rig.group.next()
+        let inbox = Inbox()
+        let newcomer = try await DatagramSocket.bind(on: loop, host: "127.0.0.1", port: 0) { bytes, from in
+            inbox.arrivals.withLock { $0.append(.init(bytes: bytes, from: from, at: .now)) }
+        }.get()
+        let frontPort = try freeUDPPortRange(count: 1)
+        let front = try SocketAddress(ipAddress: "127.0.0.1", port: frontPort)
+        try await rig.proxy.addReplica(
+            ReplicaID(2), front: HostPort(host: "127.0.0.1", port: frontPort),
+            address: HostPort(host: "127.0.0.1", port: newcomer.localAddress.port!), twin: HostPort(host: "127.0.0.1", port: 1))
+        let link = rig.proxy.linkAddress(ReplicaID(0), ReplicaID(2))
+        let link02 = try SocketAddress(ipAddress: link.host, port: link.port)
+
+        // Replica 0 started before 2 existed: it knows 2 only by its public address.
+        let old = rig.replicas[0]
+        try await old.channel.eventLoop.submit { old.send([1], to: front) }.get()
+        #expect(eventually(within: 5) { inbox.all.count == 1 })
+        #expect(inbox.all.first?.from == link02, "the newcomer sees replica 0 at their link, as its cluster file says")
+        try await newcomer.channel.eventLoop.submit { newcomer.send([2], to: link02) }.get()
+        #expect(eventually(within: 5) { rig.inboxes[0].all.count == 1 })
+        #expect(rig.inboxes[0].all.first?.from == front, "replica 0 sees the newcomer at its public address, as its membership says")
+
+        // Restarted with a file that routes it through the link, replica 0 sees the newcomer there.
+        await rig.proxy.setRoutes(of: ReplicaID(0), linked: [ReplicaID(1), ReplicaID(2)])
+        try await newcomer.channel.eventLoop.submit { newcomer.send([3], to: link02) }.get()
+        #expect(eventually(within: 5) { rig.inboxes[0].all.count == 2 })
+        #expect(rig.inboxes[0].all.last?.from == link02)
+        // A client at the front still gets a session, not a replica's path.
+        let client = rig.client
+        try await client.channel.eventLoop.submit { client.send([4], to: front) }.get()
+        #expect(eventually(within: 5) { inbox.all.count == 2 })
+        #expect(inbox.all.last?.from != link02)
+        _ = try? await newcomer.close().get()
+        await rig.close()
+    }
+
     @Test("a client's datagrams reach the replica through a session, and the answer comes back from the front address")
     func clientSessions() async throws {
         let rig = try await rig()

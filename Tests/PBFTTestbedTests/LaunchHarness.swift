@@ -59,6 +59,8 @@ final class LaunchHarness: @unchecked Sendable {
         let primary: Int?
         let lastExecuted: Int?
         let badSignatures: Int
+        let epoch: Int?
+        let joining: Bool
     }
 
     struct Status {
@@ -81,7 +83,8 @@ final class LaunchHarness: @unchecked Sendable {
                     id: r["id"] as! Int, state: r["state"] as! String, pid: (r["pid"] as? Int).map { Int32($0) },
                     view: status?["view"] as? Int, viewActive: status?["view_active"] as? Bool ?? false, primary: status?["primary"] as? Int,
                     lastExecuted: status?["last_executed"] as? Int,
-                    badSignatures: (status?["rejected"] as? [String: Int])?["bad_signature"] ?? 0)
+                    badSignatures: (status?["rejected"] as? [String: Int])?["bad_signature"] ?? 0,
+                    epoch: status?["epoch"] as? Int, joining: status?["joining"] as? Bool ?? false)
             },
             primary: object["primary"] as? Int, faults: object["faults"] as? [String] ?? [], rejectedControls: object["rejected_controls"] as? Int ?? 0,
             raw: object)
@@ -130,6 +133,9 @@ final class LaunchHarness: @unchecked Sendable {
             return done
         }
     }
+
+    /// Replica `id` as status shows it, if the launch started it.
+    func replica(_ id: Int) throws -> ReplicaStatus? { try status().replicas.first { $0.id == id } }
 
     func executionLog(_ i: Int, twin: Bool = false) -> String { run + "/data/r\(i)\(twin ? "-twin" : "")/execution.jsonl" }
     func lastExecuted(_ i: Int) -> UInt64 { ExecutionLogFile.lastExecuted(at: executionLog(i)) }

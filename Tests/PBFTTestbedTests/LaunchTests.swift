@@ -240,6 +240,95 @@ import Testing
         try launch.must(["kill", "primary"])
     }
 
+    // MARK: Reconfiguration
+
+    @Test("ctl add-replica, set-f and remove-replica primary through a launch: the new replica joins and serves, an invalid change is refused with the replicas' reason, the removed primary retires")
+    func reconfigurationThroughALaunch() async throws {
+        let launch = try LaunchHarness()
+        let clients = try await launch.clients(4)
+        _ = try await launch.load(clients, operations: 10, tag: "four")
+
+        let added = try launch.ctl(["add-replica"])
+        #expect(added.status == 0 && added.stdout.hasPrefix("ok: e1 (n = 5, f = 1) starts after sequence"), "\(added.stdout)\(added.stderr)")
+        #expect(eventually(within: 20) { (try? launch.replica(4)).flatMap { $0 }.map { $0.epoch == 1 && !$0.joining } ?? false },
+                "replica 4 fetched the state and entered e1")
+        _ = try await launch.load(clients, operations: 20, tag: "five")
+        let top = (0..<4).map { launch.lastExecuted($0) }.max() ?? 0
+        #expect(eventually(within: 20) { launch.lastExecuted(4) >= top }, "replica 4 executes with the others: \(launch.lastExecuted(4)) of \(top)")
+
+        let refused = try launch.ctl(["set-f", "2"])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("n = 5 replicas cannot tolerate f = 2: PBFT needs n >= 3f+1 = 7"), "\(refused.stderr)")
+        #expect(refused.stderr.trimmingCharacters(in: .newlines).split(separator: "\n").count == 1, "one line: \(refused.stderr)")
+        let taken = try launch.ctl(["add-replica", "2"])
+        #expect(taken.status == 1 && taken.stderr.contains("replica 2 was started by this launch before"), "\(taken.stderr)")
+
+        let old = try #require(try launch.status().primary)
+        let removed = try launch.ctl(["remove-replica", "primary"])
+        #expect(removed.status == 0 && removed.stdout.hasPrefix("ok: e2 (n = 4, f = 1)"), "\(removed.stdout)\(removed.stderr)")
+        _ = try await launch.load(clients, operations: 20, tag: "after")
+        #expect(eventually(within: 20) { (try? launch.replica(old))??.state == "retired" }, "the removed primary r\(old) retired by itself")
+        for client in clients { await client.close() }
+        let status = try launch.status()
+        #expect(status.primary != nil && status.primary != old, "a member of e2 leads: \(String(describing: status.primary))")
+        #expect(status.raw["epoch"] as? Int == 2 && (status.raw["members"] as? [Int])?.contains(old) == false, "\(status.raw)")
+        let kinds = launch.events.compactMap { $0["event"] as? String }
+        for kind in ["replica_added", "reconfiguration_submitted", "reconfiguration_answered", "epoch", "replica_retired"] {
+            #expect(kinds.contains(kind), "\(kind)")
+        }
+        #expect(!kinds.contains("exited"), "the retirement is not a crash")
+        #expect(launch.events.contains { $0["event"] as? String == "reconfiguration_answered" && ($0["answer"] as? String ?? "").hasPrefix("error: n = 5") })
+        let launchFile = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: launch.run + "/launch.json"))) as? [String: Any]
+        #expect((launchFile?["replicas"] as? [[String: Any]])?.contains { $0["id"] as? Int == 4 } == true, "launch.json lists the new replica")
+        try launch.agree([0, 1, 2, 3, 4])
+    }
+
+    @Test("a --direct launch replaces a replica: the new one binds its public address itself and joins, the old one retires")
+    func replaceThroughADirectLaunch() async throws {
+        let launch = try LaunchHarness(arguments: ["--direct"])
+        let clients = try await launch.clients(2)
+        _ = try await launch.load(clients, operations: 10, tag: "before")
+        let replaced = try launch.ctl(["replace-replica", "1"])
+        #expect(replaced.status == 0 && replaced.stdout.hasPrefix("ok: e1 (n = 4, f = 1)"), "\(replaced.stdout)\(replaced.stderr)")
+        _ = try await launch.load(clients, operations: 20, tag: "after")
+        for client in clients { await client.close() }
+        #expect(eventually(within: 20) { (try? launch.replica(1))??.state == "retired" }, "replica 1 retired")
+        #expect(eventually(within: 20) { (try? launch.replica(4))??.epoch == 1 && launch.lastExecuted(4) >= launch.lastExecuted(0) })
+        #expect(text(launch.run + "/cluster/replica-4.toml").contains("previous_f"), "it started from the next epoch's file")
+        try launch.agree([0, 1, 2, 3, 4])
+    }
+
+    @Test("without a launcher: keygen --add-replica, the operator starts the replica and submits ctl add-replica --cluster --keys; a key that is not the operator's is refused")
+    func reconfigurationWithoutALauncher() async throws {
+        let launch = try LaunchHarness(arguments: ["--direct"])
+        let keys = launch.run + "/keys"
+        let joiner = launch.directory.file("joiner")
+        let port = try freeUDPPortRange(count: 1)
+        let generated = try PBFTBinary.run(["keygen", "--add-replica", "4", "--cluster", keys + "/cluster.toml", "--port", "\(port)", "--out", joiner])
+        #expect(generated.status == 0, "\(generated.stderr)")
+        let replica = try PBFTBinary.start(
+            ["replica", "--cluster", joiner + "/cluster-epoch-1.toml", "--id", "4", "--key", joiner + "/replica-4.key", "--data", joiner + "/data", "--exit-with-parent"]
+                + LaunchHarness.fastSettings, logPath: joiner + "/replica-4.log")
+        defer { kill(replica.processIdentifier, SIGKILL) }
+        #expect(eventually(within: 10) { text(joiner + "/replica-4.log").contains("replica serving") })
+
+        let wrongKey = try PBFTBinary.run(["ctl", "add-replica", "4", "--cluster", keys + "/cluster.toml", "--keys", joiner, "--operator-key", keys + "/client-0.key"])
+        #expect(wrongKey.status == 1 && wrongKey.stderr.contains("not the operator key"), "\(wrongKey.stderr)")
+        let added = try PBFTBinary.run(["ctl", "add-replica", "4", "--cluster", keys + "/cluster.toml", "--keys", joiner, "--operator-key", keys + "/operator.key"])
+        #expect(added.status == 0 && added.stdout.hasPrefix("ok: e1 (n = 5, f = 1)"), "\(added.stdout)\(added.stderr)")
+        let invalid = try PBFTBinary.run(["ctl", "remove-replica", "9", "--cluster", joiner + "/cluster-epoch-1.toml", "--operator-key", keys + "/operator.key"])
+        #expect(invalid.status == 1 && invalid.stderr.contains("error: replica 9 is not a member"), "\(invalid.stderr)")
+
+        let clients = try await launch.clients(2)
+        _ = try await launch.load(clients, operations: 20, tag: "joined")
+        for client in clients { await client.close() }
+        #expect(eventually(within: 20) {
+            let status = try? PBFTBinary.run(["ctl", "status", "--cluster", joiner + "/cluster-epoch-1.toml", "--operator-key", keys + "/operator.key", "--replica", "4", "--json"])
+            guard let line = status?.stdout, let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return false }
+            return object["epoch"] as? Int == 1 && object["joining"] as? Bool == false && (object["last_executed"] as? Int ?? 0) > 0
+        }, "replica 4 entered e1 and executes: \(text(joiner + "/replica-4.log").suffix(600))")
+    }
+
     @Test("unsigned or wrongly signed commands are rejected by the launcher and by the replicas")
     func forgedCommandsAreRejected() throws {
         let launch = try LaunchHarness()
