@@ -96,7 +96,7 @@ public struct ByzantineLayer: Sendable {
 
     /// Rewrites one action of the faulty replica into what it actually sends.
     public mutating func rewrite(_ action: Action, replica: Replica<some StateMachine>, now: UInt64, rng: inout SplitMix64) -> [Action] {
-        membership = replica.currentMembership
+        membership = replica.configuration.membership
         if case .broadcast(let frame) = action { remember(frame) }
         switch behaviour {
         case .silent:

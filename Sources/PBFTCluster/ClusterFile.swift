@@ -7,18 +7,13 @@ public import PBFTWire
 /// key. It holds no secrets. Loading it checks every rule a configuration must keep.
 public enum ClusterFile {
     public static func load(_ path: String) throws(FileError) -> Membership {
-        try loadEpochs(path).membership
+        try loadContents(path).membership
     }
 
-    /// The membership and, in the file of an epoch after 0 that a replica joins, the
+    /// The membership, and, in the file of an epoch after 0 that a replica joins, the
     /// membership of the epoch before (`previous_f` and `[[previous_replicas]]`): its members
-    /// certify the state the new epoch starts from.
-    public static func loadEpochs(_ path: String) throws(FileError) -> (membership: Membership, previous: Membership?) {
-        let contents = try loadContents(path)
-        return (contents.membership, contents.previous)
-    }
-
-    /// Everything the file holds, routes included.
+    /// certify the state the new epoch starts from. Routes are where this process reaches
+    /// replicas (`[[routes]]`).
     public static func loadContents(_ path: String) throws(FileError) -> Contents {
         let text = try Files.readText(path, secret: false)
         let fields = try TOMLFields.parse(text, file: path)
@@ -40,8 +35,6 @@ public enum ClusterFile {
             throw FileError(path, "\(error)")
         }
     }
-
-    static func parse(_ fields: TOMLFields) throws -> Membership { try parseEpochs(fields).membership }
 
     static func parseEpochs(_ fields: TOMLFields) throws -> (membership: Membership, previous: Membership?) {
         try fields.onlyKeys(["epoch", "n", "f", "operator_public_key", "replicas", "clients", "previous_f", "previous_replicas", "routes"])
@@ -133,30 +126,8 @@ public enum ClusterFile {
             // A top-level key: it must come before the first [[table]].
             out += "# The epoch before this one: its members certify the state this epoch starts from.\nprevious_f = \(previous.f)\n"
         }
-        for replica in membership.replicas {
-            out += """
-
-                [[replicas]]
-                id = \(replica.id.rawValue)
-                host = \(tomlString(replica.host))
-                port = \(replica.port)
-                public_key = "\(replica.publicKey)"
-
-                """
-        }
-        if let previous {
-            for replica in previous.replicas {
-                out += """
-
-                    [[previous_replicas]]
-                    id = \(replica.id.rawValue)
-                    host = \(tomlString(replica.host))
-                    port = \(replica.port)
-                    public_key = "\(replica.publicKey)"
-
-                    """
-            }
-        }
+        for replica in membership.replicas { out += replicaTable("replicas", replica) }
+        for replica in previous?.replicas ?? [] { out += replicaTable("previous_replicas", replica) }
         for id in routes.keys.sorted() {
             let route = routes[id]!
             out += """
@@ -178,6 +149,18 @@ public enum ClusterFile {
                 """
         }
         return out
+    }
+
+    private static func replicaTable(_ name: String, _ replica: ReplicaDescriptor) -> String {
+        """
+
+            [[\(name)]]
+            id = \(replica.id.rawValue)
+            host = \(tomlString(replica.host))
+            port = \(replica.port)
+            public_key = "\(replica.publicKey)"
+
+            """
     }
 
     public static func write(

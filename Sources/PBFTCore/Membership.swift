@@ -13,14 +13,7 @@ public struct Membership: Hashable, Sendable {
     public let clients: [ClientKey]
     public let operatorKey: PublicKey
 
-    public struct ClientKey: Hashable, Sendable {
-        public var id: ClientID
-        public var publicKey: PublicKey
-        public init(id: ClientID, publicKey: PublicKey) {
-            self.id = id
-            self.publicKey = publicKey
-        }
-    }
+    public typealias ClientKey = PBFTWire.ClientKey
 
     /// Checks every rule of a configuration and sorts the lists; throws the first rule broken.
     public init(epoch: Epoch, f: Int, replicas: [ReplicaDescriptor], clients: [ClientKey], operatorKey: PublicKey) throws(MembershipError) {
@@ -130,20 +123,17 @@ public enum MembershipError: Error, Hashable, Sendable, CustomStringConvertible 
 extension Membership {
     /// The wire form of this membership (canonical: lists in id order).
     public var record: ConfigurationRecord {
-        ConfigurationRecord(
-            epoch: epoch, f: UInt32(f), replicas: replicas,
-            clients: clients.map { ConfigurationRecord.ClientEntry(id: $0.id, publicKey: $0.publicKey) }, operatorKey: operatorKey)
+        ConfigurationRecord(epoch: epoch, f: UInt32(f), replicas: replicas, clients: clients, operatorKey: operatorKey)
     }
 
     /// A membership from its wire form, checked like any other.
     public init(record: ConfigurationRecord) throws(MembershipError) {
-        try self.init(
-            epoch: record.epoch, f: Int(record.f), replicas: record.replicas,
-            clients: record.clients.map { ClientKey(id: $0.id, publicKey: $0.publicKey) }, operatorKey: record.operatorKey)
+        try self.init(epoch: record.epoch, f: Int(record.f), replicas: record.replicas, clients: record.clients, operatorKey: record.operatorKey)
     }
 
-    /// The membership after `change`, as the next epoch; throws the rule the result would break.
-    public func applying(_ change: ReconfigurationChange) throws(MembershipError) -> Membership {
+    /// The membership after `change`, as `epoch` (by default the next one); throws the rule
+    /// the result would break.
+    public func applying(_ change: ReconfigurationChange, epoch newEpoch: Epoch? = nil) throws(MembershipError) -> Membership {
         var replicas = self.replicas
         var f = self.f
         switch change {
@@ -163,7 +153,7 @@ extension Membership {
         case .setFaultTolerance(let newF):
             f = Int(newF)
         }
-        return try Membership(epoch: Epoch(epoch.rawValue + 1), f: f, replicas: replicas, clients: clients, operatorKey: operatorKey)
+        return try Membership(epoch: newEpoch ?? Epoch(epoch.rawValue + 1), f: f, replicas: replicas, clients: clients, operatorKey: operatorKey)
     }
 }
 

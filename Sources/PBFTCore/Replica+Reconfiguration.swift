@@ -32,15 +32,14 @@ extension Replica {
     /// Memberships kept for verification: enough for a client a few epochs behind.
     static var knownMembershipsMax: Int { 4 }
 
-    /// The membership of the epoch in force.
-    public var currentMembership: Membership { membership }
-
     /// The replicas a broadcast goes to: the other members of this epoch and, once the next
     /// epoch is decided, its members too (a joiner must see the checkpoint it starts from).
     public var peers: [ReplicaDescriptor] {
+        // The common case, on every broadcast: no next epoch decided.
+        guard let next = nextEpoch else { return membership.replicas.filter { $0.id != id } }
         var seen = Set<ReplicaID>([id])
         var peers: [ReplicaDescriptor] = []
-        for replica in membership.replicas + (nextEpoch?.membership.replicas ?? []) where seen.insert(replica.id).inserted {
+        for replica in membership.replicas + next.membership.replicas where seen.insert(replica.id).inserted {
             peers.append(replica)
         }
         return peers
@@ -67,14 +66,9 @@ extension Replica {
 
     /// Executes a reconfiguration ordered at `n`: the result the operator sees.
     mutating func reconfigure(_ change: ReconfigurationChange, at n: SequenceNumber) -> [UInt8] {
-        let base = nextEpoch?.membership ?? membership
+        // Several changes ordered before the boundary compose into one next epoch.
         let next: Membership
-        do {
-            // Several changes ordered before the boundary compose into one next epoch.
-            var changed = try base.applying(change)
-            if nextEpoch != nil { changed = try Membership(epoch: base.epoch, f: changed.f, replicas: changed.replicas, clients: changed.clients, operatorKey: changed.operatorKey) }
-            next = changed
-        } catch {
+        do { next = try (nextEpoch?.membership ?? membership).applying(change, epoch: Epoch(epoch.rawValue + 1)) } catch {
             return Array("error: \(error)".utf8)
         }
         guard next.n <= configuration.limits.replicasMax else {
@@ -212,11 +206,15 @@ extension Replica {
         emit(.reply(Envelope.seal(.epochAnnouncement(announcement), epoch: knownEpoch, signer: signer), to: principal))
     }
 
-    /// Signs an answer to `envelope` in the epoch it was signed in when this replica was a
-    /// member of that epoch (so a replica still there can verify it), else in the current one.
+    /// The epoch to sign an answer in, to a message signed in `epoch`: that epoch when this
+    /// replica was a member of it (so a sender still there can verify the answer), else the
+    /// current one. The runtime answers control commands by the same rule.
+    public func answerEpoch(to epoch: Epoch) -> Epoch {
+        knownMemberships[epoch]?.replica(id) != nil ? epoch : self.epoch
+    }
+
     func sign(_ message: Message, answering envelope: Envelope) -> Envelope {
-        let answerEpoch = knownMemberships[envelope.epoch]?.replica(id) != nil ? envelope.epoch : epoch
-        return Envelope.seal(message, epoch: answerEpoch, signer: signer)
+        Envelope.seal(message, epoch: answerEpoch(to: envelope.epoch), signer: signer)
     }
 
     // MARK: The configuration in checkpointed state

@@ -60,30 +60,26 @@ public final class ClientNode: @unchecked Sendable {
     /// Runs one operation; throws `ClientError.timedOut` if no f+1 matching replies came
     /// within `timeoutMilliseconds` (the request is retransmitted meanwhile).
     public func submit(_ operation: [UInt8], timeoutMilliseconds: Int = 30_000) async throws -> [UInt8] {
+        try await run(timeoutMilliseconds: timeoutMilliseconds) { $0.submit(operation) }
+    }
+
+    /// Submits a reconfiguration (the key must be the operator's) and returns the replicas'
+    /// answer ("ok: ..." or "error: ..."), vouched for by f+1 of them.
+    public func submit(_ change: ReconfigurationChange, timeoutMilliseconds: Int = 30_000) async throws -> String {
+        String(decoding: try await run(timeoutMilliseconds: timeoutMilliseconds) { $0.submit(change) }, as: UTF8.self)
+    }
+
+    /// Starts one operation on the event loop and waits for its result, refusal or timeout.
+    private func run(timeoutMilliseconds: Int, _ start: @escaping @Sendable (inout Client) -> [Client.Action]) async throws -> [UInt8] {
         try await withCheckedThrowingContinuation { continuation in
             endpoint.eventLoop.execute { [self] in
                 precondition(waiting == nil, "one operation at a time per client")
                 waiting = continuation
                 refusals = [:]
                 deadlineTicks = ticks + UInt64(max(1, timeoutMilliseconds / tickMilliseconds))
-                perform(client.submit(operation))
+                perform(start(&client))
             }
         }
-    }
-
-    /// Submits a reconfiguration (the key must be the operator's) and returns the replicas'
-    /// answer ("ok: ..." or "error: ..."), vouched for by f+1 of them.
-    public func submit(_ change: ReconfigurationChange, timeoutMilliseconds: Int = 30_000) async throws -> String {
-        let bytes: [UInt8] = try await withCheckedThrowingContinuation { continuation in
-            endpoint.eventLoop.execute { [self] in
-                precondition(waiting == nil, "one operation at a time per client")
-                waiting = continuation
-                refusals = [:]
-                deadlineTicks = ticks + UInt64(max(1, timeoutMilliseconds / tickMilliseconds))
-                perform(client.submit(change))
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     func resolvePeers() throws {

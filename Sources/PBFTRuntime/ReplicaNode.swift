@@ -101,8 +101,6 @@ public final class ReplicaNode: @unchecked Sendable {
     var knownEpochs = Set<Epoch>()
     var retiring = false
     var lastRefusalTick: UInt64 = .max
-    /// The epoch the control command being answered was signed in.
-    var controlEpoch = Epoch(0)
     var clientAddresses: [Principal: SocketAddress] = [:]
     var nextMessageID: UInt64
     var ticks: UInt64 = 0
@@ -225,7 +223,7 @@ public final class ReplicaNode: @unchecked Sendable {
                 _ = state.reassembler.expire(now: state.ticks)
             }
         }
-        let current = replica.currentMembership
+        let current = replica.configuration.membership
         logger.info("replica serving", metadata: [
             "address": "\(me.host):\(me.port)", "epoch": "\(current.epoch.rawValue)", "n": "\(current.n)", "f": "\(current.f)",
             "view": "\(replica.view.rawValue)", "joining": "\(replica.epochStart == nil)",
@@ -311,7 +309,8 @@ public final class ReplicaNode: @unchecked Sendable {
             // operator sees why nothing happens (rate-limited: refusals are signed).
             if case .malformed = error { return }
             if let decoded = try? Frame.decode(inbound.frame), case .reconfiguration(let r) = decoded.envelope.message {
-                endpoint.coreLoop.execute { [self] in refuseReconfiguration(r, reason: "\(error)", to: address) }
+                let origin = ControlOrigin(address: address, epoch: decoded.envelope.epoch)
+                endpoint.coreLoop.execute { [self] in refuseReconfiguration(r, reason: "\(error)", to: origin) }
             }
             return
         }
@@ -323,8 +322,7 @@ public final class ReplicaNode: @unchecked Sendable {
     func deliver(_ frame: Authenticated<Frame>, from address: SocketAddress) {
         guard stopped != nil else { return }
         if case .control(let control) = frame.value.envelope.message {
-            controlEpoch = frame.value.envelope.epoch
-            return onControl(control, from: address)
+            return onControl(control, from: ControlOrigin(address: address, epoch: frame.value.envelope.epoch))
         }
         switch frame.value.envelope.sender {
         case .client, .operator:
@@ -494,65 +492,73 @@ public final class ReplicaNode: @unchecked Sendable {
     /// An operator-signed command (the authenticator checked the operator's key). A command
     /// no newer than the last one, or more than a minute away from our clock, is refused: a
     /// recorded command cannot be replayed.
-    func onControl(_ control: Control, from address: SocketAddress) {
+    func onControl(_ control: Control, from origin: ControlOrigin) {
         let nowMicros = WallClock.microseconds() ?? 0
         let skew = nowMicros > control.timestamp.rawValue ? nowMicros - control.timestamp.rawValue : control.timestamp.rawValue - nowMicros
         guard control.timestamp > lastControlTimestamp, skew < 60_000_000 else {
             logger.warning("refused a control command", metadata: [
                 "command": "\(control.command)", "reason": "stale or replayed timestamp", "timestamp": "\(control.timestamp.rawValue)",
-                "last_accepted": "\(lastControlTimestamp.rawValue)", "now": "\(nowMicros)", "from": "\(address)",
+                "last_accepted": "\(lastControlTimestamp.rawValue)", "now": "\(nowMicros)", "from": "\(origin.address)",
             ])
-            return replyControl(control, accepted: false, body: Array("refused: stale or replayed timestamp".utf8), to: address)
+            return replyControl(control, accepted: false, body: Array("refused: stale or replayed timestamp".utf8), to: origin)
         }
         lastControlTimestamp = control.timestamp
         switch control.command {
         case .status:
-            replyControl(control, accepted: true, body: Array(statusJSON().utf8), to: address)
+            replyControl(control, accepted: true, body: Array(statusJSON().utf8), to: origin)
         case .stop:
             logger.notice("stopping on the operator's command")
-            replyControl(control, accepted: true, body: Array("stopping".utf8), to: address)
+            replyControl(control, accepted: true, body: Array("stopping".utf8), to: origin)
             stop()
         case .launcher:
-            replyControl(control, accepted: false, body: Array("refused: this is a replica; launcher commands go to the launcher".utf8), to: address)
+            replyControl(control, accepted: false, body: Array("refused: this is a replica; launcher commands go to the launcher".utf8), to: origin)
         case .byzantine:
             let mode = String(decoding: control.argument, as: UTF8.self)
             guard options.allowByzantine else {
                 logger.warning("refused a Byzantine mode: this replica was not started with --allow-byzantine", metadata: ["mode": "\(mode)"])
-                return replyControl(control, accepted: false, body: Array("refused: not started with --allow-byzantine".utf8), to: address)
+                return replyControl(control, accepted: false, body: Array("refused: not started with --allow-byzantine".utf8), to: origin)
             }
             if mode == "off" {
                 byzantine = nil
                 logger.notice("Byzantine behaviour off")
-                return replyControl(control, accepted: true, body: Array("byzantine off".utf8), to: address)
+                return replyControl(control, accepted: true, body: Array("byzantine off".utf8), to: origin)
             }
             guard let behaviour = ByzantineBehaviour(rawValue: mode) else {
                 let modes = ByzantineBehaviour.allCases.map(\.rawValue).joined(separator: ", ")
-                return replyControl(control, accepted: false, body: Array("unknown mode '\(mode)'; modes: \(modes), off".utf8), to: address)
+                return replyControl(control, accepted: false, body: Array("unknown mode '\(mode)'; modes: \(modes), off".utf8), to: origin)
             }
             // A slow primary stays just under the view-change timeout.
             byzantine = ByzantineLayer(behaviour: behaviour, signer: signer, membership: membership, holdTicks: UInt64(options.viewChangeTimeoutTicks * 9 / 10))
             logger.notice("Byzantine behaviour on", metadata: ["mode": "\(mode)"])
-            replyControl(control, accepted: true, body: Array("byzantine \(mode)".utf8), to: address)
+            replyControl(control, accepted: true, body: Array("byzantine \(mode)".utf8), to: origin)
         }
     }
 
     /// Answers a reconfiguration whose signature did not verify: a signed refusal with the
     /// reason, at most one per tick (refusals cost a signature each).
-    func refuseReconfiguration(_ reconfiguration: Reconfiguration, reason: String, to address: SocketAddress) {
+    func refuseReconfiguration(_ reconfiguration: Reconfiguration, reason: String, to origin: ControlOrigin) {
         guard ticks != lastRefusalTick else { return }
         lastRefusalTick = ticks
-        logger.warning("refused a reconfiguration", metadata: ["reason": "\(reason)", "from": "\(address)"])
-        let body = Array("refused: reconfiguration: \(reason)".utf8)
-        let reply = ControlReply(timestamp: reconfiguration.timestamp, accepted: false, body: body)
-        send(Frame(envelope: Envelope.seal(.controlReply(reply), epoch: replica.currentMembership.epoch, signer: signer)), to: [address])
+        logger.warning("refused a reconfiguration", metadata: ["reason": "\(reason)", "from": "\(origin.address)"])
+        sendControlReply(ControlReply(timestamp: reconfiguration.timestamp, accepted: false, body: Array("refused: reconfiguration: \(reason)".utf8)), to: origin)
     }
 
-    /// The reply is signed in the epoch the command was signed in when this replica was a
-    /// member of it, so an operator tool that has not followed a reconfiguration can verify it.
-    func replyControl(_ control: Control, accepted: Bool, body: [UInt8], to address: SocketAddress) {
-        let reply = ControlReply(timestamp: control.timestamp, accepted: accepted, body: body)
-        let epoch = replica.knownMemberships[controlEpoch]?.replica(options.id) != nil ? controlEpoch : replica.currentMembership.epoch
-        send(Frame(envelope: Envelope.seal(.controlReply(reply), epoch: epoch, signer: signer)), to: [address])
+    func replyControl(_ control: Control, accepted: Bool, body: [UInt8], to origin: ControlOrigin) {
+        sendControlReply(ControlReply(timestamp: control.timestamp, accepted: accepted, body: body), to: origin)
+    }
+
+    /// Signed in the epoch the command was signed in when this replica was a member of it,
+    /// so an operator tool that has not followed a reconfiguration can verify the answer.
+    func sendControlReply(_ reply: ControlReply, to origin: ControlOrigin) {
+        let envelope = Envelope.seal(.controlReply(reply), epoch: replica.answerEpoch(to: origin.epoch), signer: signer)
+        send(Frame(envelope: envelope), to: [origin.address])
+    }
+
+    /// Where a control command came from and the epoch it was signed in: its answer goes
+    /// there, signed in that epoch when this replica was a member of it.
+    struct ControlOrigin {
+        var address: SocketAddress
+        var epoch: Epoch
     }
 
     /// Status as one JSON object: progress, water marks, and counters of messages received,
@@ -569,9 +575,9 @@ public final class ReplicaNode: @unchecked Sendable {
             ("stale_epoch", c[.staleEpoch]), ("future_epoch", c[.futureEpoch]), ("joining", c[.joining]), ("retired", c[.retired]),
         ]
         let fields: [String] = [
-            "\"replica\":\(options.id.rawValue)", "\"epoch\":\(replica.currentMembership.epoch.rawValue)",
-            "\"n\":\(replica.currentMembership.n)", "\"f\":\(replica.currentMembership.f)",
-            "\"members\":[\(replica.currentMembership.replicas.map { String($0.id.rawValue) }.joined(separator: ","))]",
+            "\"replica\":\(options.id.rawValue)", "\"epoch\":\(replica.configuration.membership.epoch.rawValue)",
+            "\"n\":\(replica.configuration.membership.n)", "\"f\":\(replica.configuration.membership.f)",
+            "\"members\":[\(replica.configuration.membership.replicas.map { String($0.id.rawValue) }.joined(separator: ","))]",
             "\"epoch_start\":\(replica.epochStart?.rawValue ?? 0)", "\"joining\":\(replica.epochStart == nil)", "\"retired\":\(replica.retired)",
             "\"next_epoch\":\(replica.nextEpoch.map { "{\"epoch\":\($0.membership.epoch.rawValue),\"end\":\($0.end.rawValue)}" } ?? "null")",
             "\"view\":\(replica.view.rawValue)",

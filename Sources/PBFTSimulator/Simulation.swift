@@ -284,8 +284,6 @@ public struct Simulation {
     private let verifier: SimulationVerifier
     private var keys = SimulatedKeys()
     private let membership: Membership
-    /// The newest membership any replica entered (or the initial one).
-    private var latestMembership: Membership
     /// Where each replica sits in `replicas`.
     private var index: [ReplicaID: Int] = [:]
     /// How each replica was first built: what a restart without state starts from.
@@ -353,7 +351,6 @@ public struct Simulation {
             viewChangeTimeoutTicks: options.viewChangeTimeoutTicks, statusIntervalTicks: 20)
         keys.add(membership)
         authenticator = Authenticator(verifier: verifier, keys: keys, limits: configuration.receiveLimits)
-        latestMembership = membership
         self.configuration = configuration
         self.signers = signers
         for descriptor in descriptors {
@@ -681,7 +678,7 @@ public struct Simulation {
         result.correctReplicas = Set(replicas.map(\.id).filter { options.byzantine[$0] == nil })
         for replica in replicas where replica.epochStart == nil {
             // A joiner that never reached its epoch executed nothing: there is nothing to judge.
-            result.finalStates.append("\(replica.id): still joining \(replica.currentMembership.epoch)")
+            result.finalStates.append("\(replica.id): still joining \(replica.configuration.membership.epoch)")
         }
         result.highestView = replicas.filter { result.correctReplicas.contains($0.id) }.map(\.view).max() ?? ViewNumber(0)
         for replica in replicas {
@@ -709,7 +706,6 @@ public struct Simulation {
             keys.add(membership)
             added = true
         }
-        if replica.currentMembership.epoch > latestMembership.epoch { latestMembership = replica.currentMembership }
         if added { refreshAuthenticator() }
     }
 

@@ -387,11 +387,11 @@ extension ByteReader {
         var replicas: [ReplicaDescriptor] = []
         for _ in 0..<replicaCount { replicas.append(try descriptor(field + ".replicas", limits)) }
         let clientCount = try count(field + ".clients", limit: limits.clientsMax)
-        var clients: [ConfigurationRecord.ClientEntry] = []
+        var clients: [ClientKey] = []
         clients.reserveCapacity(min(clientCount, remaining / 36 + 1))
         for _ in 0..<clientCount {
             let id = ClientID(try u32(field + ".clients.id"))
-            clients.append(ConfigurationRecord.ClientEntry(id: id, publicKey: try publicKey(field + ".clients.publicKey")))
+            clients.append(ClientKey(id: id, publicKey: try publicKey(field + ".clients.publicKey")))
         }
         let operatorKey = try publicKey(field + ".operatorKey")
         return ConfigurationRecord(epoch: epoch, f: f, replicas: replicas, clients: clients, operatorKey: operatorKey)

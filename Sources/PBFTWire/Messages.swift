@@ -62,25 +62,26 @@ public struct Reconfiguration: Hashable, Sendable {
     }
 }
 
+/// A client allowed to send requests, and the key its requests are signed with.
+public struct ClientKey: Hashable, Sendable {
+    public var id: ClientID
+    public var publicKey: PublicKey
+    public init(id: ClientID, publicKey: PublicKey) {
+        self.id = id
+        self.publicKey = publicKey
+    }
+}
+
 /// A configuration epoch as the wire carries it: its replicas, clients, operator key and f.
 /// Lists are in id order, so one configuration has one encoding (and one digest).
 public struct ConfigurationRecord: Hashable, Sendable {
-    public struct ClientEntry: Hashable, Sendable {
-        public var id: ClientID
-        public var publicKey: PublicKey
-        public init(id: ClientID, publicKey: PublicKey) {
-            self.id = id
-            self.publicKey = publicKey
-        }
-    }
-
     public var epoch: Epoch
     public var f: UInt32
     public var replicas: [ReplicaDescriptor]
-    public var clients: [ClientEntry]
+    public var clients: [ClientKey]
     public var operatorKey: PublicKey
 
-    public init(epoch: Epoch, f: UInt32, replicas: [ReplicaDescriptor], clients: [ClientEntry], operatorKey: PublicKey) {
+    public init(epoch: Epoch, f: UInt32, replicas: [ReplicaDescriptor], clients: [ClientKey], operatorKey: PublicKey) {
         self.epoch = epoch
         self.f = f
         self.replicas = replicas

@@ -84,7 +84,7 @@ struct MessageGenerator {
     mutating func configurationRecord() -> ConfigurationRecord {
         let replicas = list(upTo: min(8, limits.replicasMax)) { $0.descriptor() }
         let clients = list(upTo: 8) { generator in
-            ConfigurationRecord.ClientEntry(id: ClientID(generator.rng.edgy32()), publicKey: generator.publicKey())
+            ClientKey(id: ClientID(generator.rng.edgy32()), publicKey: generator.publicKey())
         }
         return ConfigurationRecord(epoch: Epoch(rng.edgy64()), f: rng.edgy32(), replicas: replicas, clients: clients, operatorKey: publicKey())
     }
