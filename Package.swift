@@ -75,6 +75,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(name: "PBFTBench", dependencies: ["PBFTCrypto", "PBFTWire"], swiftSettings: strict),
         .target(name: "PBFTCheck", dependencies: ["PBFTWire", "PBFTCore", "PBFTKeyValue", "PBFTCrypto", "PBFTCluster"], swiftSettings: strict),
         .target(
             name: "PBFTCluster",
@@ -84,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "pbft",
             dependencies: [
-                "PBFTCluster", "PBFTCrypto", "PBFTWire", "PBFTCore", "PBFTSimulator", "PBFTRuntime", "PBFTKeyValue", "PBFTTestbed", "PBFTByzantine", "PBFTCheck",
+                "PBFTCluster", "PBFTCrypto", "PBFTWire", "PBFTCore", "PBFTSimulator", "PBFTRuntime", "PBFTKeyValue", "PBFTTestbed", "PBFTByzantine", "PBFTCheck", "PBFTBench",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -118,6 +119,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(name: "PBFTBenchTests", dependencies: ["PBFTBench"], swiftSettings: strict),
         .testTarget(name: "PBFTCheckTests", dependencies: ["PBFTCheck", "PBFTKeyValue", "PBFTWire", "PBFTTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "PBFTClusterTests",

@@ -1,0 +1,51 @@
+/// How many requests per second the signatures alone allow: the cost in CPU of every
+/// Ed25519 signature and verification one request takes in PBFT's normal case, on `cores`
+/// cores that do nothing else (docs/performance.md). Everything else (hashing, the network,
+/// the write-ahead log, the protocol's own work) comes on top, so a run reaches a fraction
+/// of it.
+///
+/// Per request: the client signs the request, each of the n replicas verifies it once, each
+/// replica signs its reply, and the client verifies f+1 replies. Per batch of b requests:
+/// the primary signs the pre-prepare and the n-1 backups verify it; each backup signs a
+/// prepare that the other n-1 replicas verify; each of the n replicas signs a commit that
+/// the other n-1 verify. Those costs are shared by the b requests of the batch.
+public struct CryptoCeiling: Sendable, Equatable {
+    public var cores: Double
+    public var signMicroseconds: Double
+    public var verifyMicroseconds: Double
+    public var replicas: Int
+    /// Requests per batch (may be fractional: an average).
+    public var batchSize: Double
+
+    public init(cores: Double, signMicroseconds: Double, verifyMicroseconds: Double, replicas: Int, batchSize: Double) {
+        precondition(cores > 0 && signMicroseconds > 0 && verifyMicroseconds > 0, "costs and cores must be positive")
+        precondition(replicas >= 1 && batchSize >= 1, "at least one replica and one request per batch")
+        self.cores = cores
+        self.signMicroseconds = signMicroseconds
+        self.verifyMicroseconds = verifyMicroseconds
+        self.replicas = replicas
+        self.batchSize = batchSize
+    }
+
+    public var f: Int { (replicas - 1) / 3 }
+
+    /// Signatures and verifications each request causes by itself: the request and the replies.
+    public var perRequest: (signs: Int, verifies: Int) { (1 + replicas, replicas + f + 1) }
+
+    /// Signatures and verifications each batch causes: pre-prepare, prepares, commits.
+    public var perBatch: (signs: Int, verifies: Int) {
+        let n = replicas
+        return (1 + (n - 1) + n, (n - 1) + (n - 1) * (n - 1) + n * (n - 1))
+    }
+
+    /// CPU microseconds of signing and verifying per request.
+    public var microsecondsPerRequest: Double {
+        let s = signMicroseconds, v = verifyMicroseconds
+        let request = s * Double(perRequest.signs) + v * Double(perRequest.verifies)
+        let batch = s * Double(perBatch.signs) + v * Double(perBatch.verifies)
+        return request + batch / batchSize
+    }
+
+    /// The ceiling: requests per second with every core doing nothing but this crypto.
+    public var requestsPerSecond: Double { cores * 1e6 / microsecondsPerRequest }
+}
