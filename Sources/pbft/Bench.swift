@@ -1,11 +1,13 @@
 import ArgumentParser
+import PBFTBench
 import PBFTCrypto
 import PBFTWire
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks that print their figures.",
-        subcommands: [CryptoBench.self]
+        abstract: "Benchmarks that print their figures: a cluster of replica processes (the default), or the crypto alone.",
+        subcommands: [ClusterBench.self, CryptoBench.self],
+        defaultSubcommand: ClusterBench.self
     )
 }
 
@@ -25,28 +27,17 @@ struct CryptoBench: AsyncParsableCommand {
     func run() async throws {
         guard iterations >= 100 else { throw ValidationError("--iterations \(iterations): use at least 100") }
         guard (0...(1 << 20)).contains(messageBytes) else { throw ValidationError("--message-bytes \(messageBytes): use 0 to 1048576") }
-        let key = SigningKey(seed: [UInt8](repeating: 42, count: 32))!
-        let messages = (0..<64).map { i in [UInt8](repeating: UInt8(i), count: messageBytes) }
+        let cost: CryptoCost
+        do { cost = try CryptoCost.measure(iterations: iterations, messageBytes: messageBytes) } catch { throw Failure("\(error)") }
         let clock = ContinuousClock()
-
-        var signatures: [Signature] = []
-        signatures.reserveCapacity(iterations)
-        let signTime = clock.measure {
-            for i in 0..<iterations { signatures.append(key.sign(messages[i % messages.count])) }
-        }
-        var valid = 0
-        let verifyTime = clock.measure {
-            for i in 0..<iterations where Ed25519.verify(signatures[i], of: messages[i % messages.count], by: key.publicKey) { valid += 1 }
-        }
-        guard valid == iterations else { throw ValidationError("verification failed for \(iterations - valid) signatures") }
         let block = [UInt8](repeating: 7, count: 1024)
         let hashes = 50_000
         var distinct = Set<Digest>()
         let hashTime = clock.measure { for _ in 0..<hashes { distinct.insert(Crypto.sha256(block)) } }
         guard distinct.count == 1 else { throw ValidationError("SHA-256 is not deterministic") }
 
-        let signMicros = signTime.seconds * 1e6 / Double(iterations)
-        let verifyMicros = verifyTime.seconds * 1e6 / Double(iterations)
+        let signMicros = cost.signMicroseconds
+        let verifyMicros = cost.verifyMicroseconds
         let megabytesPerSecond = Double(hashes * 1024) / hashTime.seconds / 1e6
         Output.line(String(format: "ed25519 sign   %.1f µs per %d-byte message (%d signatures)", signMicros, messageBytes, iterations))
         Output.line(String(format: "ed25519 verify %.1f µs per %d-byte message (%d verifications)", verifyMicros, messageBytes, iterations))
