@@ -190,7 +190,7 @@ public struct BenchReport: Codable, Sendable {
         lines.append("n = \(c.replicas), f = \(c.f), \(c.clients) closed-loop clients, \(batch), \(c.payloadBytes)-byte values, \(c.direct ? "direct" : "through the fault proxy")\(c.sync == false ? ", no fsync" : "")")
         lines.append(String(format: "crypto     sign %.1f µs, verify %.1f µs per %d-byte message (%d each, this run)",
                             crypto.signMicroseconds, crypto.verifyMicroseconds, crypto.messageBytes, crypto.iterations))
-        lines.append(String(format: "throughput %.0f requests/s (%d requests in %.1f s after %.0f s of warm-up)",
+        lines.append(String(format: "throughput %.0f requests/s (%d requests in %.1f s after %g s of warm-up)",
                             throughput.requestsPerSecond, throughput.requests, throughput.seconds, c.warmupSeconds))
         let l = latencyUs
         lines.append(String(format: "latency ms p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f  (mean %.2f)",

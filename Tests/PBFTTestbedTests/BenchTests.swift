@@ -51,6 +51,25 @@ import Glibc
         #expect(eventually(within: 5) { starts.allSatisfy(isGone) }, "still running: \(starts.filter { !isGone($0) })")
     }
 
+    @Test("a bench of a running launch (--run) writes bench.json in its run directory and leaves the launch running")
+    func benchOfARunningLaunch() throws {
+        let launch = try LaunchHarness(arguments: ["--direct"])
+        let pids = try launch.status().replicas.compactMap(\.pid)
+        let result = try PBFTBinary.run(["bench", "--run", launch.run, "--clients", "2", "--duration", "1", "--warmup", "0.5", "--crypto-iterations", "300"])
+        #expect(result.status == 0, "\(result.stderr)\(result.stdout)")
+        let data = try Data(contentsOf: URL(fileURLWithPath: launch.run + "/bench.json"))
+        let report = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(((report["throughput"] as? [String: Any])?["requests_per_second"] as? Double ?? 0) > 0)
+        let configuration = try #require(report["configuration"] as? [String: Any])
+        #expect(configuration["direct"] as? Bool == true)
+        #expect(configuration["batch_size_max"] == nil && configuration["sync"] == nil, "the launch chose those")
+        #expect(((report["cpu"] as? [String: Any])?["replica_seconds_each"] as? [Double])?.count == 4)
+        #expect(launch.launcher.isRunning)
+        let after = try launch.status().replicas
+        #expect(after.allSatisfy { $0.state == "running" && $0.viewActive }, "\(after)")
+        #expect(after.compactMap(\.pid) == pids)
+    }
+
     @Test("a mistake gets one line and a non-zero exit", arguments: [
         (["--clients", "0"], "--clients 0"),
         (["--replicas", "3"], "at least 4 replicas"),
