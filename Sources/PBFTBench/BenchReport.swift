@@ -39,17 +39,26 @@ public struct BenchReport: Codable, Sendable {
         }
     }
 
+    /// Ed25519 in CPU time of one thread: medians of five rounds, and the rounds' extremes.
     public struct Crypto: Codable, Sendable {
         public var messageBytes: Int
         public var iterations: Int
         public var signMicroseconds: Double
         public var verifyMicroseconds: Double
+        public var signMicrosecondsMin: Double
+        public var signMicrosecondsMax: Double
+        public var verifyMicrosecondsMin: Double
+        public var verifyMicrosecondsMax: Double
 
-        public init(messageBytes: Int, iterations: Int, signMicroseconds: Double, verifyMicroseconds: Double) {
-            self.messageBytes = messageBytes
-            self.iterations = iterations
-            self.signMicroseconds = signMicroseconds
-            self.verifyMicroseconds = verifyMicroseconds
+        public init(_ cost: CryptoCost) {
+            messageBytes = cost.messageBytes
+            iterations = cost.iterations
+            signMicroseconds = cost.signMicroseconds
+            verifyMicroseconds = cost.verifyMicroseconds
+            signMicrosecondsMin = cost.signRangeMicroseconds.lowerBound
+            signMicrosecondsMax = cost.signRangeMicroseconds.upperBound
+            verifyMicrosecondsMin = cost.verifyRangeMicroseconds.lowerBound
+            verifyMicrosecondsMax = cost.verifyRangeMicroseconds.upperBound
         }
     }
 
@@ -88,6 +97,19 @@ public struct BenchReport: Codable, Sendable {
         }
     }
 
+    /// What the replicas' status reports say about the window.
+    public struct ProtocolFigures: Codable, Sendable {
+        /// Requests executed per sequence number executed (nil: no report at both ends).
+        public var effectiveBatchSize: Double?
+        /// View changes started during the window (the most any replica started).
+        public var viewChanges: UInt64
+
+        public init(effectiveBatchSize: Double?, viewChanges: UInt64) {
+            self.effectiveBatchSize = effectiveBatchSize
+            self.viewChanges = viewChanges
+        }
+    }
+
     public struct CPU: Codable, Sendable {
         /// utime + stime of every replica process over the window, summed, and each (replica order).
         public var replicaSeconds: Double
@@ -115,6 +137,9 @@ public struct BenchReport: Codable, Sendable {
         public var signsPerRequest: Double
         public var verifiesPerRequest: Double
         public var microsecondsPerRequest: Double
+        /// The replicas' part of it, and the client's.
+        public var replicaMicrosecondsPerRequest: Double
+        public var clientMicrosecondsPerRequest: Double
         public var requestsPerSecond: Double
         /// Throughput over the ceiling.
         public var fraction: Double
@@ -128,6 +153,8 @@ public struct BenchReport: Codable, Sendable {
             signsPerRequest = Double(model.perRequest.signs) + Double(model.perBatch.signs) / model.batchSize
             verifiesPerRequest = Double(model.perRequest.verifies) + Double(model.perBatch.verifies) / model.batchSize
             microsecondsPerRequest = model.microsecondsPerRequest
+            replicaMicrosecondsPerRequest = model.replicaMicrosecondsPerRequest
+            clientMicrosecondsPerRequest = model.clientMicrosecondsPerRequest
             requestsPerSecond = model.requestsPerSecond
             fraction = throughput / model.requestsPerSecond
             requestsPerSecondAtBatchMax = atBatchMax?.requestsPerSecond
@@ -153,16 +180,19 @@ public struct BenchReport: Codable, Sendable {
     public var crypto: Crypto
     public var throughput: Throughput
     public var latencyUs: Latency
+    public var `protocol`: ProtocolFigures
     public var cpu: CPU
     public var ceiling: Ceiling
     public var memory: Memory
 
-    public init(started: String, configuration: Configuration, crypto: Crypto, throughput: Throughput, latency: Latency, cpu: CPU, ceiling: Ceiling, memory: Memory) {
+    public init(started: String, configuration: Configuration, crypto: Crypto, throughput: Throughput, latency: Latency, protocol: ProtocolFigures,
+                cpu: CPU, ceiling: Ceiling, memory: Memory) {
         self.started = started
         self.configuration = configuration
         self.crypto = crypto
         self.throughput = throughput
         self.latencyUs = latency
+        self.protocol = `protocol`
         self.cpu = cpu
         self.ceiling = ceiling
         self.memory = memory
@@ -188,16 +218,20 @@ public struct BenchReport: Codable, Sendable {
         var lines: [String] = []
         let batch = c.batchSizeMax.map { "batch ≤ \($0)" } ?? "batch as launched"
         lines.append("n = \(c.replicas), f = \(c.f), \(c.clients) closed-loop clients, \(batch), \(c.payloadBytes)-byte values, \(c.direct ? "direct" : "through the fault proxy")\(c.sync == false ? ", no fsync" : "")")
-        lines.append(String(format: "crypto     sign %.1f µs, verify %.1f µs per %d-byte message (%d each, this run)",
-                            crypto.signMicroseconds, crypto.verifyMicroseconds, crypto.messageBytes, crypto.iterations))
+        lines.append(String(format: "crypto     sign %.1f µs (%.1f-%.1f), verify %.1f µs (%.1f-%.1f) of CPU per %d-byte message (%d each, this run)",
+                            crypto.signMicroseconds, crypto.signMicrosecondsMin, crypto.signMicrosecondsMax,
+                            crypto.verifyMicroseconds, crypto.verifyMicrosecondsMin, crypto.verifyMicrosecondsMax, crypto.messageBytes, crypto.iterations))
         lines.append(String(format: "throughput %.0f requests/s (%d requests in %.1f s after %g s of warm-up)",
                             throughput.requestsPerSecond, throughput.requests, throughput.seconds, c.warmupSeconds))
         let l = latencyUs
         lines.append(String(format: "latency ms p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f  (mean %.2f)",
                             l.p50 / 1e3, l.p90 / 1e3, l.p99 / 1e3, l.p999 / 1e3, l.max / 1e3, l.mean / 1e3))
-        lines.append(String(format: "cpu        %.0f µs per request in the replicas (%.2f s over %d processes), %.0f µs in the clients (%.2f s)",
+        lines.append(String(format: "cpu        %.0f µs per request in the replicas (%.2f s over %d processes; signatures %.0f%% of it), %.0f µs in the clients (%.2f s; signatures %.0f%%)",
                             cpu.replicaMicrosecondsPerRequest, cpu.replicaSeconds, cpu.replicaSecondsEach.count,
-                            cpu.clientMicrosecondsPerRequest, cpu.clientSeconds))
+                            ceiling.replicaMicrosecondsPerRequest / cpu.replicaMicrosecondsPerRequest * 100,
+                            cpu.clientMicrosecondsPerRequest, cpu.clientSeconds, ceiling.clientMicrosecondsPerRequest / cpu.clientMicrosecondsPerRequest * 100))
+        let batchText = self.protocol.effectiveBatchSize.map { String(format: "%.2f requests per sequence number", $0) } ?? "not reported"
+        lines.append("protocol   batch \(batchText), \(self.protocol.viewChanges) view changes in the window")
         let e = ceiling
         let source = e.batchSource == "measured" ? "measured batch" : "batch maximum"
         lines.append(String(format: "ceiling    %.0f requests/s for signatures alone on %g cores at ", e.requestsPerSecond, e.cores) + source

@@ -46,6 +46,14 @@ public struct CryptoCeiling: Sendable, Equatable {
         return request + batch / batchSize
     }
 
+    /// The part of `microsecondsPerRequest` the replicas spend: every signature and
+    /// verification but the client's own (it signs the request, verifies f+1 replies).
+    public var replicaMicrosecondsPerRequest: Double {
+        microsecondsPerRequest - clientMicrosecondsPerRequest
+    }
+
+    public var clientMicrosecondsPerRequest: Double { signMicroseconds + verifyMicroseconds * Double(f + 1) }
+
     /// The ceiling: requests per second with every core doing nothing but this crypto.
     public var requestsPerSecond: Double { cores * 1e6 / microsecondsPerRequest }
 }

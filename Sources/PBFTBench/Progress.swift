@@ -5,11 +5,21 @@ public struct ReplicaProgress: Sendable, Equatable {
     public var requestsExecuted: UInt64
     /// The last sequence number executed (each is one batch, or a null request).
     public var lastExecuted: UInt64
+    /// View changes it started since the process started.
+    public var viewChanges: UInt64
 
-    public init(replica: Int, requestsExecuted: UInt64, lastExecuted: UInt64) {
+    public init(replica: Int, requestsExecuted: UInt64, lastExecuted: UInt64, viewChanges: UInt64 = 0) {
         self.replica = replica
         self.requestsExecuted = requestsExecuted
         self.lastExecuted = lastExecuted
+        self.viewChanges = viewChanges
+    }
+
+    /// View changes any replica present in both reports started between them (the largest count).
+    public static func viewChanges(from start: [ReplicaProgress], to end: [ReplicaProgress]) -> UInt64 {
+        end.compactMap { last in
+            start.first { $0.replica == last.replica && $0.viewChanges <= last.viewChanges }.map { last.viewChanges - $0.viewChanges }
+        }.max() ?? 0
     }
 
     /// The average batch the replicas executed between two reports: requests executed over

@@ -47,7 +47,7 @@ struct ClusterBench: AsyncParsableCommand {
         let setup = try run == nil ? prepare() : nil
         let crypto: CryptoCost
         do { crypto = try CryptoCost.measure(iterations: cryptoIterations) } catch { throw Failure("\(error)") }
-        Output.line(String(format: "crypto: sign %.1f µs, verify %.1f µs per 64-byte message (%d each)", crypto.signMicroseconds, crypto.verifyMicroseconds, crypto.iterations))
+        Output.line(String(format: "crypto: sign %.1f µs, verify %.1f µs of CPU per 64-byte message (%d each)", crypto.signMicroseconds, crypto.verifyMicroseconds, crypto.iterations))
         let cluster: BenchCluster
         if let setup { cluster = try await startCluster(setup) } else { cluster = try await BenchCluster.attach(runDirectory: run ?? "") }
         let result: LoadResult
@@ -185,9 +185,10 @@ struct ClusterBench: AsyncParsableCommand {
                 replicas: membership.n, f: membership.f, clients: clients, batchSizeMax: cluster.started ? batch ?? 64 : nil, payloadBytes: payload,
                 warmupSeconds: warmup, durationSeconds: requests == nil ? duration : nil, requestsTarget: requests, direct: cluster.direct,
                 sync: cluster.started ? !noSync : nil, runDirectory: cluster.runDirectory, cores: coreCount),
-            crypto: .init(messageBytes: crypto.messageBytes, iterations: crypto.iterations, signMicroseconds: crypto.signMicroseconds, verifyMicroseconds: crypto.verifyMicroseconds),
+            crypto: .init(crypto),
             throughput: .init(requests: result.measuredRequests, seconds: result.windowSeconds, requestsPerSecond: throughput),
             latency: .init(result.histogram),
+            protocol: .init(effectiveBatchSize: effective, viewChanges: ReplicaProgress.viewChanges(from: result.progressAtStart, to: result.progressAtEnd)),
             cpu: .init(
                 replicaSeconds: replicaSeconds, replicaSecondsEach: result.replicaCPUSeconds, clientSeconds: result.clientCPUSeconds,
                 replicaMicrosecondsPerRequest: replicaSeconds * 1e6 / Double(measured), clientMicrosecondsPerRequest: result.clientCPUSeconds * 1e6 / Double(measured)),

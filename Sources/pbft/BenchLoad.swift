@@ -127,7 +127,7 @@ struct LoadRun {
             throw error
         }
         for node in nodes { await node.close() }
-        if window.interrupted.load(ordering: .relaxed) { throw Failure("interrupted") }
+        if window.interrupted.load(ordering: .relaxed) { throw Failure("interrupted; every process the bench started is stopped") }
         guard var result else { throw Failure("the load ended without a measurement") }
         guard result.measuredRequests > 0 else { throw Failure("no request completed in the measured window; see \(cluster.runDirectory)/logs") }
         result.histogram = histogram
@@ -177,7 +177,7 @@ struct LoadRun {
                 _ = try await node.submit(operation, timeoutMilliseconds: plan.timeoutMilliseconds)
             } catch {
                 _ = window.end()
-                throw Failure("client \(j): \(error) within \(plan.timeoutMilliseconds) ms; see \(cluster.runDirectory)/logs")
+                throw Failure("client \(j): \(error) (waited \(plan.timeoutMilliseconds) ms, --timeout-ms); see \(cluster.runDirectory)/logs")
             }
             let elapsed = clock.now - start
             let (counts, stop) = window.complete()

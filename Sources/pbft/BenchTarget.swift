@@ -109,7 +109,8 @@ final class BenchCluster: Sendable {
             let status = entry["status"] as? [String: Any]
             var progress: ReplicaProgress?
             if let status, let requests = (status["requests_executed"] as? NSNumber)?.uint64Value, let last = (status["last_executed"] as? NSNumber)?.uint64Value {
-                progress = ReplicaProgress(replica: id, requestsExecuted: requests, lastExecuted: last)
+                progress = ReplicaProgress(
+                    replica: id, requestsExecuted: requests, lastExecuted: last, viewChanges: (status["view_changes"] as? NSNumber)?.uint64Value ?? 0)
             }
             return BenchReplica(
                 id: id, state: entry["state"] as? String ?? "?", pid: (entry["pid"] as? NSNumber)?.int32Value, progress: progress,

@@ -40,3 +40,23 @@ struct CeilingTests {
         #expect(ceiling(batch: 1e12).requestsPerSecond < 2e6 / (5 * 16.2 + 6 * 47.8))
     }
 }
+
+@Suite("Crypto cost")
+struct CryptoCostTests {
+    @Test("the replicas' share is everything but the client's one signature and f+1 verifications")
+    func replicaShare() {
+        let model = CryptoCeiling(cores: 2, signMicroseconds: 16.2, verifyMicroseconds: 47.8, replicas: 7, batchSize: 4)
+        #expect(abs(model.clientMicrosecondsPerRequest - (16.2 + 3 * 47.8)) < 1e-9)
+        let replicas = 16.2 * (7 + 14.0 / 4) + 47.8 * (7 + 84.0 / 4)
+        #expect(abs(model.replicaMicrosecondsPerRequest - replicas) < 1e-9)
+    }
+
+    @Test("a measurement signs and verifies every iteration, in whole rounds, and reports medians inside the rounds' range")
+    func measurement() throws {
+        let cost = try CryptoCost.measure(iterations: 103, messageBytes: 64, rounds: 5)
+        #expect(cost.iterations == 100 && cost.messageBytes == 64)
+        #expect(cost.signRangeMicroseconds.contains(cost.signMicroseconds))
+        #expect(cost.verifyRangeMicroseconds.contains(cost.verifyMicroseconds))
+        #expect(cost.signMicroseconds > 0 && cost.verifyMicroseconds > 0)
+    }
+}

@@ -41,6 +41,17 @@ struct ProgressTests {
         #expect(ReplicaProgress.effectiveBatchSize(from: [], to: end) == nil)
     }
 
+    @Test("view changes in a window: the most any replica present at both ends started")
+    func viewChanges() {
+        let start = [ReplicaProgress(replica: 0, requestsExecuted: 0, lastExecuted: 0, viewChanges: 1),
+                     ReplicaProgress(replica: 1, requestsExecuted: 0, lastExecuted: 0, viewChanges: 5)]
+        let end = [ReplicaProgress(replica: 0, requestsExecuted: 0, lastExecuted: 0, viewChanges: 3),
+                   ReplicaProgress(replica: 1, requestsExecuted: 0, lastExecuted: 0, viewChanges: 0),
+                   ReplicaProgress(replica: 2, requestsExecuted: 0, lastExecuted: 0, viewChanges: 9)]
+        #expect(ReplicaProgress.viewChanges(from: start, to: end) == 2)
+        #expect(ReplicaProgress.viewChanges(from: [], to: end) == 0)
+    }
+
     func sample(_ requests: Int, _ kilobytes: [Int?]) -> MemorySample {
         MemorySample(seconds: Double(requests) / 1_000, requests: requests, residentKilobytes: kilobytes)
     }

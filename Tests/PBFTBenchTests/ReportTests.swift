@@ -15,9 +15,11 @@ struct ReportTests {
             started: "2026-01-01T00:00:00Z",
             configuration: .init(replicas: 4, f: 1, clients: 16, batchSizeMax: 64, payloadBytes: 64, warmupSeconds: 2, durationSeconds: 10,
                                  requestsTarget: nil, direct: true, sync: true, runDirectory: "/tmp/run", cores: 2),
-            crypto: .init(messageBytes: 64, iterations: 4_000, signMicroseconds: 16.2, verifyMicroseconds: 47.8),
+            crypto: .init(CryptoCost(signMicroseconds: 16.2, verifyMicroseconds: 47.8, signRangeMicroseconds: 16...17, verifyRangeMicroseconds: 47...49,
+                                     iterations: 4_000, messageBytes: 64)),
             throughput: .init(requests: 20_180, seconds: 10, requestsPerSecond: 2_018),
             latency: .init(histogram),
+            protocol: .init(effectiveBatchSize: 10, viewChanges: 0),
             cpu: .init(replicaSeconds: 15, replicaSecondsEach: [4, 3.5, 3.5, 4], clientSeconds: 3, replicaMicrosecondsPerRequest: 743, clientMicrosecondsPerRequest: 149),
             ceiling: .init(model, source: "measured", throughput: 2_018, atBatchMax: atMax),
             memory: .init(samples: samples, growth: MemoryGrowth.between(samples)))
@@ -53,6 +55,9 @@ struct ReportTests {
         #expect(lines.contains { $0.hasPrefix("throughput 2018 requests/s") })
         #expect(lines.contains { $0.contains("p50 500.04") && $0.contains("p99.9 999.03") && $0.contains("max 1000.00") })
         #expect(lines.contains { $0.contains("743 µs per request in the replicas") })
+        // Replica crypto at b = 10: 16.2 (4 + 8/10) + 47.8 (4 + 24/10) = 383.68 µs, 52% of 743 µs.
+        #expect(lines.contains { $0.contains("signatures 52% of it") && $0.contains("149 µs in the clients") })
+        #expect(lines.contains { $0.contains("batch 10.00 requests per sequence number, 0 view changes") })
         #expect(lines.contains { $0.contains("4036 requests/s") && $0.contains("measured batch 10.0") && $0.contains("this run: 50.0%") })
         #expect(lines.contains { $0.contains("+5.0%") && $0.contains("from 100000 to 200000 requests") })
     }
