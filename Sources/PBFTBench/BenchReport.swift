@@ -238,7 +238,7 @@ public struct BenchReport: Codable, Sendable {
             + String(format: " %.1f (%.0f µs of crypto per request); this run: %.1f%%", e.batchSize, e.microsecondsPerRequest, e.fraction * 100))
         if let last = memory.samples.last {
             let mb = last.residentKilobytes.map { $0.map { String(format: "%.1f", Double($0) / 1024) } ?? "-" }.joined(separator: " ")
-            lines.append("memory     replica RSS MB at \(last.requests) requests: \(mb)")
+            lines.append("memory     replica RSS MiB at \(last.requests) requests: \(mb)")
         }
         if let g = memory.growth {
             lines.append(String(format: "growth     replica RSS +%.1f%% at most from %d to %d requests (target: at most 10%%)", g.maxPercent, g.fromRequests, g.toRequests))
