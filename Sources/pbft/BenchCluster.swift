@@ -18,10 +18,10 @@ struct ClusterBench: AsyncParsableCommand {
         commandName: "cluster",
         abstract: "Closed-loop clients against replica processes on localhost: throughput, latency, CPU per request, the crypto-bound ceiling.",
         discussion: """
-            Measures Ed25519 first, then starts n replicas with the launcher in direct mode (no
-            fault proxy; keys generated in the run directory), or uses a running launch (--run).
-            Clients run in this process, each with one request outstanding. Prints the figures
-            and writes them as JSON (default: bench.json in the run directory). Stops every
+            Measures Ed25519 first, then starts n replicas with the launcher in direct mode (no \
+            fault proxy; keys generated in the run directory), or uses a running launch (--run). \
+            Clients run in this process, each with one request outstanding. Prints the figures \
+            and writes them as JSON (default: bench.json in the run directory). Stops every \
             process it started. See docs/performance.md.
             """
     )
