@@ -53,6 +53,7 @@ extension Replica {
             // The peer is in an older view, or still changing to ours: what moves it on is
             // the NEW-VIEW that started ours (anyone may forward the primary's signed
             // message), or, while we are changing too, our VIEW-CHANGE.
+            guard mayResendViewMessage(to: sender) else { return }
             if let newView = newViewEnvelope, viewActive {
                 emit(.send(Frame(envelope: newView), to: sender))
             } else if let own = viewChangeMessages[id], own.message.newView == view {
@@ -80,4 +81,28 @@ extension Replica {
         }
         counters.retransmitted += count
     }
+
+    /// NEW-VIEW and VIEW-CHANGE messages are large (each carries prepared certificates for
+    /// up to L sequence numbers) and every replica in the view answers a peer that asks: sent
+    /// to one peer again only after a gap that doubles from one status interval up to one
+    /// view-change timeout, and starts over when this replica's view or its NEW-VIEW does.
+    /// Without it a view change among many replicas floods them with copies that each cost
+    /// hundreds of signature checks, and the view change never ends.
+    mutating func mayResendViewMessage(to peer: ReplicaID) -> Bool {
+        let interval = UInt64(configuration.statusIntervalTicks)
+        let previous = viewResends[peer].flatMap { $0.view == view && $0.active == viewActive ? $0 : nil }
+        if let previous, now - previous.at < previous.gap { return false }
+        let gap = previous.map { min($0.gap * 2, max(interval, UInt64(configuration.viewChangeTimeoutTicks))) } ?? interval
+        viewResends[peer] = ViewResend(view: view, active: viewActive, at: now, gap: gap)
+        return true
+    }
+}
+
+/// When a replica last resent its view's NEW-VIEW or VIEW-CHANGE to one peer, and the gap
+/// before it does again.
+struct ViewResend {
+    var view: ViewNumber
+    var active: Bool
+    var at: UInt64
+    var gap: UInt64
 }

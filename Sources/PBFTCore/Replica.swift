@@ -188,6 +188,8 @@ public struct Replica<App: StateMachine>: Sendable {
     var lastProgressTick: UInt64 = 0
     var lastStatusTick: UInt64 = 0
     var lastStatusAnswer: [ReplicaID: UInt64] = [:]
+    /// The pacing of NEW-VIEW and VIEW-CHANGE resends, per peer (bounded by n).
+    var viewResends: [ReplicaID: ViewResend] = [:]
 
     public internal(set) var counters = ReplicaCounters()
     var outbox: [Action] = []

@@ -96,6 +96,9 @@ public final class ReplicaNode: @unchecked Sendable {
     var logger: Logger
     let endpoint = UDPEndpoint(separateCoreLoop: true)
     let receiving: Mutex<ReceiveState>
+    /// Signatures verified already: a retransmitted VIEW-CHANGE or the VIEW-CHANGEs inside a
+    /// NEW-VIEW cost a digest, not hundreds of signature checks. Shared across epochs.
+    let verified: SignatureMemo
     var peers: [ReplicaID: SocketAddress] = [:]
     /// The epochs whose keys the socket's loop holds.
     var knownEpochs = Set<Epoch>()
@@ -114,6 +117,15 @@ public final class ReplicaNode: @unchecked Sendable {
     var loggedExecuted: UInt64 = .max
     lazy var wasRecovering = replica.amnesia != nil
     public private(set) var traffic = TrafficCounters()
+    /// Group commit: records appended since the last sync, and the frames that wait for that
+    /// sync (every frame produced after a `.persist` until the log is synced, in order). The
+    /// sync runs once the core's loop has stepped every event already queued, so one
+    /// `fdatasync` covers all of them: under load, many messages per sync.
+    var unsyncedRecords = false
+    var held: [(frame: Frame, to: [SocketAddress])] = []
+    var flushScheduled = false
+    /// A stable checkpoint let the log drop its older records; done at the next flush.
+    var compactPending = false
     private var tickTask: RepeatedTask?
     private var receiveTickTask: RepeatedTask?
     private var stopped: EventLoopPromise<Void>?
@@ -173,10 +185,13 @@ public final class ReplicaNode: @unchecked Sendable {
         // Fragments come only from the other replicas; a 30 s timeout covers a 32 MiB frame
         // on a slow link (ticks are options.tickMilliseconds long).
         // Senders up to the wire limit: the membership may grow.
+        let verified = SignatureMemo()
+        self.verified = verified
         receiving = Mutex(ReceiveState(
             reassembler: Reassembler(limits: ReassemblyLimits(
                 sendersMax: configuration.limits.replicasMax, timeoutTicks: UInt64(max(300, 30_000 / max(1, options.tickMilliseconds))))),
-            authenticator: Authenticator(verifier: Ed25519Verifier(), keys: EpochKeys(membership), limits: configuration.receiveLimits)))
+            authenticator: Authenticator(
+                verifier: Ed25519Verifier(), keys: EpochKeys(membership), limits: configuration.receiveLimits, memo: verified)))
         replica = try Replica.recover(
             configuration: configuration, id: options.id, app: KeyValueStore(),
             signer: keyFile.signer, digester: SHA256Digester(), records: records, checkpoint: stored, previousMembership: file.previous)
@@ -359,29 +374,19 @@ public final class ReplicaNode: @unchecked Sendable {
                 logger.info("view change", metadata: ["view": "\(replica.view.rawValue)", "executed": "\(replica.lastExecuted.rawValue)"])
             }
         }
-        var unsynced = false
-        var compact = false
-        func syncIfNeeded() {
-            guard unsynced else { return }
-            do { try log.sync() } catch { fail("write-ahead log sync failed: \(error)") }
-            unsynced = false
-        }
         for action in actions {
             switch action {
             case .persist(let record):
                 do { try log.append(record.encoded()) } catch { fail("write-ahead log append failed: \(error)") }
-                unsynced = true
+                unsyncedRecords = true
             case .send(let frame, let to):
-                syncIfNeeded()
                 guard let address = peers[to] else { continue }
-                send(frame, to: [address])
+                transmit(frame, to: [address])
             case .broadcast(let frame):
-                syncIfNeeded()
-                send(frame, to: replica.peers.compactMap { peers[$0.id] })
+                transmit(frame, to: replica.peers.compactMap { peers[$0.id] })
             case .reply(let envelope, let requester):
-                syncIfNeeded()
                 guard let address = clientAddresses[requester] else { continue }
-                send(Frame(envelope: envelope), to: [address])
+                transmit(Frame(envelope: envelope), to: [address])
             case .executed(let batch):
                 executionLog.executed(batch)
                 logger.trace("executed", metadata: ["seq": "\(batch.sequence.rawValue)", "view": "\(batch.view.rawValue)", "requests": "\(batch.requests.count)"])
@@ -399,7 +404,7 @@ public final class ReplicaNode: @unchecked Sendable {
                         fail("cannot save the stable checkpoint: \(error)")
                     }
                 }
-                compact = true
+                compactPending = true
                 logger.debug("checkpoint stable", metadata: ["seq": "\(checkpoint.sequence.rawValue)", "view": "\(replica.view.rawValue)"])
             case .epochStarted(let membership, let first):
                 logger.notice("epoch started", metadata: [
@@ -415,15 +420,44 @@ public final class ReplicaNode: @unchecked Sendable {
                 logger.info("state installed by transfer", metadata: ["seq": "\(checkpoint.sequence.rawValue)", "view": "\(replica.view.rawValue)"])
             }
         }
-        syncIfNeeded()
         if replica.knownMemberships.count != knownEpochs.count || !replica.knownMemberships.keys.allSatisfy(knownEpochs.contains) {
             do { try learnEpochs() } catch { logger.error("cannot resolve a replica's address", metadata: ["error": "\(error)"]) }
         }
-        if compact {
+        if (unsyncedRecords || compactPending || !held.isEmpty) && !flushScheduled {
+            flushScheduled = true
+            endpoint.coreLoop.execute { [self] in flush() }
+        }
+    }
+
+    /// Sends `frame` now, or after the next sync if a record it may depend on is not durable
+    /// yet (a replica must never have sent what a restart could contradict).
+    func transmit(_ frame: Frame, to addresses: [SocketAddress]) {
+        guard !addresses.isEmpty else { return }
+        if unsyncedRecords || !held.isEmpty {
+            held.append((frame, addresses))
+        } else {
+            endpoint.send(datagrams(frame, to: addresses))
+        }
+    }
+
+    /// Group commit: one sync for every record appended since the last, then the frames
+    /// that waited for it, in the order they were produced (handed to the socket in one go).
+    func flush() {
+        flushScheduled = false
+        guard stopped != nil else { return }
+        if unsyncedRecords {
+            do { try log.sync() } catch { fail("write-ahead log sync failed: \(error)") }
+            unsyncedRecords = false
+        }
+        if compactPending {
+            compactPending = false
             do { try log.rewrite(keeping: replica.durableRecords().map { $0.encoded() }) } catch {
                 fail("cannot compact the write-ahead log: \(error)")
             }
         }
+        let frames = held
+        held = []
+        endpoint.send(frames.flatMap { datagrams($0.frame, to: $0.to) })
     }
 
     /// Gives the socket's loop the keys and replica addresses of every epoch the core
@@ -440,7 +474,7 @@ public final class ReplicaNode: @unchecked Sendable {
         }
         peers = addresses
         knownEpochs = Set(replica.knownMemberships.keys)
-        let authenticator = Authenticator(verifier: Ed25519Verifier(), keys: replica.keys, limits: replica.receiveLimits)
+        let authenticator = Authenticator(verifier: Ed25519Verifier(), keys: replica.keys, limits: replica.receiveLimits, memo: verified)
         let keys = Set(addresses.values.map(Self.key))
         receiving.withLock { state in
             state.authenticator = authenticator
@@ -460,13 +494,14 @@ public final class ReplicaNode: @unchecked Sendable {
         endpoint.coreLoop.scheduleTask(in: .milliseconds(Int64(graceTicks * options.tickMilliseconds))) { [self] in stop() }
     }
 
-    func send(_ frame: Frame, to addresses: [SocketAddress]) {
-        guard !addresses.isEmpty else { return }
+    /// The datagrams that carry `frame` to each of `addresses` (encoded once), counted as sent.
+    func datagrams(_ frame: Frame, to addresses: [SocketAddress]) -> [(bytes: [UInt8], to: SocketAddress)] {
+        guard !addresses.isEmpty else { return [] }
         nextMessageID &+= 1
         let datagrams = DatagramCodec.datagrams(for: frame.encoded(), messageID: nextMessageID)
         traffic.framesSent += addresses.count
         traffic.datagramsSent += addresses.count * datagrams.count
-        for address in addresses { endpoint.send(datagrams, to: address) }
+        return addresses.flatMap { address in datagrams.map { ($0, address) } }
     }
 
     /// Storage failed under us: stopping is the only safe thing (the log no longer holds
@@ -551,7 +586,7 @@ public final class ReplicaNode: @unchecked Sendable {
     /// so an operator tool that has not followed a reconfiguration can verify the answer.
     func sendControlReply(_ reply: ControlReply, to origin: ControlOrigin) {
         let envelope = Envelope.seal(.controlReply(reply), epoch: replica.answerEpoch(to: origin.epoch), signer: signer)
-        send(Frame(envelope: envelope), to: [origin.address])
+        endpoint.send(datagrams(Frame(envelope: envelope), to: [origin.address]))
     }
 
     /// Where a control command came from and the epoch it was signed in: its answer goes
@@ -589,6 +624,7 @@ public final class ReplicaNode: @unchecked Sendable {
             "\"received\":{\"datagrams\":\(traffic.datagramsReceived),\"frames\":\(traffic.framesReceived)}",
             "\"rejected\":{" + rejected.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}",
             "\"sent\":{\"frames\":\(traffic.framesSent),\"datagrams\":\(traffic.datagramsSent)}",
+            "\"signatures_remembered\":{\"hits\":\(verified.counts.hits),\"misses\":\(verified.counts.misses)}",
             "\"wal_bytes\":\(log.bytes)",
         ]
         return "{" + fields.joined(separator: ",") + "}"
@@ -610,6 +646,7 @@ public final class ReplicaNode: @unchecked Sendable {
             "datagrams_dropped": "\(traffic.datagramsDropped)", "malformed": "\(traffic.malformed)",
             "unknown_signer": "\(traffic.unknownSigner)", "bad_signature": "\(traffic.badSignature)",
             "frames_sent": "\(traffic.framesSent)", "datagrams_sent": "\(traffic.datagramsSent)",
+            "signatures_remembered": "\(verified.counts.hits)",
         ]
         for reason in DropReason.allCases where replica.counters[reason] > 0 {
             let name = "\(reason)".map { $0 == " " || $0 == "-" ? "_" : $0 }

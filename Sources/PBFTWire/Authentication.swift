@@ -17,6 +17,16 @@ public protocol MessageDigester: Sendable {
     func digest(_ bytes: [UInt8]) -> Digest
 }
 
+/// Envelopes whose signatures, nested ones included, were verified before (PBFTCrypto's
+/// `SignatureMemo`): an envelope seen again costs a lookup instead of signature checks. A
+/// key binds the signed bytes, the signature and the public key; the authenticator inserts
+/// one only after the whole envelope checked out.
+public protocol VerifiedSignatures: AnyObject, Sendable {
+    func key(_ signature: Signature, of bytes: [UInt8], by publicKey: PublicKey) -> Digest
+    func contains(_ key: Digest) -> Bool
+    func insert(_ key: Digest)
+}
+
 /// Who holds which public key in which epoch.
 public protocol KeyDirectory: Sendable {
     func publicKey(of principal: Principal, epoch: Epoch) -> PublicKey?
@@ -57,11 +67,14 @@ public struct Authenticator<Verifier: SignatureVerifier, Keys: KeyDirectory>: Se
     public let verifier: Verifier
     public let keys: Keys
     public let limits: WireLimits
+    /// Envelopes verified before (shared by the authenticators a receiver makes over time).
+    public let memo: (any VerifiedSignatures)?
 
-    public init(verifier: Verifier, keys: Keys, limits: WireLimits = .default) {
+    public init(verifier: Verifier, keys: Keys, limits: WireLimits = .default, memo: (any VerifiedSignatures)? = nil) {
         self.verifier = verifier
         self.keys = keys
         self.limits = limits
+        self.memo = memo
     }
 
     /// Decodes `bytes` as a frame and verifies it.
@@ -82,7 +95,11 @@ public struct Authenticator<Verifier: SignatureVerifier, Keys: KeyDirectory>: Se
         guard let key = keys.publicKey(of: envelope.sender, epoch: envelope.epoch) else {
             throw .unknownSigner(envelope.sender, envelope.epoch)
         }
-        guard verifier.isValid(envelope.signature, of: envelope.signedBytes, by: key) else {
+        let bytes = envelope.signedBytes
+        let memoKey = envelope.message.seenAgain ? memo?.key(envelope.signature, of: bytes, by: key) : nil
+        // These very bytes, nested envelopes included, checked out before.
+        if let memoKey, memo?.contains(memoKey) == true { return }
+        guard verifier.isValid(envelope.signature, of: bytes, by: key) else {
             throw .badSignature(envelope.sender, field: field)
         }
         switch envelope.message {
@@ -99,6 +116,18 @@ public struct Authenticator<Verifier: SignatureVerifier, Keys: KeyDirectory>: Se
         case .request, .reconfiguration, .prePrepare, .prepare, .commit, .reply, .checkpoint, .stateRequest, .stateChunk, .status, .control, .controlReply,
              .epochAnnouncement:
             break
+        }
+        if let memoKey { memo?.insert(memoKey) }
+    }
+}
+
+extension Message {
+    /// Whether a receiver is likely to get these signed bytes more than once: nested in
+    /// another message or retransmitted unchanged. Only those are worth remembering.
+    var seenAgain: Bool {
+        switch self {
+        case .request, .reconfiguration, .prePrepare, .prepare, .commit, .checkpoint, .viewChange, .newView: true
+        case .reply, .stateRequest, .stateChunk, .status, .control, .controlReply, .epochAnnouncement: false
         }
     }
 }

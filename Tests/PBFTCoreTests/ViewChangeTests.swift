@@ -185,3 +185,32 @@ import Testing
         #expect(caughtUp)
     }
 }
+
+/// Retransmission during a view change: a replica that asks (STATUS) gets the VIEW-CHANGE or
+/// NEW-VIEW it lacks, but these carry every prepared certificate above h, so one peer gets
+/// them again only after a gap that doubles up to one view-change timeout.
+@Suite struct ViewChangeResendTests {
+    /// Replica 1 suspects the primary (a request waits a whole timeout) and moves to view 1;
+    /// replica 2, still in view 0, sends STATUS every status interval.
+    @Test func aViewChangeIsResentToOnePeerWithADoublingGap() throws {
+        var harness = try Harness(n: 4)
+        try harness.deliver(Frame(envelope: harness.request(client: 0, timestamp: 1)), to: 1)
+        while harness.replicas[1].viewActive { _ = harness.replicas[1].step(.tick) }
+        #expect(harness.replicas[1].view == ViewNumber(1))
+        let status = Frame(envelope: harness.seal(
+            .status(Status(view: ViewNumber(0), stableSequence: SequenceNumber(0), lastExecuted: SequenceNumber(0), viewChanging: false)),
+            as: .replica(ReplicaID(2))))
+        var resentAt: [Int] = []
+        for tick in 0..<400 {
+            if tick % 10 == 0 {
+                let actions = try harness.deliver(status, to: 1)
+                if actions.contains(where: { if case .send(let frame, ReplicaID(2)) = $0, case .viewChange = frame.envelope.message { true } else { false } }) {
+                    resentAt.append(tick)
+                }
+            }
+            _ = harness.replicas[1].step(.tick)
+        }
+        // Gaps of 10, 20, 40, 80, then the timeout (100): not one copy per status.
+        #expect(resentAt == [0, 10, 30, 70, 150, 250, 350])
+    }
+}

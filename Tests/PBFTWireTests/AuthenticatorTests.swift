@@ -1,6 +1,7 @@
 import PBFTCore
 import PBFTCrypto
 import PBFTWire
+import Synchronization
 import Testing
 
 /// The authenticator against a real membership (4 replicas, 3 clients, the operator) and
@@ -157,7 +158,73 @@ import Testing
         }
     }
 
+    // MARK: - Remembered signatures
+
+    @Test func aNewViewOpenedAgainCostsNoSignatureCheck() throws {
+        let (memoized, checks) = counting(capacity: 1024)
+        let bytes = Frame(envelope: sealed(.newView(newView()), by: .replica(ReplicaID(1)))).encoded()
+        _ = try memoized.open(bytes)
+        let first = checks.count
+        // The new-view, the first view-change with its 3 checkpoints, pre-prepare, request and
+        // 2 prepares, the other two view-changes (they carry the same nested envelopes, checked
+        // once), and the new-view's pre-prepare.
+        #expect(first == 1 + 8 + 2 + 1)
+        _ = try memoized.open(bytes)
+        #expect(checks.count == first)
+    }
+
+    @Test func viewChangesReceivedBeforeTheirNewViewAreNotCheckedAgain() throws {
+        let (memoized, checks) = counting(capacity: 1024)
+        let view = newView()
+        for change in view.viewChanges { _ = try memoized.open(Frame(envelope: change).encoded()) }
+        let before = checks.count
+        _ = try memoized.open(Frame(envelope: sealed(.newView(view), by: .replica(ReplicaID(1)))).encoded())
+        // Only the new-view's own signature and its pre-prepare for view 1 are new.
+        #expect(checks.count - before == 2)
+    }
+
+    @Test func aRememberedSignatureDoesNotCoverOtherBytes() throws {
+        let (memoized, _) = counting(capacity: 1024)
+        var bytes = Frame(envelope: sealed(.commit(vote()), by: .replica(ReplicaID(2)))).encoded()
+        _ = try memoized.open(bytes)
+        bytes[HeaderOffset.payload] ^= 0x01
+        #expect(throws: Rejection.badSignature(.replica(ReplicaID(2)), field: "envelope")) { try memoized.open(bytes) }
+    }
+
+    @Test func anEnvelopeWithABadNestedSignatureIsNotRemembered() {
+        let (memoized, _) = counting(capacity: 1024)
+        var change = viewChange()
+        change.prepared[0].prepares[1] = corrupted(change.prepared[0].prepares[1])
+        // The outer signature is good: remembering it before the nested ones checked out would
+        // let the second attempt through.
+        let bytes = Frame(envelope: sealed(.viewChange(change), by: .replica(ReplicaID(1)))).encoded()
+        for _ in 0..<2 {
+            #expect(throws: Rejection.badSignature(.replica(ReplicaID(2)), field: "envelope.P.prepares")) { try memoized.open(bytes) }
+        }
+    }
+
+    @Test func theMemoForgetsItsOldestEntriesBeyondItsCapacity() throws {
+        let (memoized, checks) = counting(capacity: 2)
+        let commits = (1...3).map { n in
+            Frame(envelope: sealed(.commit(Vote(view: ViewNumber(0), sequence: SequenceNumber(n), batchDigest: Crypto.sha256([9]))), by: .replica(ReplicaID(2)))).encoded()
+        }
+        for bytes in commits { _ = try memoized.open(bytes) }
+        #expect(checks.count == 3)
+        _ = try memoized.open(commits[2])
+        #expect(checks.count == 3)
+        _ = try memoized.open(commits[0])
+        #expect(checks.count == 4)
+        #expect((memoized.memo as? SignatureMemo)?.counts.hits == 1)
+    }
+
     // MARK: - Fixtures
+
+    /// An authenticator with a memo whose verifier counts the signatures it checks.
+    private func counting(capacity: Int) -> (Authenticator<CountingVerifier, Membership>, CountingVerifier) {
+        let verifier = CountingVerifier()
+        let memo = SignatureMemo(capacity: capacity)
+        return (Authenticator(verifier: verifier, keys: TestKeys.membership, memo: memo), verifier)
+    }
 
     private func rejection(_ bytes: [UInt8]) -> Rejection? {
         do {
@@ -213,5 +280,16 @@ import Testing
     private func newView() -> NewView {
         let changes = (0..<3).map { sealed(.viewChange(viewChange()), by: .replica(ReplicaID(UInt32($0)))) }
         return NewView(view: ViewNumber(1), viewChanges: changes, prePrepares: [prePrepare(view: 1)])
+    }
+}
+
+/// Ed25519, counting the signatures it checks.
+final class CountingVerifier: SignatureVerifier {
+    private let checks = Mutex(0)
+    var count: Int { checks.withLock { $0 } }
+
+    func isValid(_ signature: Signature, of bytes: [UInt8], by publicKey: PublicKey) -> Bool {
+        checks.withLock { $0 += 1 }
+        return Ed25519Verifier().isValid(signature, of: bytes, by: publicKey)
     }
 }
