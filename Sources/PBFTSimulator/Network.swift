@@ -71,6 +71,25 @@ public struct RejectionCounters: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+/// The bytes of one datagram, shared by every copy of them on the network (a broadcast's,
+/// a duplicate's), with what the receivers' authenticator made of them.
+///
+/// Every receiver in a simulation opens frames with the same authenticator, and opening is a
+/// function of the bytes and the keys alone, so the first receiver's outcome is every
+/// receiver's: the simulator remembers it, tagged with the authenticator it came from, and
+/// hands the same verified frame (or the same rejection) to the other receivers.
+final class Payload {
+    let bytes: [UInt8]
+    /// Junk in the runtime's datagram format (a kind byte first), not a bare frame.
+    let raw: Bool
+    var opened: (authenticator: Int, outcome: Result<Authenticated<Frame>, Rejection>)?
+
+    init(_ bytes: [UInt8], raw: Bool = false) {
+        self.bytes = bytes
+        self.raw = raw
+    }
+}
+
 /// The deterministic network: datagrams (as bytes, through the real wire code) wait in
 /// per-tick buckets and are delivered in the order they were sent within a tick.
 ///
@@ -82,8 +101,7 @@ struct Network {
     struct Datagram {
         var from: NodeID
         var to: NodeID
-        var bytes: [UInt8]
-        var raw = false
+        var payload: Payload
     }
 
     /// The runtime's kind byte before a whole frame (PBFTRuntime's `DatagramKind.whole`).
@@ -98,8 +116,13 @@ struct Network {
     }
 
     var faults: NetworkFaults
-    var isolations: [Isolation]
-    private var buckets: [UInt64: [Datagram]] = [:]
+    var isolations: [Isolation] {
+        didSet { isolatedReplicas = Set(isolations.map(\.replica)) }
+    }
+    /// Replicas some isolation names: for every other node the per-datagram check is one lookup.
+    private var isolatedReplicas: Set<ReplicaID>
+    /// Datagrams due at tick t wait in `buckets[t % buckets.count]`: a ring longer than any delay.
+    private var buckets: [[Datagram]]
     private(set) var sent = 0
     private(set) var lost = 0
     private(set) var duplicated = 0
@@ -108,14 +131,20 @@ struct Network {
     init(faults: NetworkFaults, isolations: [Isolation]) {
         self.faults = faults
         self.isolations = isolations
+        isolatedReplicas = Set(isolations.map(\.replica))
+        buckets = Array(repeating: [], count: faults.delayTicks.upperBound + 1)
     }
 
     func isIsolated(_ node: NodeID, at tick: UInt64) -> Bool {
-        guard case .replica(let id) = node else { return false }
+        guard case .replica(let id) = node, isolatedReplicas.contains(id) else { return false }
         return isolations.contains { $0.replica == id && $0.ticks.contains(tick) }
     }
 
     mutating func send(_ bytes: [UInt8], from: NodeID, to: NodeID, now: UInt64, rng: inout SplitMix64, raw: Bool = false) {
+        send(Payload(bytes, raw: raw), from: from, to: to, now: now, rng: &rng)
+    }
+
+    mutating func send(_ payload: Payload, from: NodeID, to: NodeID, now: UInt64, rng: inout SplitMix64) {
         sent += 1
         if isIsolated(from, at: now) || rng.chance(faults.loss) {
             lost += 1
@@ -124,16 +153,32 @@ struct Network {
         let copies = rng.chance(faults.duplication) ? 2 : 1
         duplicated += copies - 1
         for _ in 0..<copies {
-            let delay = UInt64(Int.random(in: faults.delayTicks, using: &rng))
-            buckets[now + delay, default: []].append(Datagram(from: from, to: to, bytes: bytes, raw: raw))
+            let delay = Int.random(in: faults.delayTicks, using: &rng)
+            if delay >= buckets.count { grow(to: delay + 1, now: now) }
+            buckets[Int((now + UInt64(delay)) % UInt64(buckets.count))].append(Datagram(from: from, to: to, payload: payload))
             inFlight += 1
         }
     }
 
+    /// A longer ring for a longer delay (faults changed mid-run), each datagram in its tick's bucket.
+    private mutating func grow(to count: Int, now: UInt64) {
+        var ring = Array(repeating: [Datagram](), count: count)
+        for offset in 1..<UInt64(buckets.count) {
+            let due = now + offset
+            ring[Int(due % UInt64(count))] = buckets[Int(due % UInt64(buckets.count))]
+        }
+        buckets = ring
+    }
+
     /// The datagrams due at `tick`, minus those addressed to a replica isolated then.
+    /// Called once for each tick, in order, after everything sent before it.
     mutating func due(at tick: UInt64) -> [Datagram] {
-        guard let due = buckets.removeValue(forKey: tick) else { return [] }
+        let slot = Int(tick % UInt64(buckets.count))
+        let due = buckets[slot]
+        guard !due.isEmpty else { return [] }
+        buckets[slot] = []
         inFlight -= due.count
+        guard !isolatedReplicas.isEmpty else { return due }
         return due.filter { datagram in
             if isIsolated(datagram.to, at: tick) {
                 lost += 1

@@ -42,6 +42,11 @@ public struct SimulationOptions: Hashable, Sendable {
     /// before it completed, whichever is later. A replica a change adds starts (empty, from
     /// the configuration it joins) when the change is submitted.
     public var reconfigurations: [ScheduledReconfiguration] = []
+    /// Copies of the same bytes (a broadcast's, a duplicate's) are decoded and verified once
+    /// for all their receivers: they share one authenticator, so the outcome is the same for
+    /// each (`Payload`). Off, every receiver decodes and verifies its own copy, as separate
+    /// processes do; the swarm keeps it off in a tenth of its runs.
+    public var authenticateOncePerPayload = true
 
     public init(
         seed: UInt64, replicas: Int = 4, clients: Int = 4, requestsPerClient: Int = 25, keySpace: Int = 16,
@@ -210,6 +215,27 @@ public struct Crash: Hashable, Sendable {
     func isDown(at now: UInt64) -> Bool { now >= tick && now < (restartTick ?? .max) }
 }
 
+/// The crashes of a run: the options' and those a scenario adds while it runs.
+struct CrashSchedule {
+    private(set) var all: [Crash]
+    /// Replicas some crash names: for the others, "is it down?" is one lookup.
+    private var crashing: Set<ReplicaID>
+
+    init(_ crashes: [Crash]) {
+        all = crashes
+        crashing = Set(crashes.map(\.replica))
+    }
+
+    mutating func append(_ crash: Crash) {
+        all.append(crash)
+        crashing.insert(crash.replica)
+    }
+
+    func isDown(_ replica: ReplicaID, at tick: UInt64) -> Bool {
+        crashing.contains(replica) && all.contains { $0.replica == replica && $0.isDown(at: tick) }
+    }
+}
+
 /// One client operation as the client saw it: invoked at one tick, completed at another.
 public struct Operation: Hashable, Sendable {
     public var client: ClientID
@@ -295,15 +321,20 @@ public struct Simulation {
     private var remaining: [Int]
     private var result: SimulationResult
     private var byzantineLayers: [ReplicaID: ByzantineLayer] = [:]
-    private var extraCrashes: [Crash] = []
-    /// What each replica wrote durably: its write-ahead log (encoded records) and the state
-    /// of its last stable checkpoint. A restarted replica is rebuilt from this alone.
+    private var crashes: CrashSchedule
+    /// Bumped each time the authenticator changes, so a payload opened by an older one is opened again.
+    private var authenticatorGeneration = 0
+    /// What each replica wrote durably: its write-ahead log and the state of its last stable
+    /// checkpoint. A restarted replica is rebuilt from this alone.
     private var disks: [ReplicaID: Disk] = [:]
     private var configuration: Configuration
     private var signers: [Principal: any MessageSigner]
 
     struct Disk {
-        var log: [[UInt8]] = []
+        /// The records as written. Encoding is a function of the record, so the bytes are
+        /// made when a restart reads them back rather than at every write: most replicas
+        /// never restart.
+        var log: [DurableRecord] = []
         var checkpoint: (sequence: SequenceNumber, digest: Digest, state: [UInt8])?
     }
 
@@ -312,11 +343,13 @@ public struct Simulation {
         rng = SplitMix64(seed: options.seed)
         network = Network(faults: options.faults, isolations: options.isolations)
         remaining = Array(repeating: options.requestsPerClient, count: options.clients)
+        crashes = CrashSchedule(options.crashes)
 
         // Keys: real Ed25519 from seeded seeds, or the stand-in over arbitrary public keys.
         let scheme = SimulatedScheme(seed: options.seed)
         var keyRNG = SplitMix64(seed: options.seed ^ 0xC0FFEE)
         var signers: [Principal: any MessageSigner] = [:]
+        var publicKeys: [PublicKey] = []
         func makeKey(_ principal: Principal) -> PublicKey {
             let seed = (0..<32).map { _ in UInt8(truncatingIfNeeded: keyRNG.next()) }
             if options.realSignatures {
@@ -326,6 +359,7 @@ public struct Simulation {
             }
             let publicKey = PublicKey(bytes: seed)!
             signers[principal] = scheme.signer(for: principal, publicKey: publicKey)
+            publicKeys.append(publicKey)
             return publicKey
         }
         let descriptors = (0..<options.replicas).map { i in
@@ -344,7 +378,7 @@ public struct Simulation {
                 id: newcomer, host: "sim", port: UInt16(1 + newcomer.rawValue), publicKey: makeKey(.replica(newcomer)))
         }
         for descriptor in descriptors { self.descriptors[descriptor.id] = descriptor }
-        verifier = options.realSignatures ? .ed25519(Ed25519Verifier()) : .simulated(scheme.verifier)
+        verifier = options.realSignatures ? .ed25519(MemoizedEd25519Verifier()) : .simulated(scheme.verifier(knowing: publicKeys))
         let configuration = Configuration(
             membership: membership, checkpointInterval: options.checkpointInterval, logWindow: options.logWindow,
             batchSizeMax: options.batchSizeMax, sequencesInFlightMax: options.sequencesInFlightMax,
@@ -398,9 +432,9 @@ public struct Simulation {
             network.faults = .none
             network.isolations = []
         }
-        for crash in options.crashes + extraCrashes where crash.restartTick == tick { restart(crash.replica, amnesia: crash.amnesia) }
+        for crash in crashes.all where crash.restartTick == tick { restart(crash.replica, amnesia: crash.amnesia) }
         for datagram in network.due(at: tick) { deliver(datagram) }
-        for index in replicas.indices where !isDown(replicas[index].id) {
+        for index in replicas.indices where !crashes.isDown(replicas[index].id, at: tick) {
             let actions = replicas[index].step(.tick)
             perform(actions, from: index)
             sendGarbage(from: replicas[index].id)
@@ -411,7 +445,7 @@ public struct Simulation {
             if !clients[index].isBusy, remaining[index] > 0 { submitNext(index) }
         }
         stepOperator()
-        result.maxLogEntries = max(result.maxLogEntries, replicas.map(\.logCount).max() ?? 0)
+        for index in replicas.indices { result.maxLogEntries = max(result.maxLogEntries, replicas[index].logCount) }
     }
 
     private mutating func submitNext(_ index: Int) {
@@ -489,6 +523,7 @@ public struct Simulation {
         var limits = configuration.receiveLimits
         limits.replicasMax = max(limits.replicasMax, keys.replicasMax)
         authenticator = Authenticator(verifier: verifier, keys: keys, limits: limits)
+        authenticatorGeneration += 1
     }
 
     /// A crashed replica comes back with only what it wrote durably.
@@ -496,8 +531,8 @@ public struct Simulation {
         guard let index = index[id], let setup = setups[id] else { return }
         if amnesia { disks[id] = Disk() }
         let disk = disks[id] ?? Disk()
-        let records = disk.log.map { bytes -> DurableRecord in
-            guard let record = DurableRecord.decode(bytes) else { preconditionFailure("\(id): a durable record does not decode") }
+        let records = disk.log.map { written -> DurableRecord in
+            guard let record = DurableRecord.decode(written.encoded()) else { preconditionFailure("\(id): a durable record does not decode") }
             return record
         }
         do {
@@ -524,17 +559,18 @@ public struct Simulation {
     }
 
     private func isDown(_ replica: ReplicaID) -> Bool {
-        (options.crashes + extraCrashes).contains { $0.replica == replica && $0.isDown(at: tick) }
+        crashes.isDown(replica, at: tick)
     }
 
     /// Crashes a replica now (for scenarios that wait for a protocol state first).
     public mutating func crash(_ replica: ReplicaID, restartAfterTicks: UInt64? = nil) {
-        extraCrashes.append(Crash(replica: replica, tick: tick, restartTick: restartAfterTicks.map { tick + $0 }))
+        crashes.append(Crash(replica: replica, tick: tick, restartTick: restartAfterTicks.map { tick + $0 }))
     }
 
     /// A faulty replica's junk datagrams go onto the network like any other.
     private mutating func sendGarbage(from me: ReplicaID) {
-        guard var layer = byzantineLayers[me] else { return }
+        // Taken out while it changes, so that its history grows in place instead of being copied.
+        guard var layer = byzantineLayers.removeValue(forKey: me) else { return }
         for (to, bytes) in layer.garbage(rng: &rng) {
             network.send(bytes, from: .replica(me), to: .replica(to), now: tick, rng: &rng, raw: true)
         }
@@ -543,16 +579,26 @@ public struct Simulation {
 
     private mutating func deliver(_ datagram: Network.Datagram) {
         if case .replica(let id) = datagram.to, isDown(id) { return }
-        var bytes = datagram.bytes
-        if datagram.raw {
-            guard let whole = Network.wholeFrame(in: datagram.bytes) else {
-                result.rejections[datagram.to, default: RejectionCounters()].datagramsDropped += 1
-                return
+        let payload = datagram.payload
+        let outcome: Result<Authenticated<Frame>, Rejection>
+        if let opened = payload.opened, opened.authenticator == authenticatorGeneration {
+            outcome = opened.outcome
+        } else {
+            var bytes = payload.bytes
+            if payload.raw {
+                guard let whole = Network.wholeFrame(in: payload.bytes) else {
+                    result.rejections[datagram.to, default: RejectionCounters()].datagramsDropped += 1
+                    return
+                }
+                bytes = whole
             }
-            bytes = whole
+            outcome = Result { () throws(Rejection) in try authenticator.open(bytes) }
+            if options.authenticateOncePerPayload { payload.opened = (authenticatorGeneration, outcome) }
         }
         let frame: Authenticated<Frame>
-        do { frame = try authenticator.open(bytes) } catch {
+        switch outcome {
+        case .success(let opened): frame = opened
+        case .failure(let error):
             result.rejectedFrames += 1
             result.rejections[datagram.to, default: RejectionCounters()].count(error)
             return
@@ -576,10 +622,10 @@ public struct Simulation {
         var compactAfterStep = false
         defer {
             // The log is compacted at each stable checkpoint to what the replica still promises.
-            if compactAfterStep { disks[me, default: Disk()].log = replicas[index].durableRecords().map { $0.encoded() } }
+            if compactAfterStep { disks[me, default: Disk()].log = replicas[index].durableRecords() }
         }
         var actions = produced
-        if var layer = byzantineLayers[me] {
+        if var layer = byzantineLayers.removeValue(forKey: me) {
             actions = produced.flatMap { layer.rewrite($0, replica: replicas[index], now: tick, rng: &rng) }
             actions += layer.release(at: tick)
             byzantineLayers[me] = layer
@@ -590,9 +636,9 @@ public struct Simulation {
                 network.send(frame.encoded(), from: .replica(me), to: .replica(to), now: tick, rng: &rng)
             case .broadcast(let frame):
                 recordVote(frame.envelope, of: me)
-                let bytes = frame.encoded()
+                let payload = Payload(frame.encoded())
                 for other in replicas[index].peers {
-                    network.send(bytes, from: .replica(me), to: .replica(other.id), now: tick, rng: &rng)
+                    network.send(payload, from: .replica(me), to: .replica(other.id), now: tick, rng: &rng)
                 }
             case .reply(let envelope, let requester):
                 switch requester {
@@ -616,7 +662,7 @@ public struct Simulation {
             case .evidence(let first, _):
                 result.evidence[first.sender, default: 0] += 1
             case .persist(let record):
-                disks[me, default: Disk()].log.append(record.encoded())
+                disks[me, default: Disk()].log.append(record)
             case .stateInstalled(let checkpoint):
                 result.stateTransfers[me, default: []].append(checkpoint.sequence)
             case .checkpointStable(let checkpoint):
@@ -648,9 +694,9 @@ public struct Simulation {
             case .broadcast(let frame):
                 // A request signed again for a new epoch is a request its client signed.
                 result.signedRequests.insert(SHA256Digester().digest(frame.envelope.encoded()))
-                let bytes = frame.encoded()
+                let payload = Payload(frame.encoded())
                 let members = index.map { clients[$0].membership } ?? operatorClient.membership
-                for replica in members.replicas { network.send(bytes, from: me, to: .replica(replica.id), now: tick, rng: &rng) }
+                for replica in members.replicas { network.send(payload, from: me, to: .replica(replica.id), now: tick, rng: &rng) }
             case .epochChanged(let membership):
                 keys.add(membership)
                 refreshAuthenticator()
@@ -695,8 +741,15 @@ public struct Simulation {
 
     /// Every correct replica that is up has executed as far as the others.
     var replicasConverged: Bool {
-        let up = replicas.filter { options.byzantine[$0.id] == nil && !isDown($0.id) && !$0.retired }
-        return Set(up.map(\.lastExecuted)).count <= 1
+        var executed: SequenceNumber?
+        for index in replicas.indices {
+            let id = replicas[index].id
+            guard options.byzantine[id] == nil, !crashes.isDown(id, at: tick), !replicas[index].retired else { continue }
+            let last = replicas[index].lastExecuted
+            if let executed, executed != last { return false }
+            executed = last
+        }
+        return true
     }
 
     /// Learns the keys of every membership a replica knows (new epochs, decided next ones).

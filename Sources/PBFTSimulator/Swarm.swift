@@ -1,4 +1,6 @@
+import Dispatch
 public import PBFTWire
+import Synchronization
 
 /// Many seeded runs, each with its own random faults and sizes, each checked.
 public struct SwarmSummary: Sendable {
@@ -13,37 +15,119 @@ public struct SwarmSummary: Sendable {
     public var reconfigurations = 0
     public var epochsEntered = 0
     public var highestEpoch = Epoch(0)
+
+    mutating func add(_ result: SimulationResult) {
+        runs += 1
+        simulatedTicks += result.ticks
+        completedOperations += result.completedOperations
+        worstLogEntries = max(worstLogEntries, result.maxLogEntries)
+        highestView = max(highestView, result.highestView)
+        reconfigurations += result.reconfigurations.count
+        let epochs = Set(result.epochs.values.flatMap { $0.map(\.membership.epoch) })
+        epochsEntered += epochs.count
+        highestEpoch = max(highestEpoch, epochs.max() ?? Epoch(0))
+        if !result.violations.isEmpty { failures.append((result.options.seed, result.violations)) }
+    }
 }
 
 public enum Swarm {
+    /// The options of the swarm's run with this seed: everything about a run follows from its
+    /// seed (and the list of sizes), so `--runs 1 --seed S` replays it.
+    public static func options(seed: UInt64, replicas: [Int], realSignatureEvery: Int = 10, adversarial: Bool = false) -> SimulationOptions {
+        let n = replicas[Int(seed % UInt64(replicas.count))]
+        var options = adversarial ? SimulationOptions.adversarial(seed: seed, replicas: n) : SimulationOptions.random(seed: seed, replicas: n)
+        options.realSignatures = realSignatureEvery > 0 && seed % UInt64(realSignatureEvery) == 0
+        // A tenth of the runs (not those with real signatures, already the slowest) decode
+        // and verify every copy of a datagram at each receiver, as separate processes do.
+        options.authenticateOncePerPayload = seed % 10 != 5
+        return options
+    }
+
     /// Runs seeds `firstSeed ..< firstSeed + runs`. Every `realSignatureEvery`-th run uses
-    /// real Ed25519 (0: never). `onRun` sees each result as it finishes.
+    /// real Ed25519 (0: never). `onRun` sees each result as it finishes, in seed order.
+    ///
+    /// With `workers` above 1 the runs are spread over that many threads. Runs share nothing,
+    /// so each seed's result is the same as with one worker; results are reported in seed
+    /// order, so the summary and the output are too.
     public static func run(
         firstSeed: UInt64, runs: Int, replicas: [Int], realSignatureEvery: Int = 10, adversarial: Bool = false,
-        onRun: (SimulationResult) -> Void = { _ in }
+        workers: Int = 1, onRun: (SimulationResult) -> Void = { _ in }
     ) throws -> SwarmSummary {
-        var summary = SwarmSummary()
-        for i in 0..<runs {
+        @Sendable func simulate(_ i: Int) throws -> SimulationResult {
             let seed = firstSeed &+ UInt64(i)
-            // Everything about a run follows from its seed, so `--runs 1 --seed S` replays it.
-            let n = replicas[Int(seed % UInt64(replicas.count))]
-            var options = adversarial ? SimulationOptions.adversarial(seed: seed, replicas: n) : SimulationOptions.random(seed: seed, replicas: n)
-            options.realSignatures = realSignatureEvery > 0 && seed % UInt64(realSignatureEvery) == 0
-            var simulation = try Simulation(options)
-            let result = simulation.run()
-            summary.runs += 1
-            summary.simulatedTicks += result.ticks
-            summary.completedOperations += result.completedOperations
-            summary.worstLogEntries = max(summary.worstLogEntries, result.maxLogEntries)
-            summary.highestView = max(summary.highestView, result.highestView)
-            summary.reconfigurations += result.reconfigurations.count
-            let epochs = Set(result.epochs.values.flatMap { $0.map(\.membership.epoch) })
-            summary.epochsEntered += epochs.count
-            summary.highestEpoch = max(summary.highestEpoch, epochs.max() ?? Epoch(0))
-            let violations = result.violations
-            if !violations.isEmpty { summary.failures.append((seed, violations)) }
+            var simulation = try Simulation(options(seed: seed, replicas: replicas, realSignatureEvery: realSignatureEvery, adversarial: adversarial))
+            return simulation.run()
+        }
+        var summary = SwarmSummary()
+        guard workers > 1, runs > 1 else {
+            for i in 0..<runs {
+                let result = try simulate(i)
+                summary.add(result)
+                onRun(result)
+            }
+            return summary
+        }
+        let pool = WorkerPool(runs: runs)
+        for worker in 0..<min(workers, runs) {
+            // A queue of its own per worker: such queues get a thread each even while the
+            // calling thread (perhaps one of the global pool's) blocks below.
+            DispatchQueue(label: "pbft.swarm.\(worker)").async {
+                while let i = pool.take() {
+                    pool.finish(i, Result { try simulate(i) })
+                }
+            }
+        }
+        defer { pool.stop() }
+        for i in 0..<runs {
+            let result = try pool.wait(for: i).get()
+            summary.add(result)
             onRun(result)
         }
         return summary
+    }
+}
+
+/// Hands out run indices to worker threads and gives their results back in index order.
+private final class WorkerPool: Sendable {
+    private struct State {
+        var next = 0
+        var stopped = false
+        var finished: [Int: Result<SimulationResult, any Error>] = [:]
+    }
+
+    private let runs: Int
+    private let state = Mutex(State())
+    /// Signalled once per finished run.
+    private let finishedOne = DispatchSemaphore(value: 0)
+
+    init(runs: Int) {
+        self.runs = runs
+    }
+
+    /// The next run to simulate, or nil when there is none left (or the caller stopped).
+    func take() -> Int? {
+        state.withLock { state in
+            guard !state.stopped, state.next < runs else { return nil }
+            defer { state.next += 1 }
+            return state.next
+        }
+    }
+
+    func finish(_ i: Int, _ result: Result<SimulationResult, any Error>) {
+        state.withLock { $0.finished[i] = result }
+        finishedOne.signal()
+    }
+
+    /// Blocks until run `i` finished, and hands over its result.
+    func wait(for i: Int) -> Result<SimulationResult, any Error> {
+        while true {
+            if let result = state.withLock({ $0.finished.removeValue(forKey: i) }) { return result }
+            finishedOne.wait()
+        }
+    }
+
+    /// Workers take no further runs (the caller gave up on an error).
+    func stop() {
+        state.withLock { $0.stopped = true }
     }
 }

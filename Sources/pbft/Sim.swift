@@ -28,6 +28,9 @@ struct Sim: AsyncParsableCommand {
     @Flag(help: "Faulty replicas (Byzantine, crashed, restarting), partitions and loss until a stabilisation time; then every operation must complete.")
     var adversarial = false
 
+    @Option(help: "Runs simulated at once, on as many threads (default: one per core). Results and output do not depend on it.")
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+
     @Flag(help: "Print one line per run.")
     var verbose = false
 
@@ -37,8 +40,9 @@ struct Sim: AsyncParsableCommand {
             throw ValidationError("--replicas \(replicas): give replica counts between 4 and 64, e.g. 4 or 4,7")
         }
         guard runs >= 1 else { throw ValidationError("--runs \(runs): must be at least 1") }
+        guard jobs >= 1 else { throw ValidationError("--jobs \(jobs): must be at least 1") }
         let start = ContinuousClock.now
-        let summary = try Swarm.run(firstSeed: seed, runs: runs, replicas: sizes, realSignatureEvery: realSignatureEvery, adversarial: adversarial) { result in
+        let summary = try Swarm.run(firstSeed: seed, runs: runs, replicas: sizes, realSignatureEvery: realSignatureEvery, adversarial: adversarial, workers: jobs) { result in
             let verdict = result.passed ? "ok" : "FAIL"
             if verbose || !result.passed {
                 if !result.passed || verbose && runs == 1 { for line in result.finalStates { Output.line("    " + line) } }
@@ -54,9 +58,13 @@ struct Sim: AsyncParsableCommand {
         }
         let runsPerSecond = Double(summary.runs) / max(seconds, 1e-9)
         let opsPerSimSecond = Double(summary.completedOperations) / max(Double(summary.simulatedTicks) / 1000, 1e-9)
+        let ticksPerRun = Double(summary.simulatedTicks) / Double(summary.runs)
         Output.line(String(
-            format: "%d runs, %d failed, %.1f runs/s, %d operations completed, %.0f operations per simulated second (1 tick = 1 ms), largest log %d entries, highest view %llu",
-            summary.runs, summary.failures.count, runsPerSecond, summary.completedOperations, opsPerSimSecond, summary.worstLogEntries, summary.highestView.rawValue))
+            format: "%d runs in %.1f s (%d jobs): %.1f runs/s, avg %.0f simulated ticks (%.1f s of simulated time) per run",
+            summary.runs, seconds, jobs, runsPerSecond, ticksPerRun, ticksPerRun / 1000))
+        Output.line(String(
+            format: "%d failed, %d operations completed, %.0f operations per simulated second (1 tick = 1 ms), largest log %d entries, highest view %llu",
+            summary.failures.count, summary.completedOperations, opsPerSimSecond, summary.worstLogEntries, summary.highestView.rawValue))
         if summary.reconfigurations > 0 {
             Output.line("\(summary.reconfigurations) reconfigurations submitted, \(summary.epochsEntered) epochs entered, highest epoch \(summary.highestEpoch.rawValue)")
         }
