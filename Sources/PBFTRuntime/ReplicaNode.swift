@@ -7,6 +7,7 @@ import Glibc
 import Glibc
 #endif
 import NIOCore
+import NIOPosix
 import PBFTCluster
 import PBFTCore
 import PBFTByzantine
@@ -28,6 +29,10 @@ public struct ReplicaOptions: Sendable {
     public var checkpointInterval = 64
     public var logWindow = 128
     public var batchSizeMax = 64
+    /// Sequence numbers the primary has assigned but not yet executed, at most. Requests that
+    /// arrive while that many are in flight wait and go out together: the fewer, the larger
+    /// the batches under load (fewer signatures per request), the more a lone request waits.
+    public var sequencesInFlightMax = 2
     public var viewChangeTimeoutTicks = 100
     public var statusIntervalTicks = 10
     /// The data directory was lost: rejoin under the amnesia rule (docs/runtime.md).
@@ -36,6 +41,9 @@ public struct ReplicaOptions: Sendable {
     public var exitWithParent = false
     /// Obey `ctl byzantine` commands (experiments only).
     public var allowByzantine = false
+    /// Threads that verify signatures (0: one per core, at most 4). Frames from one sender
+    /// always go to the same thread, so their order is kept.
+    public var verifierThreads = 0
 
     public init(clusterPath: String, id: ReplicaID, keyPath: String, dataDirectory: String) {
         self.clusterPath = clusterPath
@@ -73,11 +81,13 @@ struct ReceiveState {
 /// A replica process: the core over UDP, with its write-ahead log, checkpoint store and
 /// execution log in the data directory.
 ///
-/// Two threads: the socket's loop reassembles each datagram, decodes it and verifies every
-/// signature in it (`Authenticator`); the core's loop steps the core with what checked out
-/// and carries out its actions in order, syncing the log once before the first send that
-/// follows a `.persist`. Signature checks, the costliest work per message, thus never hold
-/// up the thread that steps the protocol.
+/// Threads: the socket's loop reassembles each datagram; verifier loops (one per core, by
+/// sender) decode it and verify every signature in it (`Authenticator`); the core's loop
+/// (the socket's, when there are verifier threads: a message then crosses threads twice, not
+/// three times) steps the core with what checked out and carries out its actions in order, syncing the
+/// log once for everything stepped since the last sync before the sends that follow a
+/// `.persist` (group commit). Signature checks, the costliest work per message, are spread
+/// over the cores and never hold up the thread that steps the protocol.
 public final class ReplicaNode: @unchecked Sendable {
     public let options: ReplicaOptions
     /// The membership the cluster file names (the replica's address comes from it).
@@ -94,7 +104,13 @@ public final class ReplicaNode: @unchecked Sendable {
     let evidenceLog: ExecutionLog
     var evidenceKept = Set<String>()
     var logger: Logger
-    let endpoint = UDPEndpoint(separateCoreLoop: true)
+    /// The socket's loop; with verifier threads it also steps the core (so sends need no
+    /// further hop), without them the core has a loop of its own.
+    let endpoint: UDPEndpoint
+    /// Where signatures are verified: off the socket's loop and off the core's, spread over
+    /// the cores (none with one verifier thread: the socket's loop verifies).
+    let verifiers: MultiThreadedEventLoopGroup?
+    let verifierLoops: [any EventLoop]
     let receiving: Mutex<ReceiveState>
     /// Signatures verified already: a retransmitted VIEW-CHANGE or the VIEW-CHANGEs inside a
     /// NEW-VIEW cost a digest, not hundreds of signature checks. Shared across epochs.
@@ -148,7 +164,7 @@ public final class ReplicaNode: @unchecked Sendable {
         }
         configuration = Configuration(
             membership: membership, checkpointInterval: options.checkpointInterval, logWindow: options.logWindow,
-            batchSizeMax: options.batchSizeMax, sequencesInFlightMax: min(32, options.logWindow / 2),
+            batchSizeMax: options.batchSizeMax, sequencesInFlightMax: min(options.sequencesInFlightMax, options.logWindow / 2),
             viewChangeTimeoutTicks: options.viewChangeTimeoutTicks, statusIntervalTicks: options.statusIntervalTicks)
         try configuration.validate()
 
@@ -187,6 +203,10 @@ public final class ReplicaNode: @unchecked Sendable {
         // Senders up to the wire limit: the membership may grow.
         let verified = SignatureMemo()
         self.verified = verified
+        let threads = options.verifierThreads > 0 ? options.verifierThreads : min(4, System.coreCount)
+        verifiers = threads > 1 ? MultiThreadedEventLoopGroup(numberOfThreads: threads) : nil
+        endpoint = UDPEndpoint(separateCoreLoop: threads <= 1)
+        verifierLoops = verifiers.map { Array($0.makeIterator()) } ?? []
         receiving = Mutex(ReceiveState(
             reassembler: Reassembler(limits: ReassemblyLimits(
                 sendersMax: configuration.limits.replicasMax, timeoutTicks: UInt64(max(300, 30_000 / max(1, options.tickMilliseconds))))),
@@ -245,6 +265,7 @@ public final class ReplicaNode: @unchecked Sendable {
         ])
         try await stopped.futureResult.get()
         await endpoint.close()
+        try? await verifiers?.shutdownGracefully()
         logger.info("replica stopped")
     }
 
@@ -311,8 +332,16 @@ public final class ReplicaNode: @unchecked Sendable {
             }
         }
         guard let inbound else { return }
+        guard !verifierLoops.isEmpty else { return verify(inbound.frame, with: inbound.authenticator, from: address) }
+        let loop = verifierLoops[(address.port ?? 0) % verifierLoops.count]
+        loop.execute { [self] in verify(inbound.frame, with: inbound.authenticator, from: address) }
+    }
+
+    /// On a verifier's loop: decode and verify every signature; hand what checks out to the
+    /// core's loop.
+    func verify(_ bytes: [UInt8], with authenticator: Authenticator<Ed25519Verifier, EpochKeys>, from address: SocketAddress) {
         let frame: Authenticated<Frame>
-        do { frame = try inbound.authenticator.open(inbound.frame) } catch {
+        do { frame = try authenticator.open(bytes) } catch {
             receiving.withLock { state in
                 switch error {
                 case .malformed: state.counters.malformed += 1
@@ -323,7 +352,7 @@ public final class ReplicaNode: @unchecked Sendable {
             // A reconfiguration that does not verify is refused with the reason, so the
             // operator sees why nothing happens (rate-limited: refusals are signed).
             if case .malformed = error { return }
-            if let decoded = try? Frame.decode(inbound.frame), case .reconfiguration(let r) = decoded.envelope.message {
+            if let decoded = try? Frame.decode(bytes), case .reconfiguration(let r) = decoded.envelope.message {
                 let origin = ControlOrigin(address: address, epoch: decoded.envelope.epoch)
                 endpoint.coreLoop.execute { [self] in refuseReconfiguration(r, reason: "\(error)", to: origin) }
             }

@@ -7,7 +7,8 @@ import NIOPosix
 /// receive buffer so a burst is not dropped by the kernel.
 /// Everything that touches the owner's state runs on `eventLoop`.
 final class UDPEndpoint: @unchecked Sendable {
-    let group: MultiThreadedEventLoopGroup
+    /// The threads it owns (none when it runs on a loop it was given).
+    let group: MultiThreadedEventLoopGroup?
     /// The loop that owns the socket: datagrams arrive here.
     let eventLoop: any EventLoop
     /// A second loop for the owner's own work when asked for (`separateCoreLoop`), so that
@@ -17,10 +18,19 @@ final class UDPEndpoint: @unchecked Sendable {
     private(set) var channel: (any Channel)?
 
     init(separateCoreLoop: Bool = false) {
-        group = MultiThreadedEventLoopGroup(numberOfThreads: separateCoreLoop ? 2 : 1)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: separateCoreLoop ? 2 : 1)
+        self.group = group
         let loops = Array(group.makeIterator())
         eventLoop = loops[0]
         coreLoop = loops[loops.count - 1]
+    }
+
+    /// An endpoint on a loop it shares with others (many clients in one process, one thread
+    /// per core instead of one per client).
+    init(on loop: any EventLoop) {
+        group = nil
+        eventLoop = loop
+        coreLoop = loop
     }
 
     /// Binds `host:port` (port 0 picks a free one) and calls `onDatagram` on the event loop
@@ -54,7 +64,7 @@ final class UDPEndpoint: @unchecked Sendable {
 
     func close() async {
         try? await channel?.close()
-        try? await group.shutdownGracefully()
+        try? await group?.shutdownGracefully()
     }
 }
 

@@ -38,6 +38,8 @@ struct ClusterBench: AsyncParsableCommand {
     @Option(help: "Where to write the JSON report (default: bench.json in the run directory).") var json: String?
     @Option(help: "UDP port of replica 0 (default: a free range); replica i gets base-port + i.") var basePort: Int?
     @Flag(help: "Replica setting: do not fsync the write-ahead log.") var noSync = false
+    @Option(help: "Replica setting: sequence numbers in flight at most (default 2; fewer means larger batches).") var sequencesInFlight: Int?
+    @Option(help: "Replica setting: threads that verify signatures (default: one per core, at most 4).") var verifierThreads: Int?
     @Option(help: "Signatures made and verified to measure Ed25519 before the cluster starts.") var cryptoIterations: Int = 4_000
     @Option(help: "Cores the ceiling counts (default: processors online).") var cores: Double?
     @Option(help: "Milliseconds a client waits for f+1 matching replies before the bench fails.") var timeoutMs: Int = 10_000
@@ -80,6 +82,8 @@ struct ClusterBench: AsyncParsableCommand {
         guard warmup >= 0, warmup <= 3_600 else { throw Failure("--warmup \(warmup): use 0 to 3600 seconds") }
         if let requests, requests < 1 { throw Failure("--requests \(requests): use 1 or more") }
         if let batch, !(1...WireLimits.default.batchRequestsMax).contains(batch) { throw Failure("--batch \(batch): use 1 to \(WireLimits.default.batchRequestsMax)") }
+        if let sequencesInFlight, !(1...1024).contains(sequencesInFlight) { throw Failure("--sequences-in-flight \(sequencesInFlight): use 1 to 1024") }
+        if let verifierThreads, !(0...64).contains(verifierThreads) { throw Failure("--verifier-threads \(verifierThreads): use 0 to 64") }
         let payloadMax = WireLimits.default.operationBytesMax - 256
         guard (0...payloadMax).contains(payload) else { throw Failure("--payload \(payload): use 0 to \(payloadMax) bytes") }
         if let basePort, !(1...(65_535 - (replicas ?? 4) + 1)).contains(basePort) { throw Failure("--base-port \(basePort): not a port for \(replicas ?? 4) replicas") }
@@ -88,7 +92,9 @@ struct ClusterBench: AsyncParsableCommand {
         guard timeoutMs >= 100 else { throw Failure("--timeout-ms \(timeoutMs): use at least 100") }
         if run != nil {
             if dir != nil { throw Failure("--dir and --run: give one (--run uses a launch's run directory)") }
-            if batch != nil || noSync || basePort != nil { throw Failure("--batch, --no-sync and --base-port set up replicas the bench starts; a launch (--run) has its own") }
+            if batch != nil || noSync || basePort != nil || sequencesInFlight != nil || verifierThreads != nil {
+                throw Failure("--batch, --no-sync, --sequences-in-flight, --verifier-threads and --base-port set up replicas the bench starts; a launch (--run) has its own")
+            }
         }
     }
 
@@ -133,6 +139,8 @@ struct ClusterBench: AsyncParsableCommand {
         options.clients = clients
         options.basePort = ports[0]
         options.replicaArguments = ["--batch-size", "\(batch ?? 64)"] + (noSync ? ["--no-sync"] : [])
+            + (sequencesInFlight.map { ["--sequences-in-flight", "\($0)"] } ?? [])
+            + (verifierThreads.map { ["--verifier-threads", "\($0)"] } ?? [])
         let launcher: Launcher
         do { launcher = try await Launcher.start(options) } catch { throw Failure("cannot start the replicas: \(error)") }
         let cluster = BenchCluster(launcher: launcher, membership: await launcher.membership)

@@ -100,7 +100,12 @@ struct LoadRun {
         if case .requests(let n) = plan.window { window = LoadWindow(target: n) } else { window = LoadWindow(target: nil) }
         let replicas = try await cluster.replicas()
         let pids = replicas.map(\.pid)
-        let nodes = try await startClients()
+        let threads = ClientThreads()
+        let nodes: [ClientNode]
+        do { nodes = try await startClients(sharing: threads) } catch {
+            await threads.shutdown()
+            throw error
+        }
         let signals = interruptions(window)
         defer {
             signals.forEach { $0.cancel() }
@@ -124,9 +129,11 @@ struct LoadRun {
             }
         } catch {
             for node in nodes { await node.close() }
+            await threads.shutdown()
             throw error
         }
         for node in nodes { await node.close() }
+        await threads.shutdown()
         if window.interrupted.load(ordering: .relaxed) { throw Failure("interrupted; every process the bench started is stopped") }
         guard var result else { throw Failure("the load ended without a measurement") }
         guard result.measuredRequests > 0 else { throw Failure("no request completed in the measured window; see \(cluster.runDirectory)/logs") }
@@ -134,13 +141,13 @@ struct LoadRun {
         return result
     }
 
-    func startClients() async throws -> [ClientNode] {
+    func startClients(sharing threads: ClientThreads) async throws -> [ClientNode] {
         let membership = cluster.membership
         var nodes: [ClientNode] = []
         do {
             for j in 0..<plan.clients {
                 let id = membership.clients[j].id.rawValue
-                let node = try ClientNode(membership: membership, key: try KeyFile.load("\(cluster.keysDirectory)/client-\(id).key"))
+                let node = try ClientNode(membership: membership, key: try KeyFile.load("\(cluster.keysDirectory)/client-\(id).key"), sharing: threads)
                 try await node.start(host: "127.0.0.1")
                 nodes.append(node)
             }

@@ -24,18 +24,22 @@ struct ReplicaCommand: AsyncParsableCommand {
     @Option(help: "Checkpoint interval K.") var checkpointInterval: Int = 64
     @Option(help: "Log window L (a multiple of K).") var logWindow: Int = 128
     @Option(help: "Requests per batch at most.") var batchSize: Int = 64
+    @Option(help: "Sequence numbers in flight (assigned, not executed) at most: fewer means larger batches under load.") var sequencesInFlight: Int = 2
     @Flag(help: "Do not fsync the write-ahead log (unsafe; to measure what syncing costs).") var noSync = false
     @Flag(help: "Stop when the parent process exits (for launchers and tests).") var exitWithParent = false
     @Option(help: .hidden) var parentPid: Int32?
     @Flag(help: "Obey operator-signed 'ctl byzantine' commands (fault-injection experiments only).") var allowByzantine = false
     @Flag(help: "This replica lost its data directory: rejoin passively until it cannot contradict what it signed before.") var lostState = false
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel: String = "info"
+    @Option(help: "Threads that verify signatures (0: one per core, at most 4).") var verifierThreads: Int = 0
 
     func run() async throws {
         // A launcher passes its pid: the kernel kills this process when the launcher dies.
         if let parentPid, !ParentWatch.dieWithParent(parentPid) { throw ExitCode(1) }
         guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level \(logLevel): use trace, debug, info, notice, warning, error or critical") }
         guard (1...1000).contains(tickMs) else { throw ValidationError("--tick-ms \(tickMs): use 1 to 1000") }
+        guard (1...1024).contains(sequencesInFlight) else { throw ValidationError("--sequences-in-flight \(sequencesInFlight): use 1 to 1024 (and at most half the log window)") }
+        guard (0...64).contains(verifierThreads) else { throw ValidationError("--verifier-threads \(verifierThreads): use 0 to 64") }
         var logger = Logger(label: "pbft.replica") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = level
         var options = ReplicaOptions(clusterPath: cluster, id: ReplicaID(id), keyPath: key, dataDirectory: data)
@@ -48,6 +52,8 @@ struct ReplicaCommand: AsyncParsableCommand {
         options.checkpointInterval = checkpointInterval
         options.logWindow = logWindow
         options.batchSizeMax = batchSize
+        options.verifierThreads = verifierThreads
+        options.sequencesInFlightMax = sequencesInFlight
         let node = try ReplicaNode(options: options, logger: logger)
         let signals = [SIGTERM, SIGINT].map { number -> any DispatchSourceSignal in
             signal(number, SIG_IGN)
