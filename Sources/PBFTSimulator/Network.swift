@@ -135,6 +135,11 @@ struct Network {
         buckets = Array(repeating: [], count: faults.delayTicks.upperBound + 1)
     }
 
+    /// Whether a partition is still to end after `tick`.
+    func heals(after tick: UInt64) -> Bool {
+        isolations.contains { $0.ticks.upperBound > tick }
+    }
+
     func isIsolated(_ node: NodeID, at tick: UInt64) -> Bool {
         guard case .replica(let id) = node, isolatedReplicas.contains(id) else { return false }
         return isolations.contains { $0.replica == id && $0.ticks.contains(tick) }

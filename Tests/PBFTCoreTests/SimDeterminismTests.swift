@@ -5,7 +5,8 @@ import Testing
 
 /// One seed, one run: the simulator's shortcuts (a datagram's bytes opened once for all its
 /// receivers, a memo of Ed25519 checks, durable records encoded when read back, the swarm
-/// on several threads) change how fast a run goes, never what happens in it.
+/// on several threads) change how fast a run goes, never what happens in it; a run whose
+/// replicas stalled ends sooner, with the same verdicts.
 @Suite struct SimDeterminismTests {
     /// Adversarial seeds that between them have Byzantine replicas (a garbage flood, bad
     /// signatures, equivocation, a view change), crashes with restarts (amnesia among them),
@@ -65,6 +66,27 @@ import Testing
         let once = a.run(), everyReceiver = b.run()
         #expect(once.passed, "\(once.violations.prefix(3))")
         #expect(Self.fingerprint(once) == Self.fingerprint(everyReceiver))
+    }
+
+    /// Seed 402462 (n = 4, an equivocating primary) leaves a correct replica behind once the
+    /// clients are done; nothing changes after that, so the run ends after the stall instead
+    /// of 20,000 ticks later, and every checker sees the same run.
+    @Test func stoppingAStalledRunChangesNoVerdict() throws {
+        var stopping = Self.options(402_462), waiting = Self.options(402_462)
+        stopping.stopWhenStalled = true
+        waiting.stopWhenStalled = false
+        var a = try Simulation(stopping), b = try Simulation(waiting)
+        let early = a.run(), full = b.run()
+        #expect(early.ticks + 10_000 < full.ticks, "\(early.ticks) ticks against \(full.ticks)")
+        #expect(early.passed && full.passed, "\(early.violations.prefix(3)) \(full.violations.prefix(3))")
+        #expect(early.violations == full.violations)
+        #expect(early.executions == full.executions)
+        #expect(early.executionTicks == full.executionTicks)
+        #expect(early.checkpoints == full.checkpoints)
+        #expect(early.stableCheckpoints == full.stableCheckpoints)
+        #expect(early.stateTransfers == full.stateTransfers)
+        #expect(early.history == full.history)
+        #expect(Set(early.evidence.keys) == Set(full.evidence.keys), "the same principals proven faulty")
     }
 
     @Test func theSwarmOnSeveralThreadsReportsWhatOneThreadDoes() throws {
