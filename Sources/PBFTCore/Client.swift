@@ -52,6 +52,13 @@ public struct Client: Sendable {
     }
 
     public var isBusy: Bool { outstanding != nil }
+
+    /// Whether `reply` answers the request outstanding: any other (one that comes after f+1
+    /// matching replies completed it, a retransmission's) changes nothing, so a shell may
+    /// drop it before checking its signature.
+    public func awaits(_ reply: Reply) -> Bool {
+        outstanding != nil && reply.requester == principal && reply.timestamp == lastTimestamp
+    }
     public var principal: Principal { signer.principal }
 
     /// Signs and sends a new request. The caller waits for `.completed` before the next.
@@ -123,9 +130,7 @@ public struct Client: Sendable {
 
     private mutating func onReply(_ envelope: Envelope) -> [Action] {
         guard case .reply(let reply) = envelope.message, case .replica(let replica) = envelope.sender else { return [] }
-        guard membership.replica(replica) != nil, reply.requester == principal, outstanding != nil,
-              reply.timestamp == lastTimestamp
-        else { return [] }
+        guard membership.replica(replica) != nil, awaits(reply) else { return [] }
         replies[replica] = reply
         let matching = replies.values.filter { $0.result == reply.result }
         guard matching.count >= membership.weakQuorum else { return [] }

@@ -116,11 +116,10 @@ public final class ClientNode: @unchecked Sendable {
 
     func received(_ bytes: [UInt8], from address: SocketAddress) {
         guard case .frame(let frameBytes) = reassembler.receive(bytes, from: SenderKey(address.description), now: ticks) else { return }
-        // A reply to anything but the request outstanding (the n - f - 1 replies that come
-        // after f+1 matching ones completed it, a retransmission's) changes nothing: dropped
-        // before its signature is checked, so a request costs f+1 verifications, not n.
+        // Replies the client does not await are dropped before their signatures are checked:
+        // a request costs f+1 verifications, not n.
         guard let decoded = try? Frame.decode(frameBytes, limits: authenticator.limits) else { return }
-        if case .reply(let reply) = decoded.envelope.message, !client.isBusy || reply.timestamp != client.lastTimestamp { return }
+        if case .reply(let reply) = decoded.envelope.message, !client.awaits(reply) { return }
         guard let frame = try? authenticator.authenticate(decoded) else { return }
         if case .controlReply(let refusal) = frame.value.envelope.message, !refusal.accepted {
             return onRefusal(refusal, from: frame.value.envelope.sender)

@@ -1,7 +1,6 @@
 import PBFTByzantine
-import PBFTCrypto
+public import PBFTCrypto
 public import PBFTWire
-import Synchronization
 
 /// The simulator's fast stand-in for Ed25519: each principal's tag is a keyed BLAKE2b over
 /// the signed bytes, under a secret derived from its public key and a per-simulation
@@ -52,46 +51,10 @@ public struct SimulatedVerifier: SignatureVerifier {
     }
 }
 
-/// Real Ed25519 that checks each distinct (signature, bytes, key) once per simulation.
-///
-/// A simulation verifies the same signature many times: in a frame and again nested in
-/// another (a request in a pre-prepare's batch, prepares in a view change), and in each
-/// retransmission. Verification is a function of the three alone, so the remembered answer
-/// is the answer; an entry holds the exact bytes and key, so only those very bytes hit.
-/// Bounded: the memo starts over once `capacity` signatures are held.
-public final class MemoizedEd25519Verifier: SignatureVerifier {
-    private struct Entry {
-        var bytes: [UInt8]
-        var publicKey: PublicKey
-        var valid: Bool
-    }
-
-    public let capacity: Int
-    private let entries = Mutex([Signature: Entry]())
-
-    public init(capacity: Int = 1 << 16) {
-        self.capacity = capacity
-    }
-
-    public func isValid(_ signature: Signature, of bytes: [UInt8], by publicKey: PublicKey) -> Bool {
-        let known = entries.withLock { entries -> Bool? in
-            guard let entry = entries[signature], entry.publicKey == publicKey, entry.bytes == bytes else { return nil }
-            return entry.valid
-        }
-        if let known { return known }
-        let valid = Ed25519Verifier().isValid(signature, of: bytes, by: publicKey)
-        entries.withLock { entries in
-            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
-            entries[signature] = Entry(bytes: bytes, publicKey: publicKey, valid: valid)
-        }
-        return valid
-    }
-}
-
 /// A verifier that is either scheme, so one simulation type serves both.
 public enum SimulationVerifier: SignatureVerifier {
     case simulated(SimulatedVerifier)
-    case ed25519(MemoizedEd25519Verifier)
+    case ed25519(Ed25519Verifier)
 
     public func isValid(_ signature: Signature, of bytes: [UInt8], by publicKey: PublicKey) -> Bool {
         switch self {

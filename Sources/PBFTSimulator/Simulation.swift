@@ -361,6 +361,9 @@ public struct Simulation {
     private var rng: SplitMix64
     private var authenticator: Authenticator<SimulationVerifier, SimulatedKeys>
     private let verifier: SimulationVerifier
+    /// With real Ed25519: the signatures checked already (a request again inside a batch,
+    /// prepares inside certificates, retransmissions), as a replica process remembers them.
+    private let memo: SignatureMemo?
     private var keys = SimulatedKeys()
     private let membership: Membership
     /// Where each replica sits in `replicas`.
@@ -431,13 +434,14 @@ public struct Simulation {
                 id: newcomer, host: "sim", port: UInt16(1 + newcomer.rawValue), publicKey: makeKey(.replica(newcomer)))
         }
         for descriptor in descriptors { self.descriptors[descriptor.id] = descriptor }
-        verifier = options.realSignatures ? .ed25519(MemoizedEd25519Verifier()) : .simulated(scheme.verifier(knowing: publicKeys))
+        verifier = options.realSignatures ? .ed25519(Ed25519Verifier()) : .simulated(scheme.verifier(knowing: publicKeys))
+        memo = options.realSignatures ? SignatureMemo(capacity: 1 << 16) : nil
         let configuration = Configuration(
             membership: membership, checkpointInterval: options.checkpointInterval, logWindow: options.logWindow,
             batchSizeMax: options.batchSizeMax, sequencesInFlightMax: options.sequencesInFlightMax,
             viewChangeTimeoutTicks: options.viewChangeTimeoutTicks, statusIntervalTicks: 20)
         keys.add(membership)
-        authenticator = Authenticator(verifier: verifier, keys: keys, limits: configuration.receiveLimits)
+        authenticator = Authenticator(verifier: verifier, keys: keys, limits: configuration.receiveLimits, memo: memo)
         self.configuration = configuration
         self.signers = signers
         for descriptor in descriptors {
@@ -504,7 +508,7 @@ public struct Simulation {
                 viewChangeTimeouts: replicas[index].counters.viewChangeTimeouts, lastExecuted: replicas[index].lastExecuted,
                 lowWaterMark: replicas[index].lowWaterMark, stateTransfersStarted: replicas[index].counters.stateTransfersStarted,
                 stateTransfersCompleted: replicas[index].counters.stateTransfersCompleted,
-                epoch: replicas[index].configuration.membership.epoch, retired: replicas[index].retired, down: crashes.isDown(id, at: tick))
+                epoch: replicas[index].configuration.membership.epoch, retired: replicas[index].retired, down: isDown(id))
         }
     }
 
@@ -518,7 +522,7 @@ public struct Simulation {
         }
         for crash in crashes.all where crash.restartTick == tick { restart(crash.replica, amnesia: crash.amnesia) }
         for datagram in network.due(at: tick) { deliver(datagram) }
-        for index in replicas.indices where !crashes.isDown(replicas[index].id, at: tick) {
+        for index in replicas.indices where !isDown(replicas[index].id) {
             let actions = replicas[index].step(.tick)
             perform(actions, from: index)
             sendGarbage(from: replicas[index].id)
@@ -606,7 +610,7 @@ public struct Simulation {
     private mutating func refreshAuthenticator() {
         var limits = configuration.receiveLimits
         limits.replicasMax = max(limits.replicasMax, keys.replicasMax)
-        authenticator = Authenticator(verifier: verifier, keys: keys, limits: limits)
+        authenticator = Authenticator(verifier: verifier, keys: keys, limits: limits, memo: memo)
         authenticatorGeneration += 1
     }
 
@@ -828,7 +832,7 @@ public struct Simulation {
         var executed: SequenceNumber?
         for index in replicas.indices {
             let id = replicas[index].id
-            guard options.byzantine[id] == nil, !crashes.isDown(id, at: tick), !replicas[index].retired else { continue }
+            guard options.byzantine[id] == nil, !isDown(id), !replicas[index].retired else { continue }
             let last = replicas[index].lastExecuted
             if let executed, executed != last { return false }
             executed = last
