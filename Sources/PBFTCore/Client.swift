@@ -1,9 +1,15 @@
 public import PBFTWire
 
-/// A PBFT client as a pure state machine (§4.1): it signs a request, sends it to the
-/// primary it believes in, waits for f+1 matching replies from different replicas, and
-/// on timeout re-broadcasts the request to every replica. One request is outstanding at a
-/// time; timestamps only grow.
+/// A PBFT client as a pure state machine (§4.1): it signs a request, sends it to every
+/// replica, waits for f+1 matching replies from different replicas, and on timeout sends
+/// it to every replica again. One request is outstanding at a time; timestamps only grow.
+///
+/// The paper's client sends to the primary first and to everyone only on timeout; then a
+/// crashed primary is noticed one retransmission timeout late, because the backups start
+/// their view-change timers only when the request reaches them. Sending to every replica
+/// at once starts those timers at once (a SIGKILLed primary is replaced one view-change
+/// timeout after the kill), and costs no extra signature check: the copy a backup gets in
+/// the pre-prepare is one it verified already (the shell's memo of verified signatures).
 ///
 /// Clients follow reconfigurations: a replica that gets a request signed for an epoch no
 /// longer in force answers with an `EpochAnnouncement` signed in that epoch. Once f+1
@@ -17,7 +23,7 @@ public struct Client: Sendable {
     }
 
     public enum Action: Sendable, Equatable {
-        case send(Frame, to: ReplicaID)
+        /// To every replica of the client's membership.
         case broadcast(Frame)
         /// The outstanding request completed with this result, vouched for by f+1 replicas.
         case completed(timestamp: Timestamp, result: [UInt8])
@@ -30,7 +36,7 @@ public struct Client: Sendable {
     public let retransmitTimeoutTicks: Int
     let signer: any MessageSigner
 
-    /// The view learned from replies; the primary is `membership.primary(of: view)`.
+    /// The view learned from replies (f+1 of them vouch for it).
     public private(set) var view = ViewNumber(0)
     public private(set) var lastTimestamp: Timestamp
     public private(set) var now: UInt64 = 0
@@ -79,7 +85,7 @@ public struct Client: Sendable {
         outstanding = envelope
         replies = [:]
         deadline = now + UInt64(retransmitTimeoutTicks)
-        return [.send(Frame(envelope: envelope), to: membership.primary(of: view))]
+        return [.broadcast(Frame(envelope: envelope))]
     }
 
     public mutating func step(_ event: Event) -> [Action] {
@@ -87,8 +93,8 @@ public struct Client: Sendable {
         case .tick:
             now += 1
             guard let request = outstanding, now >= deadline else { return [] }
-            // §4.1: on timeout the client broadcasts to all replicas; a backup relays it to
-            // the primary and starts its timer, so a faulty primary is eventually replaced.
+            // §4.1: on timeout the client sends to all replicas again; a backup that holds
+            // the request relays it to the primary, so a lossy link to the primary is bridged.
             retransmissions += 1
             deadline = now + UInt64(retransmitTimeoutTicks)
             return [.broadcast(Frame(envelope: request))]

@@ -17,8 +17,10 @@ extension Replica {
     // MARK: Requests
 
     /// §4.1/§4.2: a request already executed gets the cached reply; an older one is
-    /// ignored; a new one is queued. The primary batches it; a backup forwards it to the
-    /// primary and starts its view-change timer.
+    /// ignored; a new one is queued. The primary batches it; a backup starts its view-change
+    /// timer. Clients send each request to every replica, so a backup relays one to the
+    /// primary only when it comes again (the client retransmitted: the primary may not have
+    /// it), not the first time (that would double what the primary receives).
     mutating func onRequest(_ envelope: Envelope) {
         let requester = envelope.sender
         guard let timestamp = envelope.requestTimestamp else { return drop(.unexpectedMessage) }
@@ -50,12 +52,8 @@ extension Replica {
             return drop(.pendingFull)
         }
         remember(envelope, timestamp: timestamp)
-        if isPrimary {
-            proposeBatches()
-        } else {
-            if viewActive { emit(.send(Frame(envelope: envelope), to: primary)) }
-            startViewChangeTimerIfNeeded()
-        }
+        proposeBatches()
+        startViewChangeTimerIfNeeded()
     }
 
     /// The primary assigns sequence numbers to queued requests while the window allows:
@@ -75,8 +73,9 @@ extension Replica {
             else { return }
             var batch: [Envelope] = []
             while batch.count < configuration.batchSizeMax, !pendingOrder.isEmpty {
+                // Its arrival stays in `pendingSince` until it executes: the primary times
+                // its own proposals too (see `startViewChangeTimerIfNeeded`).
                 let requester = pendingOrder.removeFirst()
-                pendingSince[requester] = nil
                 guard let request = pendingRequests.removeValue(forKey: requester), let timestamp = request.requestTimestamp else { continue }
                 // A NEW-VIEW may already have put it in the log, or it may have executed meanwhile.
                 guard timestamp > inLog[requester] ?? Timestamp(0), !replyCache.hasExecuted(requester, timestamp) else { continue }
@@ -196,6 +195,24 @@ extension Replica {
         }
     }
 
+    /// Whether a message could still change anything here, judged from its unverified
+    /// content so that a shell may skip checking the signatures of one that cannot: a
+    /// prepare once the slot it votes for is prepared, a commit once it is committed (or
+    /// executed), each matching the slot's digest. Such a vote would only be stored beside a
+    /// complete certificate; a vote for another digest is still checked (it may be evidence
+    /// of equivocation), and every other message is.
+    public func mayUse(_ message: Message) -> Bool {
+        let vote: Vote
+        let certified: (Slot) -> Bool
+        switch message {
+        case .prepare(let v): (vote, certified) = (v, \.prepared)
+        case .commit(let v): (vote, certified) = (v, \.committed)
+        default: return true
+        }
+        guard viewActive, vote.view == view, let slot = log[vote.sequence], slot.batchDigest == vote.batchDigest else { return true }
+        return !certified(slot)
+    }
+
     /// §4.2: prepared(m, v, n, i) holds once the log has the pre-prepare and 2f prepares
     /// from different backups that match it; the replica then multicasts a commit.
     mutating func checkPrepared(_ n: SequenceNumber) {
@@ -255,7 +272,11 @@ extension Replica {
             let requester = request.sender
             guard let timestamp = request.requestTimestamp else { continue }
             if inLog[requester] == timestamp { inLog[requester] = nil }
-            if let queued = pendingRequests[requester]?.requestTimestamp, queued <= timestamp { removePending(requester) }
+            if let queued = pendingRequests[requester]?.requestTimestamp, queued <= timestamp {
+                removePending(requester)
+            } else if pendingRequests[requester] == nil {
+                pendingSince[requester] = nil
+            }
             // Exactly once: a request no newer than the last one executed for its client is skipped.
             guard !replyCache.hasExecuted(requester, timestamp) else { continue }
             let result: [UInt8]

@@ -143,9 +143,15 @@ extension Replica {
     mutating func onFrameOutsideEpoch(_ frame: Frame) {
         let envelope = frame.envelope
         if retired {
-            // A retired replica still serves the state it holds while its shell lets it run.
-            if case .stateRequest(let request) = envelope.message { return onStateRequest(request, envelope: envelope) }
-            return drop(.retired)
+            // A retired replica still serves the state it holds while its shell lets it run,
+            // and the proof of the checkpoint that ended its epoch to members of that epoch
+            // that lack it (its own checkpoint message may have been lost, and without it
+            // they cannot reach 2f+1 once the others moved on).
+            switch envelope.message {
+            case .stateRequest(let request): return onStateRequest(request, envelope: envelope)
+            case .status(let status): return onStaleStatus(status, envelope: envelope)
+            default: return drop(.retired)
+            }
         }
         if epochStart == nil {
             // Joining: only what leads to a certified state of the epoch being joined.

@@ -28,11 +28,16 @@ extension Replica {
     /// expires one timeout after the oldest such request arrived, not after the last
     /// execution, so a primary that is merely slow (executing something now and then while
     /// holding a request back) is replaced as well as a silent one.
+    ///
+    /// The primary runs the same timer over the requests it proposed: a primary that cannot
+    /// get its own proposals executed (a backup it needs left alone for the next view while
+    /// f others are down, say) moves on too, where the paper's primary would wait forever
+    /// for backups that have nothing left to wait for.
     mutating func startViewChangeTimerIfNeeded() {
         // The end of an epoch counts as waiting work: its last checkpoint must become stable,
         // and if it does not (some replicas of the old epoch are stuck behind a view change)
         // the old epoch changes view, which brings them to its end.
-        guard viewChangeDeadline == nil, viewActive, !isPrimary, amnesia == nil, epochStart != nil, !retired,
+        guard viewChangeDeadline == nil, viewActive, amnesia == nil, epochStart != nil, !retired,
               let oldest = (Array(pendingSince.values) + (epochTailSince.map { [$0] } ?? [])).min()
         else { return }
         viewChangeDeadline = oldest + UInt64(viewChangeTimeoutTicks)
@@ -64,11 +69,34 @@ extension Replica {
         // the primary's fault, and a lone view change would shut it out of the current view.
         // Only certified evidence counts, so a faulty replica cannot hold this timer back.
         if viewActive, stateFetch != nil || certifiedCheckpointAhead() != nil {
-            for requester in pendingSince.keys { pendingSince[requester] = now }
-            startViewChangeTimerIfNeeded()
-            return
+            return postponeViewChangeTimer()
+        }
+        // A backup that has not heard from 2f other replicas lately is cut off (a partition,
+        // or the requests it waits for came just before one): a view change it started alone
+        // would change nothing, and would leave it in a view the others never join once the
+        // partition heals. When the primary is faulty, the 2f correct backups hear one
+        // another: while they wait they each send STATUS every status interval.
+        if viewActive, !hearsQuorum {
+            return postponeViewChangeTimer()
         }
         startViewChange(to: ViewNumber(view.rawValue + 1))
+    }
+
+    /// Whether messages from at least 2f other replicas of this epoch arrived within the
+    /// last three status intervals (a waiting replica sends STATUS every interval; three
+    /// allow for a lost one or two).
+    var hearsQuorum: Bool {
+        let since = now - min(now, 3 * UInt64(configuration.statusIntervalTicks))
+        let heard = membership.replicas.filter { $0.id != id && lastHeard[$0.id].map { $0 >= since } == true }.count
+        return heard >= 2 * f
+    }
+
+    /// The timer fired but suspecting the primary would be wrong now: wait one more timeout.
+    mutating func postponeViewChangeTimer() {
+        counters.viewChangeTimeoutsPostponed += 1
+        for requester in pendingSince.keys { pendingSince[requester] = now }
+        if epochTailSince != nil { epochTailSince = now }
+        startViewChangeTimerIfNeeded()
     }
 
     // MARK: Sending VIEW-CHANGE

@@ -93,6 +93,9 @@ public struct ReplicaCounters: Hashable, Sendable {
     public var requestsExecuted = 0
     public var batchesExecuted = 0
     public var viewChangeTimeouts = 0
+    /// View-change timeouts that did not start a view change: the replica was behind, or
+    /// cut off from the others.
+    public var viewChangeTimeoutsPostponed = 0
     public var viewChangesStarted = 0
     public var newViewsAccepted = 0
     public var statusSent = 0
@@ -188,6 +191,10 @@ public struct Replica<App: StateMachine>: Sendable {
     var lastProgressTick: UInt64 = 0
     var lastStatusTick: UInt64 = 0
     var lastStatusAnswer: [ReplicaID: UInt64] = [:]
+    /// The tick of the last message from each other replica (bounded by the replicas of
+    /// the epochs known): a backup that has not heard from 2f of them is cut off, not
+    /// facing a faulty primary.
+    var lastHeard: [ReplicaID: UInt64] = [:]
     /// The pacing of NEW-VIEW and VIEW-CHANGE resends, per peer (bounded by n).
     var viewResends: [ReplicaID: ViewResend] = [:]
 
@@ -274,6 +281,7 @@ public struct Replica<App: StateMachine>: Sendable {
 
     mutating func onFrame(_ frame: Frame) {
         let envelope = frame.envelope
+        if case .replica(let sender) = envelope.sender, sender != id { lastHeard[sender] = now }
         guard envelope.epoch == epoch, epochStart != nil, !retired else { return onFrameOutsideEpoch(frame) }
         switch envelope.message {
         case .request, .reconfiguration: onRequest(envelope)

@@ -22,10 +22,6 @@ public final class ClientNode: @unchecked Sendable {
     var deadlineTicks: UInt64 = 0
     var ticks: UInt64 = 0
     var nextMessageID: UInt64 = 0
-    /// Replicas learn a client's address from the requests it sends them; backups otherwise
-    /// see its requests only inside pre-prepares and could not reply. So the first request
-    /// goes to every replica, later ones to the primary.
-    var introduced = false
     let tickMilliseconds: Int
     private var tickTask: RepeatedTask?
 
@@ -145,13 +141,6 @@ public final class ClientNode: @unchecked Sendable {
     func perform(_ actions: [Client.Action]) {
         for action in actions {
             switch action {
-            case .send(let frame, let to):
-                if !introduced {
-                    introduced = true
-                    send(frame, to: Array(peers.values))
-                } else if let address = peers[to] {
-                    send(frame, to: [address])
-                }
             case .broadcast(let frame):
                 send(frame, to: Array(peers.values))
             case .completed(_, let result):
@@ -165,8 +154,6 @@ public final class ClientNode: @unchecked Sendable {
                 limits.replicasMax = max(limits.replicasMax, next.n)
                 authenticator = Authenticator(verifier: Ed25519Verifier(), keys: EpochKeys(keys), limits: limits)
                 do { try resolvePeers() } catch { continue }
-                // New replicas learn our address from a request sent to them.
-                introduced = false
             }
         }
     }

@@ -34,9 +34,13 @@ final class UDPEndpoint: @unchecked Sendable {
     }
 
     /// Binds `host:port` (port 0 picks a free one) and calls `onDatagram` on the event loop
-    /// for each datagram received.
-    func bind(host: String, port: Int, onDatagram: @escaping @Sendable ([UInt8], SocketAddress) -> Void) async throws -> SocketAddress {
-        let socket = try await DatagramSocket.bind(on: eventLoop, host: host, port: port, onDatagram: onDatagram).get()
+    /// for each datagram received, and `onReadComplete` after each burst the socket's reads
+    /// returned (one datagram when idle, several under load).
+    func bind(
+        host: String, port: Int, onDatagram: @escaping @Sendable ([UInt8], SocketAddress) -> Void,
+        onReadComplete: (@Sendable () -> Void)? = nil
+    ) async throws -> SocketAddress {
+        let socket = try await DatagramSocket.bind(on: eventLoop, host: host, port: port, onDatagram: onDatagram, onReadComplete: onReadComplete).get()
         channel = socket.channel
         return socket.localAddress
     }
@@ -82,9 +86,11 @@ package final class DatagramSocket: @unchecked Sendable {
         self.localAddress = localAddress
     }
 
-    /// Binds `host:port` on `loop`; `onDatagram` runs on `loop` for each datagram received.
+    /// Binds `host:port` on `loop`; `onDatagram` runs on `loop` for each datagram received,
+    /// `onReadComplete` after each burst of them.
     package static func bind(
-        on loop: any EventLoop, host: String, port: Int, onDatagram: @escaping @Sendable ([UInt8], SocketAddress) -> Void
+        on loop: any EventLoop, host: String, port: Int, onDatagram: @escaping @Sendable ([UInt8], SocketAddress) -> Void,
+        onReadComplete: (@Sendable () -> Void)? = nil
     ) -> EventLoopFuture<DatagramSocket> {
         // No SO_REUSEADDR: on Linux it lets a second UDP socket bind a port already in use
         // and quietly take its datagrams (two replicas on one address); without it the
@@ -98,7 +104,7 @@ package final class DatagramSocket: @unchecked Sendable {
             .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536 * vectorReads))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(InboundDatagrams(onDatagram))
+                    try channel.pipeline.syncOperations.addHandler(InboundDatagrams(onDatagram, onReadComplete: onReadComplete))
                 }
             }
             .bind(host: host, port: port)
@@ -121,14 +127,22 @@ package final class DatagramSocket: @unchecked Sendable {
 private final class InboundDatagrams: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     let onDatagram: @Sendable ([UInt8], SocketAddress) -> Void
+    let onReadComplete: (@Sendable () -> Void)?
 
-    init(_ onDatagram: @escaping @Sendable ([UInt8], SocketAddress) -> Void) { self.onDatagram = onDatagram }
+    init(_ onDatagram: @escaping @Sendable ([UInt8], SocketAddress) -> Void, onReadComplete: (@Sendable () -> Void)?) {
+        self.onDatagram = onDatagram
+        self.onReadComplete = onReadComplete
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = Self.unwrapInboundIn(data)
         var buffer = envelope.data
         let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
         onDatagram(bytes, envelope.remoteAddress)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        onReadComplete?()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

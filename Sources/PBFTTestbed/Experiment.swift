@@ -9,7 +9,7 @@ public struct Experiment: Sendable {
     public struct Cluster: Sendable {
         public var replicas = 4
         public var tickMs = 10
-        public var viewChangeTimeoutTicks = 100
+        public var viewChangeTimeoutTicks = 80
         public var checkpointInterval = 64
         public var logWindow = 128
         public var batchSize = 64

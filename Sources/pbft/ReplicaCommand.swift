@@ -20,7 +20,7 @@ struct ReplicaCommand: AsyncParsableCommand {
     @Option(help: "This replica's secret key file.") var key: String
     @Option(help: "Data directory (created if missing).") var data: String
     @Option(help: "Milliseconds per tick of the protocol clock.") var tickMs: Int = 10
-    @Option(help: "Ticks a backup waits for a request before suspecting the primary.") var viewChangeTimeoutTicks: Int = 100
+    @Option(help: "Ticks a backup waits for a request before suspecting the primary.") var viewChangeTimeoutTicks: Int = 80
     @Option(help: "Checkpoint interval K.") var checkpointInterval: Int = 64
     @Option(help: "Log window L (a multiple of K).") var logWindow: Int = 128
     @Option(help: "Requests per batch at most.") var batchSize: Int = 64

@@ -105,6 +105,29 @@ import Testing
         #expect(secondCommit.contains { if case .reply(_, .client(ClientID(0))) = $0 { true } else { false } })
     }
 
+    @Test func votesForACompleteCertificateNeedNoCheck() throws {
+        var h = try Harness()
+        let batch = [h.request(client: 0, timestamp: 1)]
+        let d = h.batchDigest(batch)
+        let other = Digest(bytes: [UInt8](repeating: 9, count: 32))!
+        func mayUse(_ frame: Frame) -> Bool { h.replicas[1].mayUse(frame.envelope.message) }
+        #expect(mayUse(h.vote(.prepare, sequence: 1, digest: d, from: 3)), "no pre-prepare yet: the vote counts once it comes")
+        try h.deliver(h.prePrepare(sequence: 1, batch: batch), to: 1)
+        try h.deliver(h.vote(.prepare, sequence: 1, digest: d, from: 2), to: 1)
+        // Prepared (own prepare + r2), not committed.
+        #expect(!mayUse(h.vote(.prepare, sequence: 1, digest: d, from: 3)))
+        #expect(mayUse(h.vote(.prepare, sequence: 1, digest: other, from: 3)), "another digest may be evidence of equivocation")
+        #expect(mayUse(h.vote(.prepare, view: 1, sequence: 1, digest: d, from: 3)), "another view is the core's to judge")
+        #expect(mayUse(h.vote(.commit, sequence: 1, digest: d, from: 3)))
+        #expect(mayUse(h.prePrepare(sequence: 1, batch: batch)), "only votes are judged")
+        try h.deliver(h.vote(.commit, sequence: 1, digest: d, from: 2), to: 1)
+        try h.deliver(h.vote(.commit, sequence: 1, digest: d, from: 3), to: 1)
+        #expect(h.replicas[1].lastExecuted == SequenceNumber(1))
+        #expect(!mayUse(h.vote(.commit, sequence: 1, digest: d, from: 0)), "committed and executed")
+        #expect(mayUse(h.vote(.commit, sequence: 1, digest: other, from: 0)))
+        #expect(mayUse(h.vote(.commit, sequence: 2, digest: d, from: 0)))
+    }
+
     @Test func votesBeforeThePrePrepareCountOnceItArrives() throws {
         var h = try Harness()
         let batch = [h.request(client: 0, timestamp: 1)]
@@ -135,15 +158,52 @@ import Testing
         #expect(h.replicas[1].app[[1]] == [2])
     }
 
-    @Test func backupForwardsARequestAndStartsItsTimer() throws {
+    @Test func backupTimesARequestAndRelaysItOnlyWhenItComesAgain() throws {
         var h = try Harness()
         let request = h.request(client: 2, timestamp: 5)
         #expect(h.replicas[1].viewChangeDeadline == nil)
-        let actions = try h.deliver(Frame(envelope: request), to: 1)
-        #expect(actions == [.send(Frame(envelope: request), to: ReplicaID(0))])
+        // The client sent it to every replica: the primary has its own copy.
+        #expect(try h.deliver(Frame(envelope: request), to: 1).isEmpty)
         #expect(h.replicas[1].viewChangeDeadline == 100)
-        for _ in 0..<100 { _ = h.replicas[1].step(.tick) }
+        _ = h.replicas[1].step(.tick)
+        // The client retransmitted: the primary may not have it.
+        let again = try h.deliver(Frame(envelope: request), to: 1)
+        #expect(again == [.send(Frame(envelope: request), to: ReplicaID(0))])
+        #expect(h.replicas[1].viewChangeDeadline == 100, "the timer runs from the first copy")
+        try h.tick(1, 99)
         #expect(h.replicas[1].counters.viewChangeTimeouts == 1, "the timer expires when the request does not execute")
+        #expect(h.replicas[1].view == ViewNumber(1) && !h.replicas[1].viewActive)
+    }
+
+    @Test func aBackupThatHearsNoQuorumPostponesItsSuspicion() throws {
+        var h = try Harness()
+        try h.deliver(Frame(envelope: h.request(client: 2, timestamp: 1)), to: 1)
+        // Cut off: nothing from any other replica. The timer fires and is postponed, again and again.
+        for _ in 0..<250 { _ = h.replicas[1].step(.tick) }
+        #expect(h.replicas[1].counters.viewChangeTimeouts == 2)
+        #expect(h.replicas[1].counters.viewChangeTimeoutsPostponed == 2)
+        #expect(h.replicas[1].viewActive && h.replicas[1].view == ViewNumber(0), "no view change started alone")
+        // One peer heard (f = 1 needs 2f = 2): still cut off.
+        let status = Status(view: ViewNumber(0), stableSequence: SequenceNumber(0), lastExecuted: SequenceNumber(0), viewChanging: false)
+        try h.deliver(Frame(envelope: h.seal(.status(status), as: .replica(ReplicaID(2)))), to: 1)
+        for _ in 0..<50 { _ = h.replicas[1].step(.tick) }
+        #expect(h.replicas[1].counters.viewChangeTimeoutsPostponed == 3)
+        #expect(h.replicas[1].viewActive)
+        // The partition heals: the others' STATUS arrive, and the next expiry suspects the primary.
+        try h.tick(1, 100)
+        #expect(h.replicas[1].counters.viewChangeTimeoutsPostponed == 3)
+        #expect(!h.replicas[1].viewActive && h.replicas[1].view == ViewNumber(1))
+    }
+
+    @Test func aPrimaryWhoseProposalsDoNotExecuteMovesOn() throws {
+        var h = try Harness()
+        let request = h.request(client: 1, timestamp: 1)
+        let proposed = try h.deliver(Frame(envelope: request), to: 0)
+        #expect(proposed.contains { if case .prePrepare? = $0.broadcastMessage { true } else { false } })
+        #expect(h.replicas[0].viewChangeDeadline == 100, "the primary times its own proposal")
+        let actions = try h.tick(0, 100)
+        #expect(actions.contains { if case .viewChange(let v)? = $0.broadcastMessage { v.newView == ViewNumber(1) } else { false } })
+        // Had it executed, the timer would have stopped: see the normal case above.
     }
 
     @Test func primaryThatLeavesOneRequestWaitingIsSuspectedAlthoughOthersExecute() throws {
@@ -316,9 +376,7 @@ import Testing
         var h = try Harness()
         _ = try h.deliver(Frame(envelope: h.request(client: 2, timestamp: 1)), to: 1)
         var records: [DurableRecord] = []
-        for _ in 0..<100 {
-            for action in h.replicas[1].step(.tick) { if case .persist(let r) = action { records.append(r) } }
-        }
+        for action in try h.tick(1, 100) { if case .persist(let r) = action { records.append(r) } }
         #expect(records.contains { if case .viewChange = $0 { true } else { false } })
         let recovered = try Replica.recover(
             configuration: h.configuration, id: ReplicaID(1), app: KeyValueStore(),

@@ -75,6 +75,26 @@ struct Harness {
     mutating func deliver(_ frame: Frame, to replica: Int) throws -> [Action] {
         replicas[replica].step(.message(try authenticated(frame)))
     }
+
+    /// Ticks `replica` `count` times while the other backups send it STATUS every status
+    /// interval, as waiting backups do: it hears 2f peers, so its view-change timer may fire
+    /// (a replica that hears nobody is cut off and postpones it). Returns every action.
+    @discardableResult
+    mutating func tick(_ replica: Int, _ count: Int) throws -> [Action] {
+        let me = replicas[replica]
+        let peers = (0..<replicas.count).filter { $0 != replica && ReplicaID(UInt32($0)) != me.primary }
+        var actions: [Action] = []
+        for _ in 0..<count {
+            if replicas[replica].now % UInt64(configuration.statusIntervalTicks) == 0 {
+                let status = Status(view: replicas[replica].view, stableSequence: replicas[replica].lowWaterMark, lastExecuted: replicas[replica].lastExecuted, viewChanging: false)
+                for peer in peers {
+                    actions += try deliver(Frame(envelope: seal(.status(status), as: .replica(ReplicaID(UInt32(peer))))), to: replica)
+                }
+            }
+            actions += replicas[replica].step(.tick)
+        }
+        return actions
+    }
 }
 
 extension Action {

@@ -195,7 +195,7 @@ import Testing
     @Test func aViewChangeIsResentToOnePeerWithADoublingGap() throws {
         var harness = try Harness(n: 4)
         try harness.deliver(Frame(envelope: harness.request(client: 0, timestamp: 1)), to: 1)
-        while harness.replicas[1].viewActive { _ = harness.replicas[1].step(.tick) }
+        while harness.replicas[1].viewActive { try harness.tick(1, 1) }
         #expect(harness.replicas[1].view == ViewNumber(1))
         let status = Frame(envelope: harness.seal(
             .status(Status(view: ViewNumber(0), stableSequence: SequenceNumber(0), lastExecuted: SequenceNumber(0), viewChanging: false)),
