@@ -9,20 +9,16 @@ import NIOPosix
 final class UDPEndpoint: @unchecked Sendable {
     /// The threads it owns (none when it runs on a loop it was given).
     let group: MultiThreadedEventLoopGroup?
-    /// The loop that owns the socket: datagrams arrive here.
+    /// The loop that owns the socket: datagrams arrive here, and the owner does its own work
+    /// here too (a replica steps its core on it: no thread hop between a datagram and the
+    /// core, nor between the core and the socket).
     let eventLoop: any EventLoop
-    /// A second loop for the owner's own work when asked for (`separateCoreLoop`), so that
-    /// what runs per datagram (reassembly, signature checks) and what steps the protocol
-    /// use two threads; otherwise the same loop.
-    let coreLoop: any EventLoop
     private(set) var channel: (any Channel)?
 
-    init(separateCoreLoop: Bool = false) {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: separateCoreLoop ? 2 : 1)
+    init() {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.group = group
-        let loops = Array(group.makeIterator())
-        eventLoop = loops[0]
-        coreLoop = loops[loops.count - 1]
+        eventLoop = group.next()
     }
 
     /// An endpoint on a loop it shares with others (many clients in one process, one thread
@@ -30,7 +26,6 @@ final class UDPEndpoint: @unchecked Sendable {
     init(on loop: any EventLoop) {
         group = nil
         eventLoop = loop
-        coreLoop = loop
     }
 
     /// Binds `host:port` (port 0 picks a free one) and calls `onDatagram` on the event loop

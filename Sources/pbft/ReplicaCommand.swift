@@ -31,7 +31,7 @@ struct ReplicaCommand: AsyncParsableCommand {
     @Flag(help: "Obey operator-signed 'ctl byzantine' commands (fault-injection experiments only).") var allowByzantine = false
     @Flag(help: "This replica lost its data directory: rejoin passively until it cannot contradict what it signed before.") var lostState = false
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel: String = "info"
-    @Option(help: "Threads that verify signatures (0: one per core, at most 4).") var verifierThreads: Int = 0
+    @Option(help: "Threads that verify signatures (0: the cores per replica at this address, at most 4; 1: the socket's thread only).") var verifierThreads: Int = 0
 
     func run() async throws {
         // A launcher passes its pid: the kernel kills this process when the launcher dies.

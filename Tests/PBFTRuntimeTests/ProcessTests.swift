@@ -96,14 +96,22 @@ final class ProcessCluster: @unchecked Sendable {
 
 /// Real processes: the built `pbft` binary, UDP on 127.0.0.1.
 @Suite(.serialized) struct ProcessTests {
-    @Test func fourReplicasServeAThousandOperationsAndAgree() async throws {
+    /// With one verifier thread the socket's thread checks everything (the default when
+    /// replicas share a host's cores); with two, frames are spread over them.
+    @Test(arguments: [1, 2])
+    func fourReplicasServeAThousandOperationsAndAgree(verifierThreads: Int) async throws {
         let cluster = try ProcessCluster()
+        cluster.replicaSettings += ["--verifier-threads", "\(verifierThreads)"]
         try cluster.startAll()
         let clients = try (0..<4).map { try cluster.clientNode($0) }
         for client in clients { try await client.start(host: "127.0.0.1") }
         let latencies = try await cluster.load(clients: clients, operations: 250, tag: "a")
         for client in clients { await client.close() }
         #expect(latencies.count == 1000)
+        // A backup receives five votes per batch and needs three: the rest skip their check.
+        let received = try cluster.status(1)["received"] as? [String: Any]
+        #expect((received?["votes_unchecked"] as? Int ?? 0) > 0, "votes for complete certificates dropped unchecked: \(received ?? [:])")
+        #expect((received?["checked_inline"] as? Int ?? 0) > 0, "frames checked on the socket's thread: \(received ?? [:])")
         let executed = try (0..<4).map { try cluster.executions($0) }
         let top = executed.map { $0.keys.max() ?? 0 }.max() ?? 0
         #expect(eventually(within: 10) { (0..<4).allSatisfy { cluster.lastExecuted($0) == top } }, "all replicas executed everything")
