@@ -109,6 +109,7 @@ extension Replica {
         inLog = [:]
         lastAssigned = next.end
         lastStatusAnswer = [:]
+        lastHeard = lastHeard.filter { membership.replica($0.key) != nil }
         lastProgressTick = now
         // Requests signed for the old epoch are not ordered in the new one: their senders
         // learn the new configuration and sign again.

@@ -191,9 +191,9 @@ public struct Replica<App: StateMachine>: Sendable {
     var lastProgressTick: UInt64 = 0
     var lastStatusTick: UInt64 = 0
     var lastStatusAnswer: [ReplicaID: UInt64] = [:]
-    /// The tick of the last message from each other replica (bounded by the replicas of
-    /// the epochs known): a backup that has not heard from 2f of them is cut off, not
-    /// facing a faulty primary.
+    /// The tick of the last message from each other replica (members of the current epoch,
+    /// and senders since it began): a backup that has not heard from 2f of them is cut off,
+    /// not facing a faulty primary.
     var lastHeard: [ReplicaID: UInt64] = [:]
     /// The pacing of NEW-VIEW and VIEW-CHANGE resends, per peer (bounded by n).
     var viewResends: [ReplicaID: ViewResend] = [:]
