@@ -272,11 +272,8 @@ extension Replica {
             let requester = request.sender
             guard let timestamp = request.requestTimestamp else { continue }
             if inLog[requester] == timestamp { inLog[requester] = nil }
-            if let queued = pendingRequests[requester]?.requestTimestamp, queued <= timestamp {
-                removePending(requester)
-            } else if pendingRequests[requester] == nil {
-                pendingSince[requester] = nil
-            }
+            // It no longer waits (nor does its timer), unless a newer one of its client does.
+            if (pendingRequests[requester]?.requestTimestamp).map({ $0 <= timestamp }) ?? true { removePending(requester) }
             // Exactly once: a request no newer than the last one executed for its client is skipped.
             guard !replyCache.hasExecuted(requester, timestamp) else { continue }
             let result: [UInt8]

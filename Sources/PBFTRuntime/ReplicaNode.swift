@@ -323,7 +323,8 @@ public final class ReplicaNode: @unchecked Sendable {
         }
     }
 
-    /// On the socket's loop: reassemble, decode, verify; hand what checks out to the core's loop.
+    /// On the socket's loop: reassemble, decode, verify (here or on a verifier thread), and
+    /// step the core with what checks out.
     func received(_ bytes: [UInt8], from address: SocketAddress) {
         // Only replicas send frames larger than a datagram (clients' requests fit in one), so
         // fragments from any other address are dropped before they can take buffer space:
@@ -345,34 +346,23 @@ public final class ReplicaNode: @unchecked Sendable {
             }
         }
         guard let inbound else { return }
-        guard !verifierLoops.isEmpty else {
-            // No verifier threads: this loop does everything, and asks the core first.
-            guard let frame = decode(inbound.frame, limits: inbound.authenticator.limits) else { return }
-            guard replica.mayUse(frame.envelope.message) else {
-                traffic.votesUnchecked += 1
-                return
-            }
-            traffic.checkedInline += 1
-            if let checked = check(frame, with: inbound.authenticator, from: address) { deliver(checked, from: address) }
-            return
-        }
         // This loop steps the core, so it may ask the core about a frame before anyone checks
-        // its signatures. Small frames (a few signatures) are decoded here: a vote the core
-        // can no longer use (its certificate is complete) is dropped unchecked, and the first
-        // small frame of a burst of reads, while no frame waits at a verifier, is checked
-        // here: a message to an idle replica then crosses no thread (two hops and two
-        // wake-ups less; what one client's latency is made of), and it cannot overtake a
-        // frame still being checked. The rest of a burst and large frames go to the verifier
-        // threads, so under load the checks are spread over the cores and this thread keeps
-        // stepping the core.
+        // its signatures: a vote the core can no longer use (its certificate is complete) is
+        // dropped unchecked. Without verifier threads this loop decodes and checks every
+        // frame itself. With them it decodes small frames (a few signatures) and checks the
+        // first of a burst of reads while no frame waits at a verifier: a message to an idle
+        // replica then crosses no thread (two hops and two wake-ups less; what one client's
+        // latency is made of), and it cannot overtake a frame still being checked. The rest
+        // of a burst and large frames go to the verifier threads, so under load the checks
+        // are spread over the cores and this thread keeps stepping the core.
         var decoded: Frame?
-        if inbound.frame.count <= Self.inlineFrameBytesMax {
+        if verifierLoops.isEmpty || inbound.frame.count <= Self.inlineFrameBytesMax {
             guard let frame = decode(inbound.frame, limits: inbound.authenticator.limits) else { return }
             guard replica.mayUse(frame.envelope.message) else {
                 traffic.votesUnchecked += 1
                 return
             }
-            if verifying == 0, inlineChecks > 0 {
+            if verifierLoops.isEmpty || (verifying == 0 && inlineChecks > 0) {
                 inlineChecks -= 1
                 traffic.checkedInline += 1
                 if let checked = check(frame, with: inbound.authenticator, from: address) { deliver(checked, from: address) }
