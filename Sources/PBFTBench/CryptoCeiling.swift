@@ -9,15 +9,28 @@
 /// the primary signs the pre-prepare and the n-1 backups verify it; each backup signs a
 /// prepare that the other n-1 replicas verify; each of the n replicas signs a commit that
 /// the other n-1 verify. Those costs are shared by the b requests of the batch.
+///
+/// That is the paper's protocol and the model (`replies: .each`). This
+/// implementation signs one reply root per executed batch (docs/protocol.md, "Replies"):
+/// with `replies: .perBatch` the n reply signatures move from each request to each batch.
 public struct CryptoCeiling: Sendable, Equatable {
+    /// How the replicas sign their replies.
+    public enum Replies: String, Sendable, Codable {
+        /// One signature per reply (the paper's `<REPLY, ...>σi`).
+        case each
+        /// One signature per executed batch, over the Merkle root of its replies.
+        case perBatch = "per_batch"
+    }
+
     public var cores: Double
     public var signMicroseconds: Double
     public var verifyMicroseconds: Double
     public var replicas: Int
     /// Requests per batch (may be fractional: an average).
     public var batchSize: Double
+    public var replies: Replies
 
-    public init(cores: Double, signMicroseconds: Double, verifyMicroseconds: Double, replicas: Int, batchSize: Double) {
+    public init(cores: Double, signMicroseconds: Double, verifyMicroseconds: Double, replicas: Int, batchSize: Double, replies: Replies = .each) {
         precondition(cores > 0 && signMicroseconds > 0 && verifyMicroseconds > 0, "costs and cores must be positive")
         precondition(replicas >= 1 && batchSize >= 1, "at least one replica and one request per batch")
         self.cores = cores
@@ -25,17 +38,19 @@ public struct CryptoCeiling: Sendable, Equatable {
         self.verifyMicroseconds = verifyMicroseconds
         self.replicas = replicas
         self.batchSize = batchSize
+        self.replies = replies
     }
 
     public var f: Int { (replicas - 1) / 3 }
 
     /// Signatures and verifications each request causes by itself: the request and the replies.
-    public var perRequest: (signs: Int, verifies: Int) { (1 + replicas, replicas + f + 1) }
+    public var perRequest: (signs: Int, verifies: Int) { (1 + (replies == .each ? replicas : 0), replicas + f + 1) }
 
-    /// Signatures and verifications each batch causes: pre-prepare, prepares, commits.
+    /// Signatures and verifications each batch causes: pre-prepare, prepares, commits (and
+    /// the reply roots, when replies are signed per batch).
     public var perBatch: (signs: Int, verifies: Int) {
         let n = replicas
-        return (1 + (n - 1) + n, (n - 1) + (n - 1) * (n - 1) + n * (n - 1))
+        return (1 + (n - 1) + n + (replies == .perBatch ? n : 0), (n - 1) + (n - 1) * (n - 1) + n * (n - 1))
     }
 
     /// CPU microseconds of signing and verifying per request.

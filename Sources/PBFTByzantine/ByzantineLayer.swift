@@ -163,9 +163,11 @@ public struct ByzantineLayer: Sendable {
             c.stateDigest = randomDigest(&rng)
             return [.broadcast(Frame(envelope: seal(.checkpoint(c))))]
         case .wrongReplies:
-            guard case .reply(let envelope, let to) = action, case .reply(var r) = envelope.message else { return [action] }
-            r.result = [UInt8(truncatingIfNeeded: rng.next())] + r.result.reversed()
-            return [.reply(seal(.reply(r)), to: to)]
+            // A lie it signs: the wrong result in a tree of its own, so the proof holds.
+            guard case .reply(let frame, let to) = action, var reply = frame.reply?.reply else { return [action] }
+            reply.result = [UInt8(truncatingIfNeeded: rng.next())] + reply.result.reversed()
+            let tree = ReplyTree([reply], digester: replica.digester)
+            return [.reply(Frame(envelope: seal(.reply(tree.root)), reply: ProvenReply(reply: reply, index: 0, path: tree.paths[0])), to: to)]
         case .badSignatures:
             return corruptSignatures(action, rng: &rng)
         case .forgedSender:
@@ -182,8 +184,8 @@ public struct ByzantineLayer: Sendable {
             return [.send(rng.chance(0.5) ? corrupted(frame, &rng) : frame, to: to)]
         case .broadcast(let frame):
             return peers.map { .send(rng.chance(0.5) ? corrupted(frame, &rng) : frame, to: $0) }
-        case .reply(let envelope, let to):
-            return [.reply(rng.chance(0.5) ? corrupted(Frame(envelope: envelope), &rng).envelope : envelope, to: to)]
+        case .reply(let frame, let to):
+            return [.reply(rng.chance(0.5) ? corrupted(frame, &rng) : frame, to: to)]
         default:
             return [action]
         }
@@ -208,10 +210,17 @@ public struct ByzantineLayer: Sendable {
             let i = Int.random(in: 0..<n.prePrepares.count, using: &rng)
             n.prePrepares[i].signature = flipped(n.prePrepares[i].signature, &rng)
             envelope = seal(.newView(n))
+        case .reply where frame.reply != nil && rng.chance(0.5):
+            // The signature holds; the reply no longer matches the root it signed.
+            var tampered = frame
+            tampered.reply?.reply.result.append(UInt8(truncatingIfNeeded: rng.next()))
+            return tampered
         default:
             envelope.signature = flipped(envelope.signature, &rng)
         }
-        return Frame(envelope: envelope, batch: frame.batch)
+        var result = frame
+        result.envelope = envelope
+        return result
     }
 
     /// The signature with one to three of its bits flipped.
@@ -229,7 +238,7 @@ public struct ByzantineLayer: Sendable {
         let envelope: Envelope
         switch action {
         case .send(let frame, _), .broadcast(let frame): envelope = frame.envelope
-        case .reply(let e, _): envelope = e
+        case .reply(let frame, _): envelope = frame.envelope
         default: return []
         }
         let message = falsified(envelope.message, rng: &rng)
@@ -239,7 +248,7 @@ public struct ByzantineLayer: Sendable {
                 signature: signer.sign(Envelope.signedBytes(sender: .replica(claimed), epoch: envelope.epoch, message: message)))
             switch action {
             case .send(_, let to): return .send(Frame(envelope: forged), to: to)
-            case .reply(_, let to): return .reply(forged, to: to)
+            case .reply(let frame, let to): return .reply(Frame(envelope: forged, reply: frame.reply), to: to)
             default: return .broadcast(Frame(envelope: forged))
             }
         }
@@ -263,7 +272,7 @@ public struct ByzantineLayer: Sendable {
         case .prepare(var v): v.batchDigest = randomDigest(&rng); return .prepare(v)
         case .commit(var v): v.batchDigest = randomDigest(&rng); return .commit(v)
         case .checkpoint(var c): c.stateDigest = randomDigest(&rng); return .checkpoint(c)
-        case .reply(var r): r.result = [UInt8(truncatingIfNeeded: rng.next())] + r.result; return .reply(r)
+        case .reply(var r): r.root = randomDigest(&rng); return .reply(r)
         default: return message
         }
     }

@@ -35,6 +35,8 @@ public struct Client: Sendable {
     public private(set) var membership: Membership
     public let retransmitTimeoutTicks: Int
     let signer: any MessageSigner
+    /// Checks the Merkle path of each reply against the root its replica signed.
+    let digester: any MessageDigester
 
     /// The view learned from replies (f+1 of them vouch for it).
     public private(set) var view = ViewNumber(0)
@@ -48,11 +50,14 @@ public struct Client: Sendable {
 
     /// `firstTimestamp` must exceed every timestamp this principal used before (a real
     /// client passes its clock in microseconds, so restarts keep timestamps growing).
-    public init(membership: Membership, signer: any MessageSigner, retransmitTimeoutTicks: Int, firstTimestamp: Timestamp = Timestamp(1)) {
+    public init(
+        membership: Membership, signer: any MessageSigner, digester: any MessageDigester, retransmitTimeoutTicks: Int, firstTimestamp: Timestamp = Timestamp(1)
+    ) {
         precondition(retransmitTimeoutTicks >= 1, "retransmit timeout must be positive")
         precondition(firstTimestamp.rawValue >= 1, "timestamps start at 1")
         self.membership = membership
         self.signer = signer
+        self.digester = digester
         self.retransmitTimeoutTicks = retransmitTimeoutTicks
         self.lastTimestamp = Timestamp(firstTimestamp.rawValue - 1)
     }
@@ -102,7 +107,7 @@ public struct Client: Sendable {
             if case .epochAnnouncement(let announcement) = frame.value.envelope.message {
                 return onAnnouncement(announcement, envelope: frame.value.envelope)
             }
-            return onReply(frame.value.envelope)
+            return onReply(frame.value)
         }
     }
 
@@ -134,9 +139,14 @@ public struct Client: Sendable {
         return actions
     }
 
-    private mutating func onReply(_ envelope: Envelope) -> [Action] {
-        guard case .reply(let reply) = envelope.message, case .replica(let replica) = envelope.sender else { return [] }
-        guard membership.replica(replica) != nil, awaits(reply) else { return [] }
+    /// A reply counts once its path leads to the root its replica signed: then the replica
+    /// vouched for exactly this reply (the frame's signature is over the root alone).
+    private mutating func onReply(_ frame: Frame) -> [Action] {
+        guard case .reply(let root) = frame.envelope.message, case .replica(let replica) = frame.envelope.sender,
+              let proven = frame.reply
+        else { return [] }
+        let reply = proven.reply
+        guard membership.replica(replica) != nil, awaits(reply), root.proves(proven, digester: digester) else { return [] }
         replies[replica] = reply
         let matching = replies.values.filter { $0.result == reply.result }
         guard matching.count >= membership.weakQuorum else { return [] }

@@ -27,8 +27,7 @@ extension Replica {
         if let cached = replyCache.entry(for: requester), timestamp <= cached.timestamp {
             guard timestamp == cached.timestamp else { return drop(.staleRequest) }
             // A retransmission: the client may have missed our reply.
-            let reply = Reply(view: view, timestamp: timestamp, requester: requester, result: cached.result)
-            emit(.reply(sign(.reply(reply)), to: requester))
+            emitReplies([Reply(view: view, timestamp: timestamp, requester: requester, result: cached.result)])
             return
         }
         if let assigned = inLog[requester], timestamp <= assigned {
@@ -268,6 +267,7 @@ extension Replica {
     mutating func execute(_ slot: Slot, at n: SequenceNumber) {
         precondition(slot.committed && n.rawValue == lastExecuted.rawValue + 1, "executing \(n) out of order after \(lastExecuted)")
         var executed: [ExecutedRequest] = []
+        var replies: [Reply] = []
         for request in slot.batch {
             let requester = request.sender
             guard let timestamp = request.requestTimestamp else { continue }
@@ -283,15 +283,26 @@ extension Replica {
             default: result = Array("error: not a request".utf8)
             }
             replyCache.record(requester, timestamp, result: result)
-            let reply = Reply(view: view, timestamp: timestamp, requester: requester, result: result)
-            emit(.reply(sign(.reply(reply)), to: requester))
+            replies.append(Reply(view: view, timestamp: timestamp, requester: requester, result: result))
             executed.append(ExecutedRequest(
                 requester: requester, timestamp: timestamp,
                 requestDigest: digester.digest(request.encoded()), resultDigest: digester.digest(result)))
         }
+        emitReplies(replies)
         counters.batchesExecuted += 1
         counters.requestsExecuted += executed.count
         emit(.executed(ExecutedBatch(sequence: n, view: view, batchDigest: slot.batchDigest ?? .zero, requests: executed)))
+    }
+
+    /// One signature for all of `replies`: the root of their Merkle tree, sent to each
+    /// requester with the path that proves its reply a leaf (docs/protocol.md, "Replies").
+    mutating func emitReplies(_ replies: [Reply]) {
+        guard !replies.isEmpty else { return }
+        let tree = ReplyTree(replies, digester: digester)
+        let root = sign(.reply(tree.root))
+        for (i, reply) in replies.enumerated() {
+            emit(.reply(Frame(envelope: root, reply: ProvenReply(reply: reply, index: UInt32(i), path: tree.paths[i])), to: reply.requester))
+        }
     }
 
     mutating func removePending(_ requester: Principal) {

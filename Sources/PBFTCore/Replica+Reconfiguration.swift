@@ -210,7 +210,7 @@ extension Replica {
         if lastAnnouncement.count >= configuration.requestsPendingMax { lastAnnouncement = [:] }
         lastAnnouncement[principal] = now
         let announcement = EpochAnnouncement(configuration: membership.record, firstSequence: start)
-        emit(.reply(Envelope.seal(.epochAnnouncement(announcement), epoch: knownEpoch, signer: signer), to: principal))
+        emit(.reply(Frame(envelope: Envelope.seal(.epochAnnouncement(announcement), epoch: knownEpoch, signer: signer)), to: principal))
     }
 
     /// The epoch to sign an answer in, to a message signed in `epoch`: that epoch when this

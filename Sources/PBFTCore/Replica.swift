@@ -16,7 +16,9 @@ public enum Action: Sendable, Equatable {
     case send(Frame, to: ReplicaID)
     /// To every other replica of the configuration.
     case broadcast(Frame)
-    case reply(Envelope, to: Principal)
+    /// To a client (or the operator): a reply root's frame with its proven reply, or an
+    /// epoch announcement.
+    case reply(Frame, to: Principal)
     /// A batch was executed: the record the execution log and the checkers read.
     case executed(ExecutedBatch)
     /// State transfer installed this checkpoint's state: the sequence numbers up to it were
@@ -135,7 +137,7 @@ public struct Replica<App: StateMachine>: Sendable {
     public internal(set) var configuration: Configuration
     public let id: ReplicaID
     let signer: any MessageSigner
-    let digester: any MessageDigester
+    public let digester: any MessageDigester
 
     public internal(set) var app: App
     public internal(set) var view = ViewNumber(0)

@@ -39,7 +39,7 @@ public final class ClientNode: @unchecked Sendable {
         endpoint = threads.map { UDPEndpoint(on: $0.group.next()) } ?? UDPEndpoint()
         // Timestamps must grow across runs of the same client: start from the clock.
         let first = Timestamp(rawValue: WallClock.microseconds() ?? 1)
-        client = Client(membership: membership, signer: key.signer, retransmitTimeoutTicks: retransmitTicks, firstTimestamp: first)
+        client = Client(membership: membership, signer: key.signer, digester: SHA256Digester(), retransmitTimeoutTicks: retransmitTicks, firstTimestamp: first)
         authenticator = Authenticator(verifier: Ed25519Verifier(), keys: EpochKeys(membership))
         nextMessageID = UInt64(truncatingIfNeeded: ContinuousClock.now.hashValue)
     }
@@ -115,7 +115,7 @@ public final class ClientNode: @unchecked Sendable {
         // Replies the client does not await are dropped before their signatures are checked:
         // a request costs f+1 verifications, not n.
         guard let decoded = try? Frame.decode(frameBytes, limits: authenticator.limits) else { return }
-        if case .reply(let reply) = decoded.envelope.message, !client.awaits(reply) { return }
+        if let proven = decoded.reply, !client.awaits(proven.reply) { return }
         guard let frame = try? authenticator.authenticate(decoded) else { return }
         if case .controlReply(let refusal) = frame.value.envelope.message, !refusal.accepted {
             return onRefusal(refusal, from: frame.value.envelope.sender)

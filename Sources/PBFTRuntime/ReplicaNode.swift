@@ -479,9 +479,9 @@ public final class ReplicaNode: @unchecked Sendable {
                 transmit(frame, to: [address])
             case .broadcast(let frame):
                 transmit(frame, to: replica.peers.compactMap { peers[$0.id] })
-            case .reply(let envelope, let requester):
+            case .reply(let frame, let requester):
                 guard let address = clientAddresses[requester] else { continue }
-                transmit(Frame(envelope: envelope), to: [address])
+                transmit(frame, to: [address])
             case .executed(let batch):
                 executionLog.executed(batch)
                 logger.trace("executed", metadata: ["seq": "\(batch.sequence.rawValue)", "view": "\(batch.view.rawValue)", "requests": "\(batch.requests.count)"])

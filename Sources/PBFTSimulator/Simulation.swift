@@ -451,7 +451,7 @@ public struct Simulation {
                 configuration: configuration, id: descriptor.id, app: KeyValueStore(),
                 signer: signers[.replica(descriptor.id)]!, digester: SHA256Digester()))
         }
-        operatorClient = Client(membership: membership, signer: signers[.operator]!, retransmitTimeoutTicks: options.clientRetransmitTicks)
+        operatorClient = Client(membership: membership, signer: signers[.operator]!, digester: SHA256Digester(), retransmitTimeoutTicks: options.clientRetransmitTicks)
         for (replica, behaviour) in options.byzantine {
             var layer = ByzantineLayer(behaviour: behaviour, signer: signers[.replica(replica)]!, membership: membership)
             layer.holdTicks = UInt64(3 * options.viewChangeTimeoutTicks)
@@ -459,7 +459,7 @@ public struct Simulation {
             byzantineLayers[replica] = layer
         }
         for key in clientKeys {
-            clients.append(Client(membership: membership, signer: signers[.client(key.id)]!, retransmitTimeoutTicks: options.clientRetransmitTicks))
+            clients.append(Client(membership: membership, signer: signers[.client(key.id)]!, digester: SHA256Digester(), retransmitTimeoutTicks: options.clientRetransmitTicks))
         }
         result = SimulationResult(
             options: options, ticks: 0, executions: [:], checkpoints: [:], stableCheckpoints: [:], history: [],
@@ -726,12 +726,12 @@ public struct Simulation {
                 for other in replicas[index].peers {
                     network.send(payload, from: .replica(me), to: .replica(other.id), now: tick, rng: &rng)
                 }
-            case .reply(let envelope, let requester):
+            case .reply(let frame, let requester):
                 switch requester {
                 case .client(let client):
-                    network.send(Frame(envelope: envelope).encoded(), from: .replica(me), to: .client(client), now: tick, rng: &rng)
+                    network.send(frame.encoded(), from: .replica(me), to: .client(client), now: tick, rng: &rng)
                 case .operator:
-                    network.send(Frame(envelope: envelope).encoded(), from: .replica(me), to: .operatorNode, now: tick, rng: &rng)
+                    network.send(frame.encoded(), from: .replica(me), to: .operatorNode, now: tick, rng: &rng)
                 case .replica: continue
                 }
             case .epochStarted(let membership, let first):

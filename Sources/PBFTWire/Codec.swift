@@ -4,7 +4,7 @@
 // same bytes), so a signature can be checked on re-encoded nested envelopes.
 
 /// The only version this code speaks.
-public let wireVersion: UInt8 = 1
+public let wireVersion: UInt8 = 2
 
 /// Bytes before the payload: version, type, sender kind, sender id, epoch, payload length.
 public let envelopeHeaderBytes = 1 + 1 + 1 + 4 + 8 + 4
@@ -52,16 +52,26 @@ extension Envelope {
 }
 
 extension Frame {
-    /// The frame as sent: the envelope, then (pre-prepare only) the batch.
+    /// The frame as sent: the envelope, then (pre-prepare only) the batch or (reply root
+    /// only) the proven reply.
     public func encoded() -> [UInt8] {
         var writer = ByteWriter()
         writer.raw(envelope.encoded())
-        if case .prePrepare = envelope.message {
+        switch envelope.message {
+        case .prePrepare:
             writer.count(batch.count)
             for request in batch { writer.lengthPrefixed(request.encoded()) }
-        } else {
-            precondition(batch.isEmpty, "only a pre-prepare frame carries a batch")
+        case .reply:
+            guard let reply else { preconditionFailure("a reply root's frame carries its reply") }
+            writer.reply(reply.reply)
+            writer.u32(reply.index)
+            writer.count(reply.path.count)
+            for digest in reply.path { writer.digest(digest) }
+        default:
+            break
         }
+        precondition(batch.isEmpty || envelope.message.type == .prePrepare, "only a pre-prepare frame carries a batch")
+        precondition(reply == nil || envelope.message.type == .reply, "only a reply root's frame carries a reply")
         return writer.bytes
     }
 
@@ -73,11 +83,14 @@ extension Frame {
         var reader = ByteReader(bytes)
         let envelope = try reader.envelope(limits)
         var batch: [Envelope] = []
-        if case .prePrepare = envelope.message {
-            batch = try reader.batch("batch", limits)
+        var reply: ProvenReply?
+        switch envelope.message {
+        case .prePrepare: batch = try reader.batch("batch", limits)
+        case .reply(let root): reply = try reader.provenReply(of: root, limits)
+        default: break
         }
         guard reader.remaining == 0 else { throw .trailingBytes(count: reader.remaining) }
-        return Frame(envelope: envelope, batch: batch)
+        return Frame(envelope: envelope, batch: batch, reply: reply)
     }
 }
 
@@ -106,6 +119,13 @@ extension ByteWriter {
         publicKey(d.publicKey)
     }
 
+    mutating func reply(_ r: Reply) {
+        u64(r.view.rawValue)
+        u64(r.timestamp.rawValue)
+        principal(r.requester)
+        lengthPrefixed(r.result)
+    }
+
     mutating func message(_ message: Message) {
         switch message {
         case .request(let r):
@@ -124,10 +144,8 @@ extension ByteWriter {
         case .prepare(let v), .commit(let v):
             u64(v.view.rawValue); u64(v.sequence.rawValue); digest(v.batchDigest)
         case .reply(let r):
-            u64(r.view.rawValue)
-            u64(r.timestamp.rawValue)
-            principal(r.requester)
-            lengthPrefixed(r.result)
+            digest(r.root)
+            u32(r.leaves)
         case .checkpoint(let c):
             u64(c.sequence.rawValue); digest(c.stateDigest)
         case .viewChange(let v):
@@ -256,6 +274,35 @@ extension ByteReader {
         return list
     }
 
+    /// A reply root's frame tail: the reply, its index, and a path exactly as long as its
+    /// place in a tree of `root.leaves` replies needs.
+    mutating func provenReply(of root: ReplyRoot, _ limits: WireLimits) throws(WireError) -> ProvenReply {
+        let reply = try reply(limits)
+        let index = try u32("reply.index")
+        guard index < root.leaves else {
+            throw .invalidValue(field: "reply.index", reason: "reply \(index) of a tree of \(root.leaves)")
+        }
+        let length = try count("reply.path", limit: ReplyTree.pathLength(index: index, leaves: root.leaves))
+        guard length == ReplyTree.pathLength(index: index, leaves: root.leaves) else {
+            throw .invalidValue(field: "reply.path", reason: "\(length) hashes where reply \(index) of \(root.leaves) needs \(ReplyTree.pathLength(index: index, leaves: root.leaves))")
+        }
+        var path: [Digest] = []
+        path.reserveCapacity(length)
+        for _ in 0..<length { path.append(try digest("reply.path")) }
+        return ProvenReply(reply: reply, index: index, path: path)
+    }
+
+    mutating func reply(_ limits: WireLimits) throws(WireError) -> Reply {
+        let view = ViewNumber(try u64("reply.view"))
+        let timestamp = Timestamp(try u64("reply.timestamp"))
+        let requester = try principal("reply.requester")
+        if case .replica = requester {
+            throw .invalidValue(field: "reply.requester", reason: "a reply answers a client or the operator, not a replica")
+        }
+        let result = try lengthPrefixed("reply.result", limit: limits.resultBytesMax)
+        return Reply(view: view, timestamp: timestamp, requester: requester, result: result)
+    }
+
     mutating func batch(_ field: String, _ limits: WireLimits) throws(WireError) -> [Envelope] {
         try nestedList(field, [.request, .reconfiguration], limit: limits.batchRequestsMax, limits)
     }
@@ -303,14 +350,12 @@ extension ByteReader {
                 batchDigest: try digest("vote.digest"))
             return type == .prepare ? .prepare(vote) : .commit(vote)
         case .reply:
-            let view = ViewNumber(try u64("reply.view"))
-            let timestamp = Timestamp(try u64("reply.timestamp"))
-            let requester = try principal("reply.requester")
-            if case .replica = requester {
-                throw .invalidValue(field: "reply.requester", reason: "a reply answers a client or the operator, not a replica")
+            let root = try digest("replyRoot.root")
+            let leaves = try u32("replyRoot.leaves")
+            guard leaves >= 1, leaves <= limits.batchRequestsMax else {
+                throw .invalidValue(field: "replyRoot.leaves", reason: "\(leaves) replies: a batch has 1 to \(limits.batchRequestsMax)")
             }
-            let result = try lengthPrefixed("reply.result", limit: limits.resultBytesMax)
-            return .reply(Reply(view: view, timestamp: timestamp, requester: requester, result: result))
+            return .reply(ReplyRoot(root: root, leaves: leaves))
         case .checkpoint:
             return .checkpoint(Checkpoint(
                 sequence: SequenceNumber(try u64("checkpoint.sequence")),

@@ -133,7 +133,9 @@ public struct Vote: Hashable, Sendable {
     }
 }
 
-/// `<REPLY, v, t, c, i, r>σi` (§4.1). The replica `i` is the envelope's sender.
+/// `<REPLY, v, t, c, i, r>` (§4.1): the answer to one request. A replica does not sign it
+/// alone: it is a leaf of the tree whose `ReplyRoot` the replica signs once for all the
+/// replies of an executed batch, and it travels in its frame as a `ProvenReply`.
 public struct Reply: Hashable, Sendable {
     public var view: ViewNumber
     public var timestamp: Timestamp
@@ -146,6 +148,36 @@ public struct Reply: Hashable, Sendable {
         self.timestamp = timestamp
         self.requester = requester
         self.result = result
+    }
+}
+
+/// `<REPLY-ROOT, r, m, i>σi`: replica `i` (the envelope's sender) vouches for every reply
+/// of one executed batch with one signature: `root` is the Merkle root over the batch's `m`
+/// replies in execution order (`ReplyTree`: RFC 6962's shape, with leaf and inner hashes
+/// kept apart). docs/protocol.md ("Replies") gives the security argument.
+public struct ReplyRoot: Hashable, Sendable {
+    public var root: Digest
+    /// Replies in the tree (at least 1).
+    public var leaves: UInt32
+
+    public init(root: Digest, leaves: UInt32) {
+        self.root = root
+        self.leaves = leaves
+    }
+}
+
+/// One reply with the Merkle path that leads from it to the signed `ReplyRoot` of its
+/// frame: the sibling hashes from the leaf up (a node with no sibling at a level adds none).
+public struct ProvenReply: Hashable, Sendable {
+    public var reply: Reply
+    /// Its position among the batch's replies (below `ReplyRoot.leaves`).
+    public var index: UInt32
+    public var path: [Digest]
+
+    public init(reply: Reply, index: UInt32, path: [Digest]) {
+        self.reply = reply
+        self.index = index
+        self.path = path
     }
 }
 
@@ -324,7 +356,7 @@ public enum Message: Hashable, Sendable {
     case prePrepare(PrePrepare)
     case prepare(Vote)
     case commit(Vote)
-    case reply(Reply)
+    case reply(ReplyRoot)
     case checkpoint(Checkpoint)
     case viewChange(ViewChange)
     case newView(NewView)
@@ -427,13 +459,17 @@ public struct Envelope: Hashable, Sendable {
 
 /// What one datagram (or one reassembled message) carries: an envelope and, only for a
 /// pre-prepare, the batch of client-signed requests it orders, outside the primary's
-/// signature (the batch digest inside it authenticates the batch).
+/// signature (the batch digest inside it authenticates the batch); only for a reply root,
+/// the one reply it answers with its Merkle path, outside the replica's signature (the root
+/// authenticates it).
 public struct Frame: Hashable, Sendable {
     public var envelope: Envelope
     public var batch: [Envelope]
+    public var reply: ProvenReply?
 
-    public init(envelope: Envelope, batch: [Envelope] = []) {
+    public init(envelope: Envelope, batch: [Envelope] = [], reply: ProvenReply? = nil) {
         self.envelope = envelope
         self.batch = batch
+        self.reply = reply
     }
 }

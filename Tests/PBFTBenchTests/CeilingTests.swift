@@ -25,6 +25,23 @@ struct CeilingTests {
         #expect(ten.f == 3 && ten.perRequest == (11, 14) as (Int, Int) && ten.perBatch == (20, 9 + 81 + 90) as (Int, Int))
     }
 
+    @Test("replies signed per batch: the n reply signatures move from each request to each batch")
+    func repliesPerBatch() {
+        for n in [4, 7, 10] {
+            let each = ceiling(batch: 8, n: n)
+            var rooted = each
+            rooted.replies = .perBatch
+            #expect(rooted.perRequest == (1, each.perRequest.verifies) as (Int, Int))
+            #expect(rooted.perBatch == (each.perBatch.signs + n, each.perBatch.verifies) as (Int, Int))
+            let saved = 16.2 * Double(n) * (1 - 1.0 / 8)
+            #expect(abs(each.microsecondsPerRequest - rooted.microsecondsPerRequest - saved) < 1e-9)
+            #expect(rooted.clientMicrosecondsPerRequest == each.clientMicrosecondsPerRequest)
+        }
+        var single = ceiling(batch: 1)
+        single.replies = .perBatch
+        #expect(abs(single.microsecondsPerRequest - ceiling(batch: 1).microsecondsPerRequest) < 1e-9, "a batch of one signs as many replies")
+    }
+
     @Test("the ceiling grows with the cores and the batch, falls with the replicas and the costs")
     func monotone() {
         let base = ceiling(batch: 8)

@@ -49,6 +49,24 @@ struct ReportTests {
         #expect(abs(back.latencyUs.p99 - 990_000) < 500 && back.configuration.durationSeconds == 10 && back.configuration.requestsTarget == nil)
     }
 
+    @Test("with the model of what this build signs, the JSON and the summary give its ceiling and fraction too")
+    func asSigned() throws {
+        var r = report()
+        var rooted = CryptoCeiling(cores: 2, signMicroseconds: 16.2, verifyMicroseconds: 47.8, replicas: 4, batchSize: 10)
+        rooted.replies = .perBatch
+        r.ceiling = .init(CryptoCeiling(cores: 2, signMicroseconds: 16.2, verifyMicroseconds: 47.8, replicas: 4, batchSize: 10),
+                          source: "measured", throughput: 2_018, atBatchMax: nil, asSigned: rooted)
+        let object = try #require(try JSONSerialization.jsonObject(with: r.json()) as? [String: Any])
+        let signed = try #require((object["ceiling"] as? [String: Any])?["as_signed"] as? [String: Any])
+        // 1 + 12/10 signatures per request instead of 5 + 8/10.
+        #expect((signed["signs_per_request"] as? Double).map { abs($0 - 2.2) < 1e-9 } == true)
+        #expect((signed["fraction"] as? Double).map { abs($0 - 2_018 / rooted.requestsPerSecond) < 1e-9 } == true)
+        let lines = r.summaryLines
+        #expect(lines.contains { $0.contains(String(format: "%.0f requests/s for what this build signs", rooted.requestsPerSecond)) })
+        // Replica crypto as signed, at b = 10: 16.2 (12/10) + 47.8 (4 + 24/10) = 325.36 µs, 44% of 743 µs.
+        #expect(lines.contains { $0.contains("signatures 44% of it") })
+    }
+
     @Test("the printed summary names throughput, percentiles, CPU per request, the ceiling with its batch, and the growth")
     func summary() {
         let lines = report().summaryLines

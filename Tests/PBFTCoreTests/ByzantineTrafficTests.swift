@@ -47,21 +47,34 @@ import Testing
     @Test func badSignaturesReachRepliesAndNestedEnvelopes() {
         var layer = layer(.badSignatures)
         var rng = SplitMix64(seed: 6)
-        let reply = harness.seal(.reply(Reply(view: ViewNumber(0), timestamp: Timestamp(1), requester: .client(ClientID(0)), result: [1])), as: .replica(faulty))
+        let answer = Reply(view: ViewNumber(0), timestamp: Timestamp(1), requester: .client(ClientID(0)), result: [1])
+        let tree = ReplyTree([answer], digester: harness.replicas[1].digester)
+        let reply = Frame(envelope: harness.seal(.reply(tree.root), as: .replica(faulty)), reply: ProvenReply(reply: answer, index: 0, path: []))
         let checkpoints = (0..<3).map { harness.seal(.checkpoint(Checkpoint(sequence: SequenceNumber(4), stateDigest: .zero)), as: .replica(ReplicaID($0))) }
         let viewChange = Frame(envelope: harness.seal(
             .viewChange(ViewChange(newView: ViewNumber(1), stableSequence: SequenceNumber(4), checkpointProof: checkpoints, prepared: [])), as: .replica(faulty)))
         var badReplies = 0
+        var unproven = 0
         var nested = 0
         for _ in 0..<200 {
-            for case .reply(let envelope, _) in layer.rewrite(.reply(reply, to: .client(ClientID(0))), replica: harness.replicas[1], now: 0, rng: &rng) {
-                if rejection(Frame(envelope: envelope)) != nil { badReplies += 1 }
+            for case .reply(let frame, _) in layer.rewrite(.reply(reply, to: .client(ClientID(0))), replica: harness.replicas[1], now: 0, rng: &rng) {
+                guard rejection(frame) == nil else {
+                    badReplies += 1
+                    continue
+                }
+                guard case .reply(let root) = frame.envelope.message, let proven = frame.reply else { continue }
+                // A good signature over a root the reply no longer leads to.
+                if !root.proves(proven, digester: harness.replicas[1].digester) {
+                    badReplies += 1
+                    unproven += 1
+                }
             }
             for case .send(let frame, _) in layer.rewrite(.broadcast(viewChange), replica: harness.replicas[1], now: 0, rng: &rng) {
                 if case .badSignature(_, let field)? = rejection(frame), field != "envelope" { nested += 1 }
             }
         }
         #expect((60...140).contains(badReplies))
+        #expect(unproven > 0 && unproven < badReplies, "some replies are tampered under a good signature, others carry a bad one")
         #expect(nested > 0, "some view-changes carry a bad checkpoint signature under a good outer one")
     }
 

@@ -105,6 +105,37 @@ import Testing
         #expect(secondCommit.contains { if case .reply(_, .client(ClientID(0))) = $0 { true } else { false } })
     }
 
+    /// Replies cost one signature per executed batch: every reply frame carries the same
+    /// signed root, and each reply's path leads to it (and not another client's reply).
+    @Test func oneSignedRootAnswersAWholeBatch() throws {
+        var h = try Harness()
+        let batch = (0..<3).map { h.request(client: UInt32($0), timestamp: 1, .put(key: [UInt8($0)], value: [9])) }
+        let d = h.batchDigest(batch)
+        try h.deliver(h.prePrepare(sequence: 1, batch: batch), to: 1)
+        try h.deliver(h.vote(.prepare, sequence: 1, digest: d, from: 2), to: 1)
+        try h.deliver(h.vote(.commit, sequence: 1, digest: d, from: 2), to: 1)
+        let actions = try h.deliver(h.vote(.commit, sequence: 1, digest: d, from: 3), to: 1)
+        let replies = actions.compactMap { action -> (Frame, Principal)? in
+            if case .reply(let frame, let to) = action { (frame, to) } else { nil }
+        }
+        #expect(replies.map(\.1) == (0..<3).map { .client(ClientID(UInt32($0))) })
+        #expect(Set(replies.map(\.0.envelope)).count == 1, "one signed envelope for the batch")
+        let digester = SHA256Digester()
+        for (frame, to) in replies {
+            let opened = try h.authenticated(frame)
+            guard case .reply(let root) = opened.value.envelope.message, let proven = opened.value.reply else {
+                Issue.record("a reply frame without a root and a reply")
+                continue
+            }
+            #expect(root.leaves == 3)
+            #expect(proven.reply.requester == to && proven.reply.timestamp == Timestamp(1))
+            #expect(root.proves(proven, digester: digester))
+            var stolen = proven
+            stolen.reply.requester = .client(ClientID(to == .client(ClientID(0)) ? 1 : 0))
+            #expect(!root.proves(stolen, digester: digester))
+        }
+    }
+
     @Test func votesForACompleteCertificateNeedNoCheck() throws {
         var h = try Harness()
         let batch = [h.request(client: 0, timestamp: 1)]
@@ -261,12 +292,14 @@ import Testing
         #expect(h.replicas[1].counters.requestsExecuted == 1)
 
         let again = try h.deliver(Frame(envelope: request), to: 1)
-        guard case .reply(let reply, .client(ClientID(0)))? = again.first, case .reply(let r) = reply.message else {
+        guard case .reply(let frame, .client(ClientID(0)))? = again.first, case .reply(let root) = frame.envelope.message, let proven = frame.reply,
+              root.proves(proven, digester: SHA256Digester())
+        else {
             Issue.record("expected the cached reply, got \(again)")
             return
         }
-        #expect(r.timestamp == Timestamp(3))
-        #expect(KeyValueResult.decode(r.result) == .notFound)
+        #expect(proven.reply.timestamp == Timestamp(3))
+        #expect(KeyValueResult.decode(proven.reply.result) == .notFound)
         #expect(h.replicas[1].counters.requestsExecuted == 1, "not executed again")
 
         let older = try h.deliver(Frame(envelope: h.request(client: 0, timestamp: 2)), to: 1)

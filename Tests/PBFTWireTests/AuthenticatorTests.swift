@@ -35,7 +35,8 @@ import Testing
             case .newView: .newView(newView())
             default: generator.message(type)
             }
-        let frame = Frame(envelope: sealed(message, by: sender), batch: type == .prePrepare ? [request(client: 2)] : [])
+        var frame = Frame(envelope: sealed(message, by: sender), batch: type == .prePrepare ? [request(client: 2)] : [])
+        if case .reply(let root) = message { frame.reply = generator.provenReply(of: root) }
         #expect(try authenticator.open(frame.encoded()).value == frame)
     }
 

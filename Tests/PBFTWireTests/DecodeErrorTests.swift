@@ -24,7 +24,9 @@ import Testing
         #expect(frameError([]) == .truncated(field: "version", needed: 1, available: 0))
     }
 
-    @Test(arguments: [0, 2, 255] as [UInt8])
+    /// Version 1 is the format before replies were signed per batch (a single reply in the
+    /// envelope): refused, not misread.
+    @Test(arguments: [0, 1, 3, 255] as [UInt8])
     func unknownVersionIsRejected(_ version: UInt8) {
         let bytes = WireBytes.envelope(version: version, type: 7, payload: checkpointPayload())
         #expect(frameError(bytes) == .unsupportedVersion(version))
@@ -117,22 +119,27 @@ import Testing
 
     @Test func aReplyToAReplicaIsRejected() {
         let reply = Reply(view: ViewNumber(1), timestamp: Timestamp(2), requester: .replica(ReplicaID(3)), result: [1])
-        let bytes = Envelope(sender: .replica(ReplicaID(0)), epoch: Epoch(0), message: .reply(reply), signature: .zero).encoded()
-        guard case .invalidValue(let field, _) = envelopeError(bytes) else {
-            Issue.record("expected invalidValue, got \(String(describing: envelopeError(bytes)))")
+        let bytes = replyFrame(reply).encoded()
+        guard case .invalidValue(let field, _) = frameError(bytes) else {
+            Issue.record("expected invalidValue, got \(String(describing: frameError(bytes)))")
             return
         }
         #expect(field == "reply.requester")
     }
 
     @Test func aReplyToTheOperatorWithANonZeroIDIsRejected() {
-        var payload = WireBytes()
-        payload.u64(1)
-        payload.u64(2)
-        payload.u8(2)
-        payload.u32(9)
-        payload.u32(0)
-        guard case .invalidValue(let field, _) = envelopeError(WireBytes.envelope(type: 6, payload: payload.bytes)) else {
+        var root = WireBytes()
+        root.zeros(32)
+        root.u32(1)
+        var tail = WireBytes()
+        tail.u64(1)
+        tail.u64(2)
+        tail.u8(2)
+        tail.u32(9)
+        tail.u32(0)
+        tail.u32(0)
+        tail.u16(0)
+        guard case .invalidValue(let field, _)? = frameError(WireBytes.envelope(type: 6, payload: root.bytes) + tail.bytes) else {
             Issue.record("expected invalidValue")
             return
         }
@@ -180,7 +187,7 @@ import Testing
         #expect(envelopeError(request.encoded()) == .limitExceeded(field: "request.operation", value: UInt64(operation.count), limit: UInt64(limits.operationBytesMax)))
 
         let reply = Reply(view: ViewNumber(0), timestamp: Timestamp(0), requester: .operator, result: [UInt8](repeating: 0, count: limits.resultBytesMax + 1))
-        #expect(envelopeError(replicaEnvelope(.reply(reply)).encoded()) == .limitExceeded(field: "reply.result", value: UInt64(limits.resultBytesMax) + one, limit: UInt64(limits.resultBytesMax)))
+        #expect(frameError(replyFrame(reply).encoded()) == .limitExceeded(field: "reply.result", value: UInt64(limits.resultBytesMax) + one, limit: UInt64(limits.resultBytesMax)))
 
         let batch = (0...limits.batchRequestsMax).map { _ in g.envelope(.request) }
         let frame = Frame(envelope: g.envelope(.prePrepare), batch: batch)
@@ -293,6 +300,36 @@ import Testing
     }
 
     // MARK: - Helpers
+
+    /// A reply root over one reply (a made-up root and signature: the decoder checks shapes).
+    private func replyFrame(_ reply: Reply, index: UInt32 = 0, leaves: UInt32 = 1, path: [Digest] = []) -> Frame {
+        Frame(
+            envelope: Envelope(sender: .replica(ReplicaID(0)), epoch: Epoch(0), message: .reply(ReplyRoot(root: .zero, leaves: leaves)), signature: .zero),
+            reply: ProvenReply(reply: reply, index: index, path: path))
+    }
+
+    @Test func aReplyMustFitItsTree() {
+        let reply = Reply(view: ViewNumber(1), timestamp: Timestamp(2), requester: .client(ClientID(3)), result: [1])
+        let d = Digest(w0: 1, w1: 2, w2: 3, w3: 4)
+        #expect(frameError(replyFrame(reply, index: 4, leaves: 5, path: [d]).encoded()) == nil)
+        #expect(frameError(replyFrame(reply, index: 2, leaves: 5, path: [d, d, d]).encoded()) == nil)
+        guard case .invalidValue(let field, _)? = frameError(replyFrame(reply, index: 5, leaves: 5, path: [d]).encoded()) else {
+            Issue.record("an index outside the tree decoded")
+            return
+        }
+        #expect(field == "reply.index")
+        #expect(frameError(replyFrame(reply, index: 2, leaves: 5, path: [d, d, d, d]).encoded()) == .limitExceeded(field: "reply.path.count", value: 4, limit: 3))
+        guard case .invalidValue("reply.path", _)? = frameError(replyFrame(reply, index: 2, leaves: 5, path: [d, d]).encoded()) else {
+            Issue.record("a path too short for its place decoded")
+            return
+        }
+        for leaves in [UInt32(0), UInt32(WireLimits.default.batchRequestsMax + 1)] {
+            guard case .invalidValue("replyRoot.leaves", _)? = frameError(replyFrame(reply, index: 0, leaves: leaves).encoded()) else {
+                Issue.record("a tree of \(leaves) replies decoded")
+                continue
+            }
+        }
+    }
 
     private func frameError(_ bytes: [UInt8]) -> WireError? {
         do {

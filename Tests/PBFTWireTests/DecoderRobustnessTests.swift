@@ -117,6 +117,14 @@ struct Fuzzer {
             case .reconfiguration: 2
             default: 0
             }
+        if type == .reply, rng.chance(1, in: 2) {
+            // A root that decodes, then random bytes where its frame's reply and path go.
+            var root = WireBytes()
+            root.raw(rng.bytes(32))
+            root.u32(UInt32.random(in: 1...UInt32(WireLimits.default.batchRequestsMax), using: &rng))
+            return WireBytes.envelope(type: type.rawValue, senderID: rng.edgy32(), epoch: rng.edgy64(), payload: root.bytes)
+                + rng.bytes(rng.length(upTo: 200, typical: 40))
+        }
         let payload = rng.bytes(rng.length(upTo: 400, typical: 80))
         var length = UInt32(payload.count)
         if rng.chance(1, in: 8) { length = UInt32.random(in: 0...UInt32(payload.count + 64), using: &rng) }

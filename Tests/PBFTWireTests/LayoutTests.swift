@@ -12,7 +12,7 @@ import Testing
         let envelope = Envelope(sender: .replica(ReplicaID(0x0A0B_0C0D)), epoch: Epoch(0x0102_0304_0506_0708), message: .commit(commit), signature: signature)
         let bytes = envelope.encoded()
         #expect(bytes.count == 19 + 48 + 64)
-        #expect(bytes[HeaderOffset.version] == 1)
+        #expect(bytes[HeaderOffset.version] == 2)
         #expect(bytes[HeaderOffset.type] == 5)
         #expect(bytes[HeaderOffset.senderKind] == 0)
         #expect(Array(bytes[HeaderOffset.senderID..<HeaderOffset.epoch]) == [0x0A, 0x0B, 0x0C, 0x0D])
@@ -61,7 +61,7 @@ import Testing
             (.reconfiguration(Reconfiguration(timestamp: Timestamp(1), change: .setFaultTolerance(2))), u64(1) + [4, 0, 0, 0, 2]),
             (.prePrepare(PrePrepare(view: ViewNumber(1), sequence: SequenceNumber(2), batchDigest: digest)), u64(1) + u64(2) + d),
             (.prepare(Vote(view: ViewNumber(1), sequence: SequenceNumber(2), batchDigest: digest)), u64(1) + u64(2) + d),
-            (.reply(Reply(view: ViewNumber(1), timestamp: Timestamp(2), requester: .client(ClientID(3)), result: [7])), u64(1) + u64(2) + [1, 0, 0, 0, 3] + [0, 0, 0, 1, 7]),
+            (.reply(ReplyRoot(root: digest, leaves: 3)), d + [0, 0, 0, 3]),
             (.checkpoint(Checkpoint(sequence: SequenceNumber(4), stateDigest: digest)), u64(4) + d),
             (.stateRequest(StateRequest(sequence: SequenceNumber(4), stateDigest: digest, chunkIndex: 6)), u64(4) + d + [0, 0, 0, 6]),
             (.stateChunk(StateChunk(sequence: SequenceNumber(4), stateDigest: digest, chunkIndex: 1, chunkCount: 2, totalBytes: 3, bytes: [9])),

@@ -31,8 +31,19 @@ struct MessageGenerator {
     /// A frame carrying a message of `type`; a pre-prepare's frame carries a batch.
     mutating func frame(_ type: MessageType) -> Frame {
         let envelope = envelope(type)
-        guard type == .prePrepare else { return Frame(envelope: envelope) }
-        return Frame(envelope: envelope, batch: batch())
+        switch envelope.message {
+        case .prePrepare: return Frame(envelope: envelope, batch: batch())
+        case .reply(let root): return Frame(envelope: envelope, reply: provenReply(of: root))
+        default: return Frame(envelope: envelope)
+        }
+    }
+
+    /// A reply at a random place of a tree of `root.leaves`, with a path of the length that
+    /// place needs (random hashes: it decodes, it does not prove).
+    mutating func provenReply(of root: ReplyRoot) -> ProvenReply {
+        let index = UInt32.random(in: 0..<root.leaves, using: &rng)
+        let path = (0..<ReplyTree.pathLength(index: index, leaves: root.leaves)).map { _ in digest() }
+        return ProvenReply(reply: reply(), index: index, path: path)
     }
 
     mutating func envelope(_ type: MessageType) -> Envelope {
@@ -65,7 +76,7 @@ struct MessageGenerator {
         case .prePrepare: .prePrepare(PrePrepare(view: view(), sequence: sequence(), batchDigest: digest()))
         case .prepare: .prepare(vote())
         case .commit: .commit(vote())
-        case .reply: .reply(reply())
+        case .reply: .reply(ReplyRoot(root: digest(), leaves: UInt32.random(in: 1...UInt32(limits.batchRequestsMax), using: &rng)))
         case .checkpoint: .checkpoint(Checkpoint(sequence: sequence(), stateDigest: digest()))
         case .viewChange: .viewChange(viewChange())
         case .newView: .newView(newView())

@@ -66,9 +66,7 @@ import Testing
         let full = PreparedCertificate(prePrepare: prePrepare, batch: requests, prepares: prepares)
         let messages: [Message] = [
             .request(Request(timestamp: Timestamp(1), operation: [UInt8](repeating: 7, count: limits.operationBytesMax))),
-            .reply(Reply(
-                view: ViewNumber(1), timestamp: Timestamp(1), requester: .client(ClientID(1)),
-                result: [UInt8](repeating: 7, count: limits.resultBytesMax))),
+            .reply(ReplyRoot(root: .zero, leaves: UInt32(limits.batchRequestsMax))),
             .stateChunk(StateChunk(
                 sequence: SequenceNumber(1), stateDigest: .zero, chunkIndex: UInt32.max - 1, chunkCount: UInt32.max,
                 totalBytes: limits.stateBytesMax, bytes: [UInt8](repeating: 7, count: limits.stateChunkBytesMax))),
