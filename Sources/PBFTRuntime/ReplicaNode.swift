@@ -32,7 +32,7 @@ public struct ReplicaOptions: Sendable {
     /// Sequence numbers the primary has assigned but not yet executed, at most. Requests that
     /// arrive while that many are in flight wait and go out together: the fewer, the larger
     /// the batches under load (fewer signatures per request), the more a lone request waits.
-    public var sequencesInFlightMax = 2
+    public var sequencesInFlightMax = 1
     public var viewChangeTimeoutTicks = 80
     public var statusIntervalTicks = 10
     /// The data directory was lost: rejoin under the amnesia rule (docs/runtime.md).
@@ -331,9 +331,8 @@ public final class ReplicaNode: @unchecked Sendable {
         // reassembly memory is bounded by n senders, not by whoever sends.
         let inbound: (frame: [UInt8], authenticator: Authenticator<Ed25519Verifier, EpochKeys>)? = receiving.withLock { state in
             guard state.accepting else { return nil }
-            let fromReplica = state.peerAddresses.contains(Self.key(address))
             state.counters.datagramsReceived += 1
-            if bytes.first == DatagramKind.fragment.rawValue, !fromReplica {
+            if bytes.first == DatagramKind.fragment.rawValue, !state.peerAddresses.contains(Self.key(address)) {
                 state.counters.datagramsDropped += 1
                 return nil
             }

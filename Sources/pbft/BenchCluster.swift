@@ -38,7 +38,7 @@ struct ClusterBench: AsyncParsableCommand {
     @Option(help: "Where to write the JSON report (default: bench.json in the run directory).") var json: String?
     @Option(help: "UDP port of replica 0 (default: a free range); replica i gets base-port + i.") var basePort: Int?
     @Flag(help: "Replica setting: do not fsync the write-ahead log.") var noSync = false
-    @Option(help: "Replica setting: sequence numbers in flight at most (default 2; fewer means larger batches).") var sequencesInFlight: Int?
+    @Option(help: "Replica setting: sequence numbers in flight at most (default 1; more pipelines batches, fewer makes them larger).") var sequencesInFlight: Int?
     @Option(help: "Replica setting: threads that verify signatures (default: the cores per replica on this host, at most 4; 1: none besides the socket's thread).") var verifierThreads: Int?
     @Option(help: "Signatures made and verified to measure Ed25519 before the cluster starts.") var cryptoIterations: Int = 4_000
     @Option(help: "Cores the ceiling counts (default: processors online).") var cores: Double?

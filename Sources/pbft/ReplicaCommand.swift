@@ -24,7 +24,7 @@ struct ReplicaCommand: AsyncParsableCommand {
     @Option(help: "Checkpoint interval K.") var checkpointInterval: Int = 64
     @Option(help: "Log window L (a multiple of K).") var logWindow: Int = 128
     @Option(help: "Requests per batch at most.") var batchSize: Int = 64
-    @Option(help: "Sequence numbers in flight (assigned, not executed) at most: fewer means larger batches under load.") var sequencesInFlight: Int = 2
+    @Option(help: "Sequence numbers in flight (assigned, not executed) at most: fewer means larger batches under load.") var sequencesInFlight: Int = 1
     @Flag(help: "Do not fsync the write-ahead log (unsafe; to measure what syncing costs).") var noSync = false
     @Flag(help: "Stop when the parent process exits (for launchers and tests).") var exitWithParent = false
     @Option(help: .hidden) var parentPid: Int32?
