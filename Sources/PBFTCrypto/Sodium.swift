@@ -52,6 +52,24 @@ public struct SHA256Digester: MessageDigester {
 }
 
 extension Crypto {
+    /// Unkeyed BLAKE2b with a 32-byte output over the concatenation of `parts`, hashed one
+    /// after the other without joining them first. About three times SHA-256's speed here
+    /// (libsodium's SHA-256 is portable C), for digests that never leave this process.
+    public static func blake2b256(_ parts: [UInt8]...) -> Digest {
+        Sodium.ready()
+        let state = UnsafeMutableRawPointer.allocate(byteCount: crypto_generichash_statebytes(), alignment: 64)
+        defer { state.deallocate() }
+        // The state is 64-byte aligned in C, which Swift does not import as a type.
+        let typed = OpaquePointer(state)
+        _ = crypto_generichash_init(typed, nil, 0, Digest.byteCount)
+        for part in parts {
+            part.withUnsafeBufferPointer { _ = crypto_generichash_update(typed, $0.baseAddress, UInt64($0.count)) }
+        }
+        var out = [UInt8](repeating: 0, count: Digest.byteCount)
+        _ = crypto_generichash_final(typed, &out, Digest.byteCount)
+        return Digest(bytes: out)!
+    }
+
     /// Keyed BLAKE2b with an output of `length` bytes (16 to 64); the key is 16 to 64 bytes.
     public static func blake2b(_ bytes: [UInt8], key: [UInt8], length: Int) -> [UInt8] {
         Sodium.ready()

@@ -161,7 +161,8 @@ public final class ClientNode: @unchecked Sendable {
     func send(_ frame: Frame, to addresses: [SocketAddress]) {
         nextMessageID &+= 1
         let datagrams = DatagramCodec.datagrams(for: frame.encoded(), messageID: nextMessageID)
-        for address in addresses { endpoint.send(datagrams, to: address) }
+        // One flush for every replica's copy: the kernel gets them in one sendmmsg.
+        endpoint.send(addresses.flatMap { address in datagrams.map { (bytes: $0, to: address) } })
     }
 }
 

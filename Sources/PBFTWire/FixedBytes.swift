@@ -14,12 +14,18 @@ public struct Digest: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     /// Returns nil unless `bytes` holds exactly `byteCount` bytes.
     public init?(bytes: some Collection<UInt8>) {
-        guard bytes.count == Self.byteCount else { return nil }
-        let w = FixedWords.load(bytes, count: 4)
-        self.init(w0: w[0], w1: w[1], w2: w[2], w3: w[3])
+        self.init(bytes: Array(bytes))
     }
 
-    public var bytes: [UInt8] { FixedWords.store([w0, w1, w2, w3]) }
+    /// The same for an array: four unaligned loads (every hash output and decoded key takes it).
+    public init?(bytes: [UInt8]) {
+        guard bytes.count == Self.byteCount else { return nil }
+        (w0, w1, w2, w3) = bytes.withUnsafeBytes { p in
+            (FixedWords.word(p, 0), FixedWords.word(p, 1), FixedWords.word(p, 2), FixedWords.word(p, 3))
+        }
+    }
+
+    public var bytes: [UInt8] { FixedWords.store(w0, w1, w2, w3) }
     public static func < (a: Self, b: Self) -> Bool { (a.w0, a.w1, a.w2, a.w3) < (b.w0, b.w1, b.w2, b.w3) }
     public var description: String { Hex.encode(bytes) }
     /// The first 8 hex digits, for logs.
@@ -33,12 +39,17 @@ public struct PublicKey: Hashable, Comparable, Sendable, CustomStringConvertible
     public var w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64
 
     public init?(bytes: some Collection<UInt8>) {
-        guard bytes.count == Self.byteCount else { return nil }
-        let w = FixedWords.load(bytes, count: 4)
-        (w0, w1, w2, w3) = (w[0], w[1], w[2], w[3])
+        self.init(bytes: Array(bytes))
     }
 
-    public var bytes: [UInt8] { FixedWords.store([w0, w1, w2, w3]) }
+    public init?(bytes: [UInt8]) {
+        guard bytes.count == Self.byteCount else { return nil }
+        (w0, w1, w2, w3) = bytes.withUnsafeBytes { p in
+            (FixedWords.word(p, 0), FixedWords.word(p, 1), FixedWords.word(p, 2), FixedWords.word(p, 3))
+        }
+    }
+
+    public var bytes: [UInt8] { FixedWords.store(w0, w1, w2, w3) }
     public static func < (a: Self, b: Self) -> Bool { (a.w0, a.w1, a.w2, a.w3) < (b.w0, b.w1, b.w2, b.w3) }
     public var description: String { Hex.encode(bytes) }
 }
@@ -49,9 +60,15 @@ public struct Signature: Hashable, Sendable, CustomStringConvertible {
     var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
 
     public init?(bytes: some Collection<UInt8>) {
+        self.init(bytes: Array(bytes))
+    }
+
+    public init?(bytes: [UInt8]) {
         guard bytes.count == Self.byteCount else { return nil }
-        let w = FixedWords.load(bytes, count: 8)
-        words = (w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7])
+        words = bytes.withUnsafeBytes { p in
+            (FixedWords.word(p, 0), FixedWords.word(p, 1), FixedWords.word(p, 2), FixedWords.word(p, 3),
+             FixedWords.word(p, 4), FixedWords.word(p, 5), FixedWords.word(p, 6), FixedWords.word(p, 7))
+        }
     }
 
     /// A signature of all zeros; it verifies under no key. Useful as a placeholder in tests.
@@ -59,7 +76,7 @@ public struct Signature: Hashable, Sendable, CustomStringConvertible {
 
     public var bytes: [UInt8] {
         let w = words
-        return FixedWords.store([w.0, w.1, w.2, w.3, w.4, w.5, w.6, w.7])
+        return FixedWords.store(w.0, w.1, w.2, w.3, w.4, w.5, w.6, w.7)
     }
 
     public static func == (a: Self, b: Self) -> Bool {
@@ -70,43 +87,51 @@ public struct Signature: Hashable, Sendable, CustomStringConvertible {
 
     public func hash(into hasher: inout Hasher) {
         let w = words
-        for word in [w.0, w.1, w.2, w.3, w.4, w.5, w.6, w.7] { hasher.combine(word) }
+        hasher.combine(w.0); hasher.combine(w.1); hasher.combine(w.2); hasher.combine(w.3)
+        hasher.combine(w.4); hasher.combine(w.5); hasher.combine(w.6); hasher.combine(w.7)
     }
 
     public var description: String { Hex.encode(bytes) }
 }
 
 enum FixedWords {
-    static func load(_ bytes: some Collection<UInt8>, count: Int) -> [UInt64] {
-        var words = [UInt64](repeating: 0, count: count)
-        var index = 0
-        for byte in bytes {
-            words[index / 8] = words[index / 8] << 8 | UInt64(byte)
-            index += 1
-        }
-        return words
+    /// The big-endian word at `8 * index` (the caller checked the length).
+    @inline(__always)
+    static func word(_ bytes: UnsafeRawBufferPointer, _ index: Int) -> UInt64 {
+        UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8 * index, as: UInt64.self))
     }
 
-    static func store(_ words: [UInt64]) -> [UInt8] {
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(words.count * 8)
-        for word in words {
-            for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
+    /// The words' bytes, big-endian, in order.
+    static func store(_ words: UInt64...) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: 8 * words.count) { buffer, initialized in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            for (i, word) in words.enumerated() { raw.storeBytes(of: word.bigEndian, toByteOffset: 8 * i, as: UInt64.self) }
+            initialized = 8 * words.count
         }
-        return bytes
     }
 }
 
 /// Lower-case hexadecimal, for keys, digests and logs.
 public enum Hex {
     public static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
+        encode(Array(bytes))
+    }
+
+    /// The same for an array, written straight into the string's storage (digests in every
+    /// execution-log line take this path).
+    public static func encode(_ bytes: [UInt8]) -> String {
+        String(unsafeUninitializedCapacity: 2 * bytes.count) { out in
+            for (i, byte) in bytes.enumerated() {
+                out[2 * i] = digit(byte >> 4)
+                out[2 * i + 1] = digit(byte & 0x0f)
+            }
+            return 2 * bytes.count
         }
-        return String(decoding: out, as: UTF8.self)
+    }
+
+    @inline(__always)
+    private static func digit(_ value: UInt8) -> UInt8 {
+        value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
     }
 
     /// Returns nil for an odd length or any character that is not a hex digit.

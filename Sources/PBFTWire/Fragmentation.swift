@@ -399,11 +399,13 @@ public struct Reassembler: Sendable {
 
     /// Takes one datagram as it came off the socket. `now` is the caller's tick count; it
     /// should not go backwards (if it does, messages just look younger).
-    public mutating func receive(_ datagram: [UInt8], from sender: SenderKey, now: UInt64) -> ReassemblyResult {
+    /// `sender` is asked for only when it matters (a fragment, or a sender with fragments
+    /// pending): a whole datagram from anyone else costs no key.
+    public mutating func receive(_ datagram: [UInt8], from sender: @autoclosure () -> SenderKey, now: UInt64) -> ReassemblyResult {
         let result: ReassemblyResult =
             switch datagram.first.flatMap(DatagramKind.init(rawValue:)) {
             case .whole: receiveWhole(datagram, from: sender)
-            case .fragment: receiveFragment(datagram, from: sender, now: now)
+            case .fragment: receiveFragment(datagram, from: sender(), now: now)
             case nil: .dropped(datagram.isEmpty ? .empty : .unknownKind)
             }
         switch result {
@@ -428,12 +430,15 @@ public struct Reassembler: Sendable {
 
     // MARK: - Whole frames
 
-    private mutating func receiveWhole(_ datagram: [UInt8], from sender: SenderKey) -> ReassemblyResult {
+    private mutating func receiveWhole(_ datagram: [UInt8], from key: () -> SenderKey) -> ReassemblyResult {
         guard datagram.count - 1 <= limits.frameBytesMax else { return .dropped(.tooLarge) }
         // A sender that is still talking keeps its place against the sendersMax rule.
-        if senders[sender] != nil {
-            let stamp = nextArrival()
-            senders[sender]?.lastArrival = stamp
+        if !senders.isEmpty {
+            let sender = key()
+            if senders[sender] != nil {
+                let stamp = nextArrival()
+                senders[sender]?.lastArrival = stamp
+            }
         }
         return .frame(Array(datagram[1...]))
     }

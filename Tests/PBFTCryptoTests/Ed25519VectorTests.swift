@@ -153,6 +153,14 @@ private struct WycheproofFile: Decodable {
         #expect(Crypto.sha256(long).description == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
     }
 
+    /// BLAKE2b-256 (RFC 7693 with a 32-byte output), fed in parts: the same as one input.
+    @Test func blake2b256KnownAnswersAndParts() {
+        #expect(Crypto.blake2b256([]).description == "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8")
+        #expect(Crypto.blake2b256(Array("abc".utf8)).description == "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319")
+        #expect(Crypto.blake2b256(Array("a".utf8), [], Array("bc".utf8)) == Crypto.blake2b256(Array("abc".utf8)))
+        #expect(Crypto.blake2b256(Array("ab".utf8), Array("c".utf8)) != Crypto.blake2b256(Array("abcd".utf8)))
+    }
+
     @Test func constantTimeEqual() {
         #expect(Crypto.constantTimeEqual([], []))
         #expect(Crypto.constantTimeEqual([1, 2, 3], [1, 2, 3]))
