@@ -190,7 +190,9 @@ public final class ReplicaNode: @unchecked Sendable {
         var records: [DurableRecord] = []
         for (index, bytes) in opened.records.enumerated() {
             guard let record = DurableRecord.decode(bytes) else {
-                throw RuntimeError.storage("\(log.path): record \(index) passed its checksum but is not a replica record; refusing to start on a damaged log")
+                throw RuntimeError.storage(
+                    "\(log.path): record \(index) passed its checksum but is not a replica record this build reads (wire version \(wireVersion)): "
+                        + "a log written by another version of pbft, or a damaged one; refusing to start (use the build that wrote it, or an empty data directory with --lost-state)")
             }
             records.append(record)
         }
