@@ -23,8 +23,9 @@ extension Envelope {
         return writer.bytes
     }
 
-    /// The bytes this envelope's signature covers.
-    public var signedBytes: [UInt8] { Self.signedBytes(sender: sender, epoch: epoch, message: message) }
+    /// The bytes this envelope's signature covers (kept from decoding or sealing when they
+    /// were, else encoded now).
+    public var signedBytes: [UInt8] { signed ?? Self.signedBytes(sender: sender, epoch: epoch, message: message) }
 
     /// The whole envelope: the signed bytes followed by the signature.
     public func encoded() -> [UInt8] {
@@ -36,7 +37,7 @@ extension Envelope {
     /// Signs `message` as `signer` and returns the envelope.
     public static func seal(_ message: Message, epoch: Epoch, signer: some MessageSigner) -> Envelope {
         let bytes = signedBytes(sender: signer.principal, epoch: epoch, message: message)
-        return Envelope(sender: signer.principal, epoch: epoch, message: message, signature: signer.sign(bytes))
+        return Envelope(sender: signer.principal, epoch: epoch, message: message, signature: signer.sign(bytes), signed: bytes)
     }
 
     /// Decodes one envelope that fills `bytes` exactly.
@@ -230,6 +231,7 @@ extension ByteReader {
     /// One envelope: header, payload (decoded in a window that must be consumed exactly),
     /// signature.
     mutating func envelope(_ limits: WireLimits) throws(WireError) -> Envelope {
+        let start = position
         let version = try u8("version")
         guard version == wireVersion else { throw .unsupportedVersion(version) }
         let typeByte = try u8("type")
@@ -248,8 +250,9 @@ extension ByteReader {
         let message = try payload.message(type, limits)
         guard payload.remaining == 0 else { throw .trailingBytes(count: payload.remaining) }
         _ = try raw(payloadLength, "payload")
+        let signed = Array(bytes[start..<position])
         let signature = try signature("signature")
-        return Envelope(sender: sender, epoch: epoch, message: message, signature: signature)
+        return Envelope(sender: sender, epoch: epoch, message: message, signature: signature, signed: signed)
     }
 
     /// A length-prefixed envelope nested in another message; its type must be one of `expected`.
@@ -440,5 +443,39 @@ extension ByteReader {
         }
         let operatorKey = try publicKey(field + ".operatorKey")
         return ConfigurationRecord(epoch: epoch, f: f, replicas: replicas, clients: clients, operatorKey: operatorKey)
+    }
+}
+
+// MARK: - Kept bytes
+
+extension Envelope {
+    /// The same envelope with no bytes kept from decoding or sealing, nested envelopes
+    /// included: encoding it encodes every field afresh. The tests compare that with the input
+    /// to check that the decoder accepts only canonical bytes (which is what makes the kept
+    /// bytes equal to a fresh encoding).
+    public var withoutKeptBytes: Envelope {
+        var message = message
+        switch message {
+        case .viewChange(var v):
+            v.checkpointProof = v.checkpointProof.map(\.withoutKeptBytes)
+            v.prepared = v.prepared.map { c in
+                PreparedCertificate(prePrepare: c.prePrepare.withoutKeptBytes, batch: c.batch.map(\.withoutKeptBytes), prepares: c.prepares.map(\.withoutKeptBytes))
+            }
+            message = .viewChange(v)
+        case .newView(var n):
+            n.viewChanges = n.viewChanges.map(\.withoutKeptBytes)
+            n.prePrepares = n.prePrepares.map(\.withoutKeptBytes)
+            message = .newView(n)
+        default:
+            break
+        }
+        return Envelope(sender: sender, epoch: epoch, message: message, signature: signature)
+    }
+}
+
+extension Frame {
+    /// The same frame with no kept bytes anywhere in it (`Envelope.withoutKeptBytes`).
+    public var withoutKeptBytes: Frame {
+        Frame(envelope: envelope.withoutKeptBytes, batch: batch.map(\.withoutKeptBytes), reply: reply)
     }
 }

@@ -444,16 +444,37 @@ public enum MessageType: UInt8, CaseIterable, Sendable, CustomStringConvertible 
 /// The signature covers the exact bytes `Envelope.signedBytes` produces (version, type,
 /// sender, epoch, payload length, payload).
 public struct Envelope: Hashable, Sendable {
-    public var sender: Principal
-    public var epoch: Epoch
-    public var message: Message
+    public var sender: Principal { didSet { signed = nil } }
+    public var epoch: Epoch { didSet { signed = nil } }
+    public var message: Message { didSet { signed = nil } }
     public var signature: Signature
+    /// The signed bytes as they were decoded or sealed, so that checking the signature, the
+    /// memo's key, digests and sending do not encode them again. The encoding is canonical,
+    /// so they are exactly what encoding the fields gives; changing a field they cover drops
+    /// them. Not part of the value: equality and hashing ignore them.
+    var signed: [UInt8]?
 
     public init(sender: Principal, epoch: Epoch, message: Message, signature: Signature) {
         self.sender = sender
         self.epoch = epoch
         self.message = message
         self.signature = signature
+    }
+
+    init(sender: Principal, epoch: Epoch, message: Message, signature: Signature, signed: [UInt8]) {
+        self.init(sender: sender, epoch: epoch, message: message, signature: signature)
+        self.signed = signed
+    }
+
+    public static func == (a: Envelope, b: Envelope) -> Bool {
+        a.sender == b.sender && a.epoch == b.epoch && a.signature == b.signature && a.message == b.message
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(sender)
+        hasher.combine(epoch)
+        hasher.combine(message)
+        hasher.combine(signature)
     }
 }
 
