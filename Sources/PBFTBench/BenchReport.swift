@@ -161,8 +161,8 @@ public struct BenchReport: Codable, Sendable {
             cores = model.cores
             batchSize = model.batchSize
             batchSource = source
-            signsPerRequest = Double(model.perRequest.signs) + Double(model.perBatch.signs) / model.batchSize
-            verifiesPerRequest = Double(model.perRequest.verifies) + Double(model.perBatch.verifies) / model.batchSize
+            signsPerRequest = model.signsPerRequest
+            verifiesPerRequest = model.verifiesPerRequest
             microsecondsPerRequest = model.microsecondsPerRequest
             replicaMicrosecondsPerRequest = model.replicaMicrosecondsPerRequest
             clientMicrosecondsPerRequest = model.clientMicrosecondsPerRequest
@@ -171,7 +171,7 @@ public struct BenchReport: Codable, Sendable {
             requestsPerSecondAtBatchMax = atBatchMax?.requestsPerSecond
             self.asSigned = asSigned.map {
                 AsSigned(
-                    signsPerRequest: Double($0.perRequest.signs) + Double($0.perBatch.signs) / $0.batchSize, microsecondsPerRequest: $0.microsecondsPerRequest,
+                    signsPerRequest: $0.signsPerRequest, microsecondsPerRequest: $0.microsecondsPerRequest,
                     replicaMicrosecondsPerRequest: $0.replicaMicrosecondsPerRequest, requestsPerSecond: $0.requestsPerSecond,
                     fraction: throughput / $0.requestsPerSecond)
             }

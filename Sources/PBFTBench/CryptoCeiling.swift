@@ -53,6 +53,10 @@ public struct CryptoCeiling: Sendable, Equatable {
         return (1 + (n - 1) + n + (replies == .perBatch ? n : 0), (n - 1) + (n - 1) * (n - 1) + n * (n - 1))
     }
 
+    /// Signatures and verifications per request, each batch's shared by its requests.
+    public var signsPerRequest: Double { Double(perRequest.signs) + Double(perBatch.signs) / batchSize }
+    public var verifiesPerRequest: Double { Double(perRequest.verifies) + Double(perBatch.verifies) / batchSize }
+
     /// CPU microseconds of signing and verifying per request.
     public var microsecondsPerRequest: Double {
         let s = signMicroseconds, v = verifyMicroseconds

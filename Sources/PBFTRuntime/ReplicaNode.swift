@@ -32,8 +32,8 @@ public struct ReplicaOptions: Sendable {
     /// Sequence numbers the primary has assigned but not yet executed, at most. Requests that
     /// arrive while that many are in flight wait and go out together: the fewer, the larger
     /// the batches under load (fewer signatures per request), the more a lone request waits.
-    public var sequencesInFlightMax = 1
-    public var viewChangeTimeoutTicks = 80
+    public var sequencesInFlightMax = ReplicaOptions.defaultSequencesInFlight
+    public var viewChangeTimeoutTicks = ReplicaOptions.defaultViewChangeTimeoutTicks
     public var statusIntervalTicks = 10
     /// The data directory was lost: rejoin under the amnesia rule (docs/runtime.md).
     public var lostState = false
@@ -45,6 +45,10 @@ public struct ReplicaOptions: Sendable {
     /// replica's address, at most 4; 1: the socket's loop verifies, no other thread). Frames
     /// from one sender always go to the same thread, so their order is kept.
     public var verifierThreads = 0
+
+    /// The defaults the command line, the launcher and experiments share.
+    public static let defaultSequencesInFlight = 1
+    public static let defaultViewChangeTimeoutTicks = 80
 
     public init(clusterPath: String, id: ReplicaID, keyPath: String, dataDirectory: String) {
         self.clusterPath = clusterPath

@@ -1,5 +1,6 @@
 import Foundation
 import PBFTCluster
+import PBFTRuntime
 import PBFTWire
 
 /// An experiment file (docs/experiments.md): the cluster, the load, the fault budget and a
@@ -9,7 +10,7 @@ public struct Experiment: Sendable {
     public struct Cluster: Sendable {
         public var replicas = 4
         public var tickMs = 10
-        public var viewChangeTimeoutTicks = 80
+        public var viewChangeTimeoutTicks = ReplicaOptions.defaultViewChangeTimeoutTicks
         public var checkpointInterval = 64
         public var logWindow = 128
         public var batchSize = 64

@@ -285,9 +285,10 @@ extension ByteReader {
         guard index < root.leaves else {
             throw .invalidValue(field: "reply.index", reason: "reply \(index) of a tree of \(root.leaves)")
         }
-        let length = try count("reply.path", limit: ReplyTree.pathLength(index: index, leaves: root.leaves))
-        guard length == ReplyTree.pathLength(index: index, leaves: root.leaves) else {
-            throw .invalidValue(field: "reply.path", reason: "\(length) hashes where reply \(index) of \(root.leaves) needs \(ReplyTree.pathLength(index: index, leaves: root.leaves))")
+        let needed = ReplyTree.pathLength(index: index, leaves: root.leaves)
+        let length = try count("reply.path", limit: needed)
+        guard length == needed else {
+            throw .invalidValue(field: "reply.path", reason: "\(length) hashes where reply \(index) of \(root.leaves) needs \(needed)")
         }
         var path: [Digest] = []
         path.reserveCapacity(length)

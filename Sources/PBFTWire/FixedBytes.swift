@@ -20,9 +20,7 @@ public struct Digest: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// The same for an array: four unaligned loads (every hash output and decoded key takes it).
     public init?(bytes: [UInt8]) {
         guard bytes.count == Self.byteCount else { return nil }
-        (w0, w1, w2, w3) = bytes.withUnsafeBytes { p in
-            (FixedWords.word(p, 0), FixedWords.word(p, 1), FixedWords.word(p, 2), FixedWords.word(p, 3))
-        }
+        (w0, w1, w2, w3) = FixedWords.four(bytes)
     }
 
     public var bytes: [UInt8] { FixedWords.store(w0, w1, w2, w3) }
@@ -44,9 +42,7 @@ public struct PublicKey: Hashable, Comparable, Sendable, CustomStringConvertible
 
     public init?(bytes: [UInt8]) {
         guard bytes.count == Self.byteCount else { return nil }
-        (w0, w1, w2, w3) = bytes.withUnsafeBytes { p in
-            (FixedWords.word(p, 0), FixedWords.word(p, 1), FixedWords.word(p, 2), FixedWords.word(p, 3))
-        }
+        (w0, w1, w2, w3) = FixedWords.four(bytes)
     }
 
     public var bytes: [UInt8] { FixedWords.store(w0, w1, w2, w3) }
@@ -95,6 +91,11 @@ public struct Signature: Hashable, Sendable, CustomStringConvertible {
 }
 
 enum FixedWords {
+    /// The four big-endian words of 32 bytes (the caller checked the length).
+    static func four(_ bytes: [UInt8]) -> (UInt64, UInt64, UInt64, UInt64) {
+        bytes.withUnsafeBytes { p in (word(p, 0), word(p, 1), word(p, 2), word(p, 3)) }
+    }
+
     /// The big-endian word at `8 * index` (the caller checked the length).
     @inline(__always)
     static func word(_ bytes: UnsafeRawBufferPointer, _ index: Int) -> UInt64 {

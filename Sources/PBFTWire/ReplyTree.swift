@@ -67,7 +67,7 @@ public struct ReplyTree: Sendable {
         while count > 1 {
             if position ^ 1 < count { length += 1 }
             position >>= 1
-            count = (count + 1) / 2
+            count = count / 2 + count % 2
         }
         return length
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import PBFTRuntime
 import PBFTTestbed
 
 struct LaunchCommand: AsyncParsableCommand {
@@ -27,7 +28,7 @@ struct LaunchCommand: AsyncParsableCommand {
     @Option(help: "Stop after this many seconds (default: run until Ctrl-C).") var duration: Double?
     @Option(help: "UDP port of the launcher's control endpoint (default: any free port).") var controlPort: Int = 0
     @Option(help: "Replica setting: milliseconds per tick.") var tickMs: Int = 10
-    @Option(help: "Replica setting: ticks before a backup suspects the primary.") var viewChangeTimeoutTicks: Int = 80
+    @Option(help: "Replica setting: ticks before a backup suspects the primary.") var viewChangeTimeoutTicks: Int = ReplicaOptions.defaultViewChangeTimeoutTicks
     @Option(help: "Replica setting: checkpoint interval K.") var checkpointInterval: Int = 64
     @Option(help: "Replica setting: log window L.") var logWindow: Int = 128
     @Option(help: "Replica setting: requests per batch at most.") var batchSize: Int = 64

@@ -20,11 +20,11 @@ struct ReplicaCommand: AsyncParsableCommand {
     @Option(help: "This replica's secret key file.") var key: String
     @Option(help: "Data directory (created if missing).") var data: String
     @Option(help: "Milliseconds per tick of the protocol clock.") var tickMs: Int = 10
-    @Option(help: "Ticks a backup waits for a request before suspecting the primary.") var viewChangeTimeoutTicks: Int = 80
+    @Option(help: "Ticks a backup waits for a request before suspecting the primary.") var viewChangeTimeoutTicks: Int = ReplicaOptions.defaultViewChangeTimeoutTicks
     @Option(help: "Checkpoint interval K.") var checkpointInterval: Int = 64
     @Option(help: "Log window L (a multiple of K).") var logWindow: Int = 128
     @Option(help: "Requests per batch at most.") var batchSize: Int = 64
-    @Option(help: "Sequence numbers in flight (assigned, not executed) at most: fewer means larger batches under load.") var sequencesInFlight: Int = 1
+    @Option(help: "Sequence numbers in flight (assigned, not executed) at most: fewer means larger batches under load.") var sequencesInFlight: Int = ReplicaOptions.defaultSequencesInFlight
     @Flag(help: "Do not fsync the write-ahead log (unsafe; to measure what syncing costs).") var noSync = false
     @Flag(help: "Stop when the parent process exits (for launchers and tests).") var exitWithParent = false
     @Option(help: .hidden) var parentPid: Int32?
