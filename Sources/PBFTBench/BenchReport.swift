@@ -118,13 +118,20 @@ public struct BenchReport: Codable, Sendable {
         public var clientSeconds: Double
         public var replicaMicrosecondsPerRequest: Double
         public var clientMicrosecondsPerRequest: Double
+        /// Signature checks the clients ran per request (reply roots their shared memo did not
+        /// hold already); nil when not counted.
+        public var clientVerificationsPerRequest: Double?
 
-        public init(replicaSeconds: Double, replicaSecondsEach: [Double?], clientSeconds: Double, replicaMicrosecondsPerRequest: Double, clientMicrosecondsPerRequest: Double) {
+        public init(
+            replicaSeconds: Double, replicaSecondsEach: [Double?], clientSeconds: Double, replicaMicrosecondsPerRequest: Double, clientMicrosecondsPerRequest: Double,
+            clientVerificationsPerRequest: Double? = nil
+        ) {
             self.replicaSeconds = replicaSeconds
             self.replicaSecondsEach = replicaSecondsEach
             self.clientSeconds = clientSeconds
             self.replicaMicrosecondsPerRequest = replicaMicrosecondsPerRequest
             self.clientMicrosecondsPerRequest = clientMicrosecondsPerRequest
+            self.clientVerificationsPerRequest = clientVerificationsPerRequest
         }
     }
 
@@ -153,6 +160,8 @@ public struct BenchReport: Codable, Sendable {
             public var signsPerRequest: Double
             public var microsecondsPerRequest: Double
             public var replicaMicrosecondsPerRequest: Double
+            /// Nil in reports written before clients shared their checks of reply roots.
+            public var clientMicrosecondsPerRequest: Double?
             public var requestsPerSecond: Double
             public var fraction: Double
         }
@@ -172,7 +181,8 @@ public struct BenchReport: Codable, Sendable {
             self.asSigned = asSigned.map {
                 AsSigned(
                     signsPerRequest: $0.signsPerRequest, microsecondsPerRequest: $0.microsecondsPerRequest,
-                    replicaMicrosecondsPerRequest: $0.replicaMicrosecondsPerRequest, requestsPerSecond: $0.requestsPerSecond,
+                    replicaMicrosecondsPerRequest: $0.replicaMicrosecondsPerRequest, clientMicrosecondsPerRequest: $0.clientMicrosecondsPerRequest,
+                    requestsPerSecond: $0.requestsPerSecond,
                     fraction: throughput / $0.requestsPerSecond)
             }
         }
@@ -243,10 +253,12 @@ public struct BenchReport: Codable, Sendable {
         let l = latencyUs
         lines.append(String(format: "latency ms p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f  (mean %.2f)",
                             l.p50 / 1e3, l.p90 / 1e3, l.p99 / 1e3, l.p999 / 1e3, l.max / 1e3, l.mean / 1e3))
-        lines.append(String(format: "cpu        %.0f µs per request in the replicas (%.2f s over %d processes; signatures %.0f%% of it), %.0f µs in the clients (%.2f s; signatures %.0f%%)",
+        let checks = cpu.clientVerificationsPerRequest.map { String(format: "; %.2f signature checks per request", $0) } ?? ""
+        lines.append(String(format: "cpu        %.0f µs per request in the replicas (%.2f s over %d processes; signatures %.0f%% of it), %.0f µs in the clients (%.2f s; signatures %.0f%%",
                             cpu.replicaMicrosecondsPerRequest, cpu.replicaSeconds, cpu.replicaSecondsEach.count,
                             (ceiling.asSigned?.replicaMicrosecondsPerRequest ?? ceiling.replicaMicrosecondsPerRequest) / cpu.replicaMicrosecondsPerRequest * 100,
-                            cpu.clientMicrosecondsPerRequest, cpu.clientSeconds, ceiling.clientMicrosecondsPerRequest / cpu.clientMicrosecondsPerRequest * 100))
+                            cpu.clientMicrosecondsPerRequest, cpu.clientSeconds,
+                            (ceiling.asSigned?.clientMicrosecondsPerRequest ?? ceiling.clientMicrosecondsPerRequest) / cpu.clientMicrosecondsPerRequest * 100) + checks + ")")
         let batchText = self.protocol.effectiveBatchSize.map { String(format: "%.2f requests per sequence number", $0) } ?? "not reported"
         lines.append("protocol   batch \(batchText), \(self.protocol.viewChanges) view changes in the window")
         let e = ceiling
@@ -254,7 +266,7 @@ public struct BenchReport: Codable, Sendable {
         lines.append(String(format: "ceiling    %.0f requests/s for signatures alone on %g cores at ", e.requestsPerSecond, e.cores) + source
             + String(format: " %.1f (%.0f µs of crypto per request); this run: %.1f%%", e.batchSize, e.microsecondsPerRequest, e.fraction * 100))
         if let a = e.asSigned {
-            lines.append(String(format: "           %.0f requests/s for what this build signs (a reply root per batch: %.0f µs per request); this run: %.1f%%",
+            lines.append(String(format: "           %.0f requests/s for what this build signs and checks (a reply root per batch, checked once by the clients: %.0f µs per request); this run: %.1f%%",
                                 a.requestsPerSecond, a.microsecondsPerRequest, a.fraction * 100))
         }
         if let last = memory.samples.last {

@@ -14,6 +14,8 @@ public import PBFTWire
 public final class ClientNode: @unchecked Sendable {
     var client: Client
     var authenticator: Authenticator<Ed25519Verifier, EpochKeys>
+    /// Signatures verified already, shared with the clients of the same `ClientThreads`.
+    let verified: SignatureMemo?
     let endpoint: UDPEndpoint
     var reassembler = Reassembler()
     var peers: [ReplicaID: SocketAddress] = [:]
@@ -40,7 +42,8 @@ public final class ClientNode: @unchecked Sendable {
         // Timestamps must grow across runs of the same client: start from the clock.
         let first = Timestamp(rawValue: WallClock.microseconds() ?? 1)
         client = Client(membership: membership, signer: key.signer, digester: SHA256Digester(), retransmitTimeoutTicks: retransmitTicks, firstTimestamp: first)
-        authenticator = Authenticator(verifier: Ed25519Verifier(), keys: EpochKeys(membership))
+        verified = threads?.verified
+        authenticator = Authenticator(verifier: Ed25519Verifier(), keys: EpochKeys(membership), memo: verified)
         nextMessageID = UInt64(truncatingIfNeeded: ContinuousClock.now.hashValue)
     }
 
@@ -152,7 +155,7 @@ public final class ClientNode: @unchecked Sendable {
                 keys[next.epoch] = next
                 var limits = WireLimits.default
                 limits.replicasMax = max(limits.replicasMax, next.n)
-                authenticator = Authenticator(verifier: Ed25519Verifier(), keys: EpochKeys(keys), limits: limits)
+                authenticator = Authenticator(verifier: Ed25519Verifier(), keys: EpochKeys(keys), limits: limits, memo: verified)
                 do { try resolvePeers() } catch { continue }
             }
         }
@@ -169,8 +172,18 @@ public final class ClientNode: @unchecked Sendable {
 /// Event-loop threads that many clients of one process share (one per core by default),
 /// instead of a thread and a timer each: a benchmark's clients then cost what they do, not
 /// what their threads' wake-ups do. Shut down after every client using it is closed.
+///
+/// The clients also share a memo of verified signatures. A replica signs one reply root per
+/// executed batch and sends it to every client of the batch, so clients of one process (a
+/// gateway's sessions, a benchmark's closed loops) check each root once, not once each: a
+/// hit proves the same bytes verified under the same key in this process (`SignatureMemo`),
+/// and each client still checks its own reply's Merkle path against the root.
 public final class ClientThreads: Sendable {
     let group: MultiThreadedEventLoopGroup
+    let verified = SignatureMemo()
+
+    /// Signatures its clients verified so far (reply roots the shared memo did not hold).
+    public var signatureChecks: Int { verified.counts.misses }
 
     /// `count`: threads (0: one per core).
     public init(count: Int = 0) {

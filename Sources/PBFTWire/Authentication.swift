@@ -123,11 +123,13 @@ public struct Authenticator<Verifier: SignatureVerifier, Keys: KeyDirectory>: Se
 
 extension Message {
     /// Whether a receiver is likely to get these signed bytes more than once: nested in
-    /// another message or retransmitted unchanged. Only those are worth remembering.
+    /// another message or retransmitted unchanged, or (a reply root) sent to every client of
+    /// a batch, which clients of one process check once through their shared memo. Only
+    /// those are worth remembering.
     var seenAgain: Bool {
         switch self {
-        case .request, .reconfiguration, .prePrepare, .prepare, .commit, .checkpoint, .viewChange, .newView: true
-        case .reply, .stateRequest, .stateChunk, .status, .control, .controlReply, .epochAnnouncement: false
+        case .request, .reconfiguration, .prePrepare, .prepare, .commit, .reply, .checkpoint, .viewChange, .newView: true
+        case .stateRequest, .stateChunk, .status, .control, .controlReply, .epochAnnouncement: false
         }
     }
 }

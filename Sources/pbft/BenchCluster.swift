@@ -182,8 +182,9 @@ struct ClusterBench: AsyncParsableCommand {
         let replicaSeconds = result.replicaCPUSeconds.compactMap { $0 }.reduce(0, +)
         let coreCount = cores ?? Double(OwnCPU.coresOnline())
         func ceiling(_ b: Double, replies: CryptoCeiling.Replies = .each) -> CryptoCeiling {
+            // The bench's clients share their threads, so their checks of reply roots too.
             CryptoCeiling(cores: coreCount, signMicroseconds: crypto.signMicroseconds, verifyMicroseconds: crypto.verifyMicroseconds,
-                          replicas: membership.n, batchSize: max(1, b), replies: replies)
+                          replicas: membership.n, batchSize: max(1, b), replies: replies, clientsShareRoots: replies == .perBatch)
         }
         let effective = ReplicaProgress.effectiveBatchSize(from: result.progressAtStart, to: result.progressAtEnd)
         let (b, source): (Double, String) = effective.map { ($0, "measured") } ?? batch.map { (Double($0), "maximum") } ?? (Double(cluster.started ? 64 : 1), cluster.started ? "maximum" : "assumed")
@@ -199,7 +200,8 @@ struct ClusterBench: AsyncParsableCommand {
             protocol: .init(effectiveBatchSize: effective, viewChanges: ReplicaProgress.viewChanges(from: result.progressAtStart, to: result.progressAtEnd)),
             cpu: .init(
                 replicaSeconds: replicaSeconds, replicaSecondsEach: result.replicaCPUSeconds, clientSeconds: result.clientCPUSeconds,
-                replicaMicrosecondsPerRequest: replicaSeconds * 1e6 / Double(measured), clientMicrosecondsPerRequest: result.clientCPUSeconds * 1e6 / Double(measured)),
+                replicaMicrosecondsPerRequest: replicaSeconds * 1e6 / Double(measured), clientMicrosecondsPerRequest: result.clientCPUSeconds * 1e6 / Double(measured),
+                clientVerificationsPerRequest: Double(result.clientSignatureChecks) / Double(measured)),
             ceiling: .init(ceiling(b), source: source, throughput: throughput, atBatchMax: cluster.started ? ceiling(Double(batch ?? 64)) : nil,
                            asSigned: ceiling(b, replies: .perBatch)),
             memory: .init(samples: result.memorySamples, growth: MemoryGrowth.between(result.memorySamples)))

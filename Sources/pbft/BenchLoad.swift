@@ -35,6 +35,8 @@ struct LoadResult: Sendable {
     /// utime + stime of each replica process over the window (replica order; nil: gone).
     var replicaCPUSeconds: [Double?]
     var clientCPUSeconds: Double
+    /// Signatures the clients verified over the window (their shared memo's misses).
+    var clientSignatureChecks: Int
     var progressAtStart: [ReplicaProgress]
     var progressAtEnd: [ReplicaProgress]
     var memorySamples: [MemorySample]
@@ -119,7 +121,7 @@ struct LoadRun {
                 for (j, node) in nodes.enumerated() {
                     group.addTask { .client(try await clientLoop(j, node, window)) }
                 }
-                group.addTask { .coordinator(try await coordinate(window, pids: pids)) }
+                group.addTask { .coordinator(try await coordinate(window, pids: pids, threads: threads)) }
                 for try await outcome in group {
                     switch outcome {
                     case .client(let h): histogram.merge(h)
@@ -197,7 +199,7 @@ struct LoadRun {
 
     /// Warm-up, then the window: CPU of every replica and of this process and the replicas'
     /// progress at both ends; their resident memory once a second from the start.
-    func coordinate(_ window: LoadWindow, pids: [Int32?]) async throws -> LoadResult {
+    func coordinate(_ window: LoadWindow, pids: [Int32?], threads: ClientThreads) async throws -> LoadResult {
         let clock = ContinuousClock()
         let loadStart = clock.now
         var samples: [MemorySample] = []
@@ -218,6 +220,7 @@ struct LoadRun {
         let progressAtStart = (try? await cluster.replicas())?.compactMap(\.progress) ?? []
         let cpuAtStart = pids.map { $0.flatMap { ProcFS.cpuSeconds(pid: $0) } }
         let ownAtStart = OwnCPU.seconds()
+        let checksAtStart = threads.signatureChecks
         let windowStart = clock.now
         window.begin()
         let startedAt = ISO8601DateFormatter().string(from: Date())
@@ -243,13 +246,14 @@ struct LoadRun {
         let measured = window.end()
         let windowEnd = clock.now
         let ownAtEnd = OwnCPU.seconds()
+        let checksAtEnd = threads.signatureChecks
         let cpuAtEnd = pids.map { $0.flatMap { ProcFS.cpuSeconds(pid: $0) } }
         sampleMemory()
         let progressAtEnd = (try? await cluster.replicas())?.compactMap(\.progress) ?? []
         return LoadResult(
             histogram: LatencyHistogram(), measuredRequests: measured, windowSeconds: seconds(windowEnd - windowStart), startedAt: startedAt,
             replicaCPUSeconds: zip(cpuAtStart, cpuAtEnd).map { a, b in a.flatMap { a in b.map { $0 - a } } },
-            clientCPUSeconds: ownAtEnd - ownAtStart, progressAtStart: progressAtStart, progressAtEnd: progressAtEnd, memorySamples: samples)
+            clientCPUSeconds: ownAtEnd - ownAtStart, clientSignatureChecks: checksAtEnd - checksAtStart, progressAtStart: progressAtStart, progressAtEnd: progressAtEnd, memorySamples: samples)
     }
 
     func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }

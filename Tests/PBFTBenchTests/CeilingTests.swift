@@ -68,6 +68,17 @@ struct CryptoCostTests {
         #expect(abs(model.replicaMicrosecondsPerRequest - replicas) < 1e-9)
     }
 
+    @Test("clients that share their checks of reply roots check f+1 per batch; the replicas' share does not change")
+    func sharedRoots() {
+        let alone = CryptoCeiling(cores: 2, signMicroseconds: 16.2, verifyMicroseconds: 47.8, replicas: 7, batchSize: 4, replies: .perBatch)
+        let sharing = CryptoCeiling(cores: 2, signMicroseconds: 16.2, verifyMicroseconds: 47.8, replicas: 7, batchSize: 4, replies: .perBatch, clientsShareRoots: true)
+        #expect(abs(alone.clientMicrosecondsPerRequest - (16.2 + 3 * 47.8)) < 1e-9)
+        #expect(abs(sharing.clientMicrosecondsPerRequest - (16.2 + 3 * 47.8 / 4)) < 1e-9)
+        #expect(abs(sharing.replicaMicrosecondsPerRequest - alone.replicaMicrosecondsPerRequest) < 1e-9)
+        #expect(abs(sharing.verifiesPerRequest - (alone.verifiesPerRequest - 3 + 3.0 / 4)) < 1e-9)
+        #expect(sharing.requestsPerSecond > alone.requestsPerSecond)
+    }
+
     @Test("a measurement signs and verifies every iteration, in whole rounds, and reports medians inside the rounds' range")
     func measurement() throws {
         let cost = try CryptoCost.measure(iterations: 103, messageBytes: 64, rounds: 5)

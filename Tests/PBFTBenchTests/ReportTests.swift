@@ -54,6 +54,8 @@ struct ReportTests {
         var r = report()
         var rooted = CryptoCeiling(cores: 2, signMicroseconds: 16.2, verifyMicroseconds: 47.8, replicas: 4, batchSize: 10)
         rooted.replies = .perBatch
+        rooted.clientsShareRoots = true
+        r.cpu.clientVerificationsPerRequest = 0.25
         r.ceiling = .init(CryptoCeiling(cores: 2, signMicroseconds: 16.2, verifyMicroseconds: 47.8, replicas: 4, batchSize: 10),
                           source: "measured", throughput: 2_018, atBatchMax: nil, asSigned: rooted)
         let object = try #require(try JSONSerialization.jsonObject(with: r.json()) as? [String: Any])
@@ -65,6 +67,9 @@ struct ReportTests {
         #expect(lines.contains { $0.contains(String(format: "%.0f requests/s for what this build signs", rooted.requestsPerSecond)) })
         // Replica crypto as signed, at b = 10: 16.2 (12/10) + 47.8 (4 + 24/10) = 325.36 µs, 44% of 743 µs.
         #expect(lines.contains { $0.contains("signatures 44% of it") })
+        // Client crypto when they share roots, at b = 10: 16.2 + 47.8 (2/10) = 25.76 µs, 17% of 149 µs.
+        #expect(lines.contains { $0.contains("149 µs in the clients") && $0.contains("signatures 17%; 0.25 signature checks per request)") })
+        #expect((signed["client_microseconds_per_request"] as? Double).map { abs($0 - 25.76) < 1e-9 } == true)
     }
 
     @Test("the printed summary names throughput, percentiles, CPU per request, the ceiling with its batch, and the growth")

@@ -184,6 +184,21 @@ import Testing
         #expect(checks.count - before == 2)
     }
 
+    @Test func aReplyRootSentToEveryClientOfItsBatchIsCheckedOnceByClientsSharingAMemo() throws {
+        let (memoized, checks) = counting(capacity: 1024)
+        let replies = (1...3).map { c in
+            Reply(view: ViewNumber(0), timestamp: Timestamp(UInt64(c)), requester: .client(ClientID(UInt32(c))), result: [UInt8(c)])
+        }
+        let tree = ReplyTree(replies, digester: SHA256Digester())
+        let root = sealed(.reply(tree.root), by: .replica(ReplicaID(2)))
+        for (i, reply) in replies.enumerated() {
+            let proven = ProvenReply(reply: reply, index: UInt32(i), path: tree.paths[i])
+            let opened = try memoized.open(Frame(envelope: root, reply: proven).encoded())
+            #expect(opened.value.reply == proven)
+        }
+        #expect(checks.count == 1)
+    }
+
     @Test func aRememberedSignatureDoesNotCoverOtherBytes() throws {
         let (memoized, _) = counting(capacity: 1024)
         var bytes = Frame(envelope: sealed(.commit(vote()), by: .replica(ReplicaID(2)))).encoded()
