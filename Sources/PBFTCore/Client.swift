@@ -44,7 +44,13 @@ public struct Client: Sendable {
     public private(set) var now: UInt64 = 0
     private var outstanding: Envelope?
     private var deadline: UInt64 = 0
-    private var replies: [ReplicaID: Reply] = [:]
+    private var replies: [ReplicaID: Reply] = [:] {
+        didSet { if replies.isEmpty { proofs = [] } }
+    }
+    /// Proofs of the outstanding request's reply that checked out. Correct replicas build
+    /// the same tree over the same batch, so their proofs are equal: an equal one (same
+    /// root, reply, index and path) proves the same again without hashing its path.
+    private var proofs: [(root: ReplyRoot, proven: ProvenReply)] = []
     private var announcements: [ReplicaID: EpochAnnouncement] = [:]
     public private(set) var retransmissions = 0
 
@@ -146,7 +152,11 @@ public struct Client: Sendable {
               let proven = frame.reply
         else { return [] }
         let reply = proven.reply
-        guard membership.replica(replica) != nil, awaits(reply), root.proves(proven, digester: digester) else { return [] }
+        guard membership.replica(replica) != nil, awaits(reply) else { return [] }
+        if !proofs.contains(where: { $0.root == root && $0.proven == proven }) {
+            guard root.proves(proven, digester: digester) else { return [] }
+            proofs.append((root, proven))
+        }
         replies[replica] = reply
         let matching = replies.values.filter { $0.result == reply.result }
         guard matching.count >= membership.weakQuorum else { return [] }
