@@ -3,6 +3,7 @@ import NIOPosix
 public import PBFTCluster
 public import PBFTCore
 import PBFTCrypto
+import Synchronization
 public import PBFTWire
 
 /// A client over UDP: the core `Client` on one event loop. One operation at a time; each
@@ -26,6 +27,8 @@ public final class ClientNode: @unchecked Sendable {
     var nextMessageID: UInt64 = 0
     let tickMilliseconds: Int
     private var tickTask: RepeatedTask?
+    /// With shared threads: the timer that ticks every client of this thread together.
+    private let ticker: LoopTicker?
 
     /// `threads`: threads to share with other clients of this process (default: a thread of its own).
     public init(
@@ -39,6 +42,7 @@ public final class ClientNode: @unchecked Sendable {
         }
         self.tickMilliseconds = tickMilliseconds
         endpoint = threads.map { UDPEndpoint(on: $0.group.next()) } ?? UDPEndpoint()
+        ticker = threads?.ticker(on: endpoint.eventLoop, everyMilliseconds: tickMilliseconds)
         // Timestamps must grow across runs of the same client: start from the clock.
         let first = Timestamp(rawValue: WallClock.microseconds() ?? 1)
         client = Client(membership: membership, signer: key.signer, digester: SHA256Digester(), retransmitTimeoutTicks: retransmitTicks, firstTimestamp: first)
@@ -58,7 +62,11 @@ public final class ClientNode: @unchecked Sendable {
     public func start(host: String = "0.0.0.0") async throws {
         try resolvePeers()
         _ = try await endpoint.bind(host: host, port: 0) { [self] bytes, address in received(bytes, from: address) }
-        tickTask = endpoint.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(Int64(tickMilliseconds)), delay: .milliseconds(Int64(tickMilliseconds))) { [self] _ in tick() }
+        if let ticker {
+            try await endpoint.eventLoop.submit { [self] in ticker.add(self) }.get()
+        } else {
+            tickTask = endpoint.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(Int64(tickMilliseconds)), delay: .milliseconds(Int64(tickMilliseconds))) { [self] _ in tick() }
+        }
     }
 
     /// Runs one operation; throws `ClientError.timedOut` if no f+1 matching replies came
@@ -97,7 +105,10 @@ public final class ClientNode: @unchecked Sendable {
     public func close() async {
         let task = tickTask
         tickTask = nil
-        try? await endpoint.eventLoop.submit { task?.cancel() }.get()
+        try? await endpoint.eventLoop.submit { [self] in
+            task?.cancel()
+            ticker?.remove(self)
+        }.get()
         await endpoint.close()
     }
 
@@ -173,6 +184,9 @@ public final class ClientNode: @unchecked Sendable {
 /// instead of a thread and a timer each: a benchmark's clients then cost what they do, not
 /// what their threads' wake-ups do. Shut down after every client using it is closed.
 ///
+/// One timer per thread ticks all its clients (a repeated task each cost the benchmark's
+/// clients more than their ticks did).
+///
 /// The clients also share a memo of verified signatures. A replica signs one reply root per
 /// executed batch and sends it to every client of the batch, so clients of one process (a
 /// gateway's sessions, a benchmark's closed loops) check each root once, not once each: a
@@ -181,6 +195,12 @@ public final class ClientNode: @unchecked Sendable {
 public final class ClientThreads: Sendable {
     let group: MultiThreadedEventLoopGroup
     let verified = SignatureMemo()
+    private let tickers = Mutex<[TickerKey: LoopTicker]>([:])
+
+    private struct TickerKey: Hashable {
+        let loop: ObjectIdentifier
+        let milliseconds: Int
+    }
 
     /// Signatures its clients verified so far (reply roots the shared memo did not hold).
     public var signatureChecks: Int { verified.counts.misses }
@@ -192,6 +212,48 @@ public final class ClientThreads: Sendable {
 
     public func shutdown() async {
         try? await group.shutdownGracefully()
+    }
+
+    /// The timer of `loop` that ticks its clients every `milliseconds`.
+    func ticker(on loop: any EventLoop, everyMilliseconds milliseconds: Int) -> LoopTicker {
+        tickers.withLock { tickers in
+            let key = TickerKey(loop: ObjectIdentifier(loop), milliseconds: milliseconds)
+            if let ticker = tickers[key] { return ticker }
+            let ticker = LoopTicker(loop: loop, period: .milliseconds(Int64(milliseconds)))
+            tickers[key] = ticker
+            return ticker
+        }
+    }
+}
+
+/// One repeated task on an event loop that ticks every client added to it; it runs while
+/// it has clients. Used only on its loop.
+final class LoopTicker: @unchecked Sendable {
+    let loop: any EventLoop
+    let period: TimeAmount
+    private var clients: [ObjectIdentifier: ClientNode] = [:]
+    private var task: RepeatedTask?
+
+    init(loop: any EventLoop, period: TimeAmount) {
+        self.loop = loop
+        self.period = period
+    }
+
+    func add(_ client: ClientNode) {
+        loop.preconditionInEventLoop()
+        clients[ObjectIdentifier(client)] = client
+        guard task == nil else { return }
+        task = loop.scheduleRepeatedTask(initialDelay: period, delay: period) { [self] _ in
+            for client in clients.values { client.tick() }
+        }
+    }
+
+    func remove(_ client: ClientNode) {
+        loop.preconditionInEventLoop()
+        clients[ObjectIdentifier(client)] = nil
+        guard clients.isEmpty else { return }
+        task?.cancel()
+        task = nil
     }
 }
 
