@@ -27,10 +27,12 @@ public final class ClientNode: @unchecked Sendable {
     var nextMessageID: UInt64 = 0
     let tickMilliseconds: Int
     private var tickTask: RepeatedTask?
-    /// With shared threads: the timer that ticks every client of this thread together.
-    private let ticker: LoopTicker?
+    /// With shared threads: the socket (and timer) of this client's thread, which all its
+    /// clients use.
+    private let shared: SharedClientSocket?
 
-    /// `threads`: threads to share with other clients of this process (default: a thread of its own).
+    /// `threads`: threads, sockets and timers to share with other clients of this process
+    /// (default: a thread and a socket of its own); the client then ticks at their period.
     public init(
         membership: Membership, key: KeyFile, tickMilliseconds: Int = 10, retransmitTicks: Int = 50, sharing threads: ClientThreads? = nil
     ) throws {
@@ -40,9 +42,9 @@ public final class ClientNode: @unchecked Sendable {
         guard membership.publicKey(of: key.principal, epoch: membership.epoch) == key.key.publicKey else {
             throw RuntimeError.configuration("\(key.principal) with this key is not a client of the cluster file")
         }
-        self.tickMilliseconds = tickMilliseconds
-        endpoint = threads.map { UDPEndpoint(on: $0.group.next()) } ?? UDPEndpoint()
-        ticker = threads?.ticker(on: endpoint.eventLoop, everyMilliseconds: tickMilliseconds)
+        shared = threads?.nextSocket()
+        endpoint = shared?.endpoint ?? UDPEndpoint()
+        self.tickMilliseconds = threads?.tickMilliseconds ?? tickMilliseconds
         // Timestamps must grow across runs of the same client: start from the clock.
         let first = Timestamp(rawValue: WallClock.microseconds() ?? 1)
         client = Client(membership: membership, signer: key.signer, digester: SHA256Digester(), retransmitTimeoutTicks: retransmitTicks, firstTimestamp: first)
@@ -61,10 +63,11 @@ public final class ClientNode: @unchecked Sendable {
 
     public func start(host: String = "0.0.0.0") async throws {
         try resolvePeers()
-        _ = try await endpoint.bind(host: host, port: 0) { [self] bytes, address in received(bytes, from: address) }
-        if let ticker {
-            try await endpoint.eventLoop.submit { [self] in ticker.add(self) }.get()
+        if let shared {
+            try await shared.bind(host: host)
+            try await endpoint.eventLoop.submit { [self] in shared.add(self) }.get()
         } else {
+            _ = try await endpoint.bind(host: host, port: 0) { [self] bytes, address in received(bytes, from: address) }
             tickTask = endpoint.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(Int64(tickMilliseconds)), delay: .milliseconds(Int64(tickMilliseconds))) { [self] _ in tick() }
         }
     }
@@ -107,9 +110,10 @@ public final class ClientNode: @unchecked Sendable {
         tickTask = nil
         try? await endpoint.eventLoop.submit { [self] in
             task?.cancel()
-            ticker?.remove(self)
+            shared?.remove(self)
         }.get()
-        await endpoint.close()
+        // A shared socket closes with its threads.
+        if shared == nil { await endpoint.close() }
     }
 
     public var view: ViewNumber { client.view }
@@ -125,10 +129,16 @@ public final class ClientNode: @unchecked Sendable {
     }
 
     func received(_ bytes: [UInt8], from address: SocketAddress) {
-        guard case .frame(let frameBytes) = reassembler.receive(bytes, from: SenderKey(address.description), now: ticks) else { return }
+        for frameBytes in reassembler.receive(bytes, from: SenderKey(address.description), now: ticks).completed {
+            guard let decoded = try? Frame.decode(frameBytes, limits: authenticator.limits) else { continue }
+            received(decoded)
+        }
+    }
+
+    /// A decoded frame for this client (its own socket's, or routed by a shared one).
+    func received(_ decoded: Frame) {
         // Replies the client does not await are dropped before their signatures are checked:
         // a request costs f+1 verifications, not n.
-        guard let decoded = try? Frame.decode(frameBytes, limits: authenticator.limits) else { return }
         if let proven = decoded.reply, !client.awaits(proven.reply) { return }
         guard let frame = try? authenticator.authenticate(decoded) else { return }
         if case .controlReply(let refusal) = frame.value.envelope.message, !refusal.accepted {
@@ -167,12 +177,14 @@ public final class ClientNode: @unchecked Sendable {
                 var limits = WireLimits.default
                 limits.replicasMax = max(limits.replicasMax, next.n)
                 authenticator = Authenticator(verifier: Ed25519Verifier(), keys: EpochKeys(keys), limits: limits, memo: verified)
+                shared?.widen(to: limits)
                 do { try resolvePeers() } catch { continue }
             }
         }
     }
 
     func send(_ frame: Frame, to addresses: [SocketAddress]) {
+        if let shared { return shared.send(frame.encoded(), to: addresses) }
         nextMessageID &+= 1
         let datagrams = DatagramCodec.datagrams(for: frame.encoded(), messageID: nextMessageID)
         // One flush for every replica's copy: the kernel gets them in one sendmmsg.
@@ -181,11 +193,14 @@ public final class ClientNode: @unchecked Sendable {
 }
 
 /// Event-loop threads that many clients of one process share (one per core by default),
-/// instead of a thread and a timer each: a benchmark's clients then cost what they do, not
-/// what their threads' wake-ups do. Shut down after every client using it is closed.
+/// instead of a thread, a socket and a timer each: a benchmark's clients then cost what they
+/// do, not what their threads' wake-ups do. Shut down after every client using it is closed.
 ///
-/// One timer per thread ticks all its clients (a repeated task each cost the benchmark's
-/// clients more than their ticks did).
+/// The clients of one thread share one socket and one timer. Replicas send the replies of a
+/// batch to the clients at one address bundled, a datagram per address instead of one per
+/// reply; the socket hands each reply to the client it names (`Reply.requester`) and
+/// anything else (an epoch announcement, a refusal) to each of its clients, which check it
+/// as they would on a socket of their own.
 ///
 /// The clients also share a memo of verified signatures. A replica signs one reply root per
 /// executed batch and sends it to every client of the batch, so clients of one process (a
@@ -195,65 +210,123 @@ public final class ClientNode: @unchecked Sendable {
 public final class ClientThreads: Sendable {
     let group: MultiThreadedEventLoopGroup
     let verified = SignatureMemo()
-    private let tickers = Mutex<[TickerKey: LoopTicker]>([:])
-
-    private struct TickerKey: Hashable {
-        let loop: ObjectIdentifier
-        let milliseconds: Int
-    }
+    let tickMilliseconds: Int
+    private let sockets: [SharedClientSocket]
+    private let next = Atomic<Int>(0)
 
     /// Signatures its clients verified so far (reply roots the shared memo did not hold).
     public var signatureChecks: Int { verified.counts.misses }
 
-    /// `count`: threads (0: one per core).
-    public init(count: Int = 0) {
+    /// `count`: threads (0: one per core); the clients tick every `tickMilliseconds`.
+    public init(count: Int = 0, tickMilliseconds: Int = 10) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: count > 0 ? count : System.coreCount)
+        self.tickMilliseconds = tickMilliseconds
+        sockets = group.makeIterator().map { SharedClientSocket(on: $0, period: .milliseconds(Int64(tickMilliseconds))) }
+    }
+
+    /// The socket of the next thread, round robin.
+    func nextSocket() -> SharedClientSocket {
+        sockets[next.wrappingAdd(1, ordering: .relaxed).oldValue % sockets.count]
     }
 
     public func shutdown() async {
+        for socket in sockets { await socket.endpoint.close() }
         try? await group.shutdownGracefully()
-    }
-
-    /// The timer of `loop` that ticks its clients every `milliseconds`.
-    func ticker(on loop: any EventLoop, everyMilliseconds milliseconds: Int) -> LoopTicker {
-        tickers.withLock { tickers in
-            let key = TickerKey(loop: ObjectIdentifier(loop), milliseconds: milliseconds)
-            if let ticker = tickers[key] { return ticker }
-            let ticker = LoopTicker(loop: loop, period: .milliseconds(Int64(milliseconds)))
-            tickers[key] = ticker
-            return ticker
-        }
     }
 }
 
-/// One repeated task on an event loop that ticks every client added to it; it runs while
-/// it has clients. Used only on its loop.
-final class LoopTicker: @unchecked Sendable {
-    let loop: any EventLoop
+/// The socket and timer the clients of one thread share. Bound once, by the first client
+/// that starts; its clients are touched only on its loop.
+final class SharedClientSocket: @unchecked Sendable {
+    let endpoint: UDPEndpoint
     let period: TimeAmount
-    private var clients: [ObjectIdentifier: ClientNode] = [:]
+    private let binding = Mutex<Task<Void, any Error>?>(nil)
+    private var clients: [Principal: ClientNode] = [:]
+    private var reassembler = Reassembler()
+    private var ticks: UInt64 = 0
     private var task: RepeatedTask?
+    private var limits = WireLimits.default
+    /// Frames its clients sent during this pass of the loop, for each address in order.
+    private var outbox: [SocketAddress: [[UInt8]]] = [:]
+    private var outboxOrder: [SocketAddress] = []
+    private var nextMessageID = UInt64(truncatingIfNeeded: ContinuousClock.now.hashValue)
 
-    init(loop: any EventLoop, period: TimeAmount) {
-        self.loop = loop
+    init(on loop: any EventLoop, period: TimeAmount) {
+        endpoint = UDPEndpoint(on: loop)
         self.period = period
     }
 
+    /// Binds the socket unless a client did already (every caller waits for the same bind).
+    func bind(host: String) async throws {
+        let task = binding.withLock { binding in
+            if let task = binding { return task }
+            let task = Task { [endpoint] in
+                _ = try await endpoint.bind(host: host, port: 0) { [self] bytes, address in received(bytes, from: address) }
+            }
+            binding = task
+            return task
+        }
+        try await task.value
+    }
+
     func add(_ client: ClientNode) {
-        loop.preconditionInEventLoop()
-        clients[ObjectIdentifier(client)] = client
+        endpoint.eventLoop.preconditionInEventLoop()
+        clients[client.client.principal] = client
+        widen(to: client.authenticator.limits)
         guard task == nil else { return }
-        task = loop.scheduleRepeatedTask(initialDelay: period, delay: period) { [self] _ in
+        task = endpoint.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { [self] _ in
+            ticks += 1
+            _ = reassembler.expire(now: ticks)
             for client in clients.values { client.tick() }
         }
     }
 
     func remove(_ client: ClientNode) {
-        loop.preconditionInEventLoop()
-        clients[ObjectIdentifier(client)] = nil
+        endpoint.eventLoop.preconditionInEventLoop()
+        clients[client.client.principal] = nil
         guard clients.isEmpty else { return }
         task?.cancel()
         task = nil
+    }
+
+    /// Sends `frame` to each address once the loop has run what is queued: the requests
+    /// its clients send meanwhile go to each replica bundled.
+    func send(_ frame: [UInt8], to addresses: [SocketAddress]) {
+        endpoint.eventLoop.preconditionInEventLoop()
+        if outboxOrder.isEmpty { endpoint.eventLoop.execute { [self] in flush() } }
+        for address in addresses {
+            if outbox[address] == nil { outboxOrder.append(address) }
+            outbox[address, default: []].append(frame)
+        }
+    }
+
+    private func flush() {
+        var datagrams: [(bytes: [UInt8], to: SocketAddress)] = []
+        for address in outboxOrder {
+            for bytes in DatagramCodec.datagrams(bundling: outbox[address] ?? [], messageID: { nextMessageID &+= 1; return nextMessageID }) {
+                datagrams.append((bytes, address))
+            }
+        }
+        outbox = [:]
+        outboxOrder = []
+        endpoint.send(datagrams)
+    }
+
+    private func received(_ bytes: [UInt8], from address: SocketAddress) {
+        for frameBytes in reassembler.receive(bytes, from: SenderKey(address.description), now: ticks).completed {
+            guard let frame = try? Frame.decode(frameBytes, limits: limits) else { continue }
+            if let proven = frame.reply {
+                clients[proven.reply.requester]?.received(frame)
+            } else {
+                for client in clients.values { client.received(frame) }
+            }
+        }
+    }
+
+    /// Decodes with the widest limits any of its clients has had (each checks its own
+    /// again when it authenticates); a client's grow when it follows a larger epoch.
+    func widen(to limits: WireLimits) {
+        self.limits.replicasMax = max(self.limits.replicasMax, limits.replicasMax)
     }
 }
 

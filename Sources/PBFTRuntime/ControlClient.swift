@@ -146,11 +146,12 @@ public final class ControlClient: @unchecked Sendable {
 
     /// On the loop: a reply counts only for an exchange still waiting for its timestamp.
     func received(_ bytes: [UInt8], from address: SocketAddress) {
-        guard case .frame(let frameBytes) = reassembler.receive(bytes, from: SenderKey(address.description), now: ticks),
-              let frame = try? directory.withLock({ $0.authenticator }).open(frameBytes),
-              case .controlReply(let reply) = frame.value.envelope.message,
-              replies[reply.timestamp.rawValue] != nil
-        else { return }
-        replies[reply.timestamp.rawValue]?[frame.value.envelope.sender] = reply
+        for frameBytes in reassembler.receive(bytes, from: SenderKey(address.description), now: ticks).completed {
+            guard let frame = try? directory.withLock({ $0.authenticator }).open(frameBytes),
+                  case .controlReply(let reply) = frame.value.envelope.message,
+                  replies[reply.timestamp.rawValue] != nil
+            else { continue }
+            replies[reply.timestamp.rawValue]?[frame.value.envelope.sender] = reply
+        }
     }
 }

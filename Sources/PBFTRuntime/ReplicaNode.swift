@@ -335,22 +335,23 @@ public final class ReplicaNode: @unchecked Sendable {
         // Only replicas send frames larger than a datagram (clients' requests fit in one), so
         // fragments from any other address are dropped before they can take buffer space:
         // reassembly memory is bounded by n senders, not by whoever sends.
-        let inbound: (frame: [UInt8], authenticator: Authenticator<Ed25519Verifier, EpochKeys>)? = receiving.withLock { state in
+        let inbound: (frames: [[UInt8]], authenticator: Authenticator<Ed25519Verifier, EpochKeys>)? = receiving.withLock { state in
             guard state.accepting else { return nil }
             state.counters.datagramsReceived += 1
             if bytes.first == DatagramKind.fragment.rawValue, !state.peerAddresses.contains(Self.key(address)) {
                 state.counters.datagramsDropped += 1
                 return nil
             }
-            switch state.reassembler.receive(bytes, from: SenderKey(address.description), now: state.ticks) {
-            case .frame(let frame): return (frame, state.authenticator)
-            case .pending: return nil
-            case .dropped:
-                state.counters.datagramsDropped += 1
-                return nil
-            }
+            let result = state.reassembler.receive(bytes, from: SenderKey(address.description), now: state.ticks)
+            if case .dropped = result { state.counters.datagramsDropped += 1 }
+            return (result.completed, state.authenticator)
         }
         guard let inbound else { return }
+        for frame in inbound.frames { received(frame: frame, with: inbound.authenticator, from: address) }
+    }
+
+    /// One whole frame, in the order it came.
+    private func received(frame bytes: [UInt8], with authenticator: Authenticator<Ed25519Verifier, EpochKeys>, from address: SocketAddress) {
         // This loop steps the core, so it may ask the core about a frame before anyone checks
         // its signatures: a vote the core can no longer use (its certificate is complete) is
         // dropped unchecked. Without verifier threads this loop decodes and checks every
@@ -361,8 +362,8 @@ public final class ReplicaNode: @unchecked Sendable {
         // of a burst and large frames go to the verifier threads, so under load the checks
         // are spread over the cores and this thread keeps stepping the core.
         var decoded: Frame?
-        if verifierLoops.isEmpty || inbound.frame.count <= Self.inlineFrameBytesMax {
-            guard let frame = decode(inbound.frame, limits: inbound.authenticator.limits) else { return }
+        if verifierLoops.isEmpty || bytes.count <= Self.inlineFrameBytesMax {
+            guard let frame = decode(bytes, limits: authenticator.limits) else { return }
             guard replica.mayUse(frame.envelope.message) else {
                 traffic.votesUnchecked += 1
                 return
@@ -370,7 +371,7 @@ public final class ReplicaNode: @unchecked Sendable {
             if verifierLoops.isEmpty || (verifying == 0 && inlineChecks > 0) {
                 inlineChecks -= 1
                 traffic.checkedInline += 1
-                if let checked = check(frame, with: inbound.authenticator, from: address) { deliver(checked, from: address) }
+                if let checked = check(frame, with: authenticator, from: address) { deliver(checked, from: address) }
                 return
             }
             decoded = frame
@@ -378,8 +379,8 @@ public final class ReplicaNode: @unchecked Sendable {
         verifying += 1
         let loop = verifierLoops[(address.port ?? 0) % verifierLoops.count]
         loop.execute { [self, decoded] in
-            let checked = (decoded ?? decode(inbound.frame, limits: inbound.authenticator.limits)).flatMap {
-                check($0, with: inbound.authenticator, from: address)
+            let checked = (decoded ?? decode(bytes, limits: authenticator.limits)).flatMap {
+                check($0, with: authenticator, from: address)
             }
             endpoint.eventLoop.execute { [self] in
                 verifying -= 1
@@ -474,6 +475,7 @@ public final class ReplicaNode: @unchecked Sendable {
                 logger.info("view change", metadata: ["view": "\(replica.view.rawValue)", "executed": "\(replica.lastExecuted.rawValue)"])
             }
         }
+        var outgoing: [(frame: Frame, to: [SocketAddress])] = []
         for action in actions {
             switch action {
             case .persist(let record):
@@ -481,12 +483,12 @@ public final class ReplicaNode: @unchecked Sendable {
                 unsyncedRecords = true
             case .send(let frame, let to):
                 guard let address = peers[to] else { continue }
-                transmit(frame, to: [address])
+                transmit(frame, to: [address], now: &outgoing)
             case .broadcast(let frame):
-                transmit(frame, to: replica.peers.compactMap { peers[$0.id] })
+                transmit(frame, to: replica.peers.compactMap { peers[$0.id] }, now: &outgoing)
             case .reply(let frame, let requester):
                 guard let address = clientAddresses[requester] else { continue }
-                transmit(frame, to: [address])
+                transmit(frame, to: [address], now: &outgoing)
             case .executed(let batch):
                 executionLog.executed(batch)
                 logger.trace("executed", metadata: ["seq": "\(batch.sequence.rawValue)", "view": "\(batch.view.rawValue)", "requests": "\(batch.requests.count)"])
@@ -520,6 +522,7 @@ public final class ReplicaNode: @unchecked Sendable {
                 logger.info("state installed by transfer", metadata: ["seq": "\(checkpoint.sequence.rawValue)", "view": "\(replica.view.rawValue)"])
             }
         }
+        if !outgoing.isEmpty { endpoint.send(datagrams(outgoing)) }
         if replica.knownMemberships.count != knownEpochs.count || !replica.knownMemberships.keys.allSatisfy(knownEpochs.contains) {
             do { try learnEpochs() } catch { logger.error("cannot resolve a replica's address", metadata: ["error": "\(error)"]) }
         }
@@ -529,14 +532,15 @@ public final class ReplicaNode: @unchecked Sendable {
         }
     }
 
-    /// Sends `frame` now, or after the next sync if a record it may depend on is not durable
-    /// yet (a replica must never have sent what a restart could contradict).
-    func transmit(_ frame: Frame, to addresses: [SocketAddress]) {
+    /// Sends `frame` at the end of this step (with the step's other frames, bundled by
+    /// address), or after the next sync if a record it may depend on is not durable yet (a
+    /// replica must never have sent what a restart could contradict).
+    func transmit(_ frame: Frame, to addresses: [SocketAddress], now outgoing: inout [(frame: Frame, to: [SocketAddress])]) {
         guard !addresses.isEmpty else { return }
         if unsyncedRecords || !held.isEmpty {
             held.append((frame, addresses))
         } else {
-            endpoint.send(datagrams(frame, to: addresses))
+            outgoing.append((frame, addresses))
         }
     }
 
@@ -557,7 +561,7 @@ public final class ReplicaNode: @unchecked Sendable {
         }
         let frames = held
         held = []
-        endpoint.send(frames.flatMap { datagrams($0.frame, to: $0.to) })
+        endpoint.send(datagrams(frames))
     }
 
     /// Gives the socket's loop the keys and replica addresses of every epoch the core
@@ -594,14 +598,30 @@ public final class ReplicaNode: @unchecked Sendable {
         endpoint.eventLoop.scheduleTask(in: .milliseconds(Int64(graceTicks * options.tickMilliseconds))) { [self] in stop() }
     }
 
-    /// The datagrams that carry `frame` to each of `addresses` (encoded once), counted as sent.
-    func datagrams(_ frame: Frame, to addresses: [SocketAddress]) -> [(bytes: [UInt8], to: SocketAddress)] {
-        guard !addresses.isEmpty else { return [] }
-        nextMessageID &+= 1
-        let datagrams = DatagramCodec.datagrams(for: frame.encoded(), messageID: nextMessageID)
-        traffic.framesSent += addresses.count
-        traffic.datagramsSent += addresses.count * datagrams.count
-        return addresses.flatMap { address in datagrams.map { ($0, address) } }
+    /// The datagrams that carry each frame to each of its addresses (each frame encoded
+    /// once), counted as sent. Frames for the same address keep their order and travel
+    /// bundled: a batch's replies to clients that share a socket, or the votes of one step
+    /// to a peer, take one datagram per address instead of one per frame.
+    func datagrams(_ frames: [(frame: Frame, to: [SocketAddress])]) -> [(bytes: [UInt8], to: SocketAddress)] {
+        var order: [SocketAddress] = []
+        var byAddress: [SocketAddress: [[UInt8]]] = [:]
+        for (frame, addresses) in frames where !addresses.isEmpty {
+            let bytes = frame.encoded()
+            for address in addresses {
+                if byAddress[address] == nil { order.append(address) }
+                byAddress[address, default: []].append(bytes)
+            }
+        }
+        var datagrams: [(bytes: [UInt8], to: SocketAddress)] = []
+        for address in order {
+            let frames = byAddress[address] ?? []
+            traffic.framesSent += frames.count
+            for bytes in DatagramCodec.datagrams(bundling: frames, messageID: { nextMessageID &+= 1; return nextMessageID }) {
+                datagrams.append((bytes, address))
+            }
+        }
+        traffic.datagramsSent += datagrams.count
+        return datagrams
     }
 
     /// Storage failed under us: stopping is the only safe thing (the log no longer holds
@@ -686,7 +706,7 @@ public final class ReplicaNode: @unchecked Sendable {
     /// so an operator tool that has not followed a reconfiguration can verify the answer.
     func sendControlReply(_ reply: ControlReply, to origin: ControlOrigin) {
         let envelope = Envelope.seal(.controlReply(reply), epoch: replica.answerEpoch(to: origin.epoch), signer: signer)
-        endpoint.send(datagrams(Frame(envelope: envelope), to: [origin.address]))
+        endpoint.send(datagrams([(Frame(envelope: envelope), [origin.address])]))
     }
 
     /// Where a control command came from and the epoch it was signed in: its answer goes
@@ -722,6 +742,7 @@ public final class ReplicaNode: @unchecked Sendable {
             "\"recovering\":\(replica.amnesia != nil)", "\"requests_executed\":\(c.requestsExecuted)",
             "\"view_changes\":\(c.viewChangesStarted)", "\"state_transfers\":\(c.stateTransfersCompleted)",
             "\"received\":{\"datagrams\":\(traffic.datagramsReceived),\"frames\":\(traffic.framesReceived),\"checked_inline\":\(traffic.checkedInline),\"votes_unchecked\":\(traffic.votesUnchecked)}",
+            "\"sent\":{\"datagrams\":\(traffic.datagramsSent),\"frames\":\(traffic.framesSent)}",
             "\"rejected\":{" + rejected.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}",
             "\"sent\":{\"frames\":\(traffic.framesSent),\"datagrams\":\(traffic.datagramsSent)}",
             "\"signatures_remembered\":{\"hits\":\(verified.counts.hits),\"misses\":\(verified.counts.misses)}",

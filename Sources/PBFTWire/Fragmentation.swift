@@ -11,6 +11,9 @@ public enum DatagramKind: UInt8, Sendable {
     case whole = 0x50
     /// `'F'`: a fragment header (`FragmentHeader`), then one piece of a frame.
     case fragment = 0x46
+    /// `'B'`: two or more whole frames for the same receiver, each after its length
+    /// (4 bytes, big-endian); nothing after the last.
+    case bundle = 0x42
 }
 
 /// Splits frames into datagrams. The inverse is `Reassembler`.
@@ -65,6 +68,69 @@ public enum DatagramCodec {
             datagrams.append(datagram)
         }
         return datagrams
+    }
+
+    /// The datagrams that carry `frames`, in order, to one receiver: consecutive frames that
+    /// fit together go in one bundle datagram (kind `'B'`) of at most `datagramBytesMax`
+    /// bytes, so a burst of small frames (the replies of a batch to clients that share a
+    /// socket, a replica's votes to a peer) costs one datagram instead of one each. A frame
+    /// left alone goes whole, a frame too large for a bundle goes as `datagrams(for:)` does,
+    /// each with a message ID from `messageID()`.
+    public static func datagrams(
+        bundling frames: [[UInt8]], messageID: () -> UInt64, datagramBytesMax: Int = datagramBytesDefault
+    ) -> [[UInt8]] {
+        var datagrams: [[UInt8]] = []
+        var pending: [[UInt8]] = []
+        var pendingBytes = 1
+        func emit() {
+            if pending.count == 1 {
+                datagrams += Self.datagrams(for: pending[0], messageID: messageID(), datagramBytesMax: datagramBytesMax)
+            } else if pending.count > 1 {
+                var bundle = [UInt8]()
+                bundle.reserveCapacity(pendingBytes)
+                bundle.append(DatagramKind.bundle.rawValue)
+                for frame in pending {
+                    let count = UInt32(frame.count)
+                    bundle.append(contentsOf: [UInt8(count >> 24), UInt8(truncatingIfNeeded: count >> 16), UInt8(truncatingIfNeeded: count >> 8), UInt8(truncatingIfNeeded: count)])
+                    bundle.append(contentsOf: frame)
+                }
+                datagrams.append(bundle)
+            }
+            pending = []
+            pendingBytes = 1
+        }
+        for frame in frames {
+            let bytes = bundleLengthBytes + frame.count
+            if pendingBytes + bytes > datagramBytesMax { emit() }
+            if 1 + bytes > datagramBytesMax {
+                datagrams += Self.datagrams(for: frame, messageID: messageID(), datagramBytesMax: datagramBytesMax)
+                continue
+            }
+            pending.append(frame)
+            pendingBytes += bytes
+        }
+        emit()
+        return datagrams
+    }
+
+    /// The length before each frame of a bundle.
+    static let bundleLengthBytes = 4
+
+    /// The frames of a bundle datagram, or nil when it is not one a sender produces: fewer
+    /// than two frames, a length past the end, or a frame above `frameBytesMax` (then the
+    /// whole datagram is dropped: its frames came together and go together).
+    static func frames(ofBundle datagram: [UInt8], frameBytesMax: Int) -> [[UInt8]]? {
+        var frames: [[UInt8]] = []
+        var at = 1
+        while at < datagram.count {
+            guard datagram.count - at >= bundleLengthBytes else { return nil }
+            let length = Int(datagram[at]) << 24 | Int(datagram[at + 1]) << 16 | Int(datagram[at + 2]) << 8 | Int(datagram[at + 3])
+            at += bundleLengthBytes
+            guard length <= frameBytesMax, length <= datagram.count - at else { return nil }
+            frames.append(Array(datagram[at..<(at + length)]))
+            at += length
+        }
+        return frames.count >= 2 ? frames : nil
     }
 }
 
@@ -266,7 +332,7 @@ public enum ReassemblyLimitsError: Error, Hashable, Sendable, CustomStringConver
 public enum DatagramDropReason: Int, CaseIterable, Sendable, CustomStringConvertible {
     /// No bytes at all.
     case empty
-    /// The first byte is neither `'P'` nor `'F'`.
+    /// The first byte is neither `'P'`, `'F'` nor `'B'`.
     case unknownKind
     /// A fragment shorter than its header, or whose count and total length no sender could
     /// produce (see `FragmentLayout.init?(totalBytes:count:)`).
@@ -284,6 +350,9 @@ public enum DatagramDropReason: Int, CaseIterable, Sendable, CustomStringConvert
     case bufferFull
     /// A fragment of a message that was discarded because it was older than `timeoutTicks`.
     case expired
+    /// A bundle that is not two or more whole frames, each within `frameBytesMax`, with
+    /// nothing after the last.
+    case malformedBundle
 
     public var description: String {
         switch self {
@@ -295,6 +364,7 @@ public enum DatagramDropReason: Int, CaseIterable, Sendable, CustomStringConvert
         case .duplicateFragment: "duplicate fragment"
         case .bufferFull: "buffer full"
         case .expired: "expired"
+        case .malformedBundle: "malformed bundle"
         }
     }
 }
@@ -303,15 +373,27 @@ public enum DatagramDropReason: Int, CaseIterable, Sendable, CustomStringConvert
 public enum ReassemblyResult: Hashable, Sendable, CustomStringConvertible {
     /// A whole frame: the datagram carried one, or it was the last missing fragment.
     case frame([UInt8])
+    /// The frames of a bundle, in the order they were sent.
+    case frames([[UInt8]])
     /// A fragment was buffered; its frame is not complete yet.
     case pending
     /// The datagram was dropped; nothing was buffered.
     case dropped(DatagramDropReason)
 
+    /// The frames the datagram completed: none, one, or a bundle's.
+    public var completed: [[UInt8]] {
+        switch self {
+        case .frame(let frame): [frame]
+        case .frames(let frames): frames
+        case .pending, .dropped: []
+        }
+    }
+
     /// A frame's length, not its bytes: this goes in logs and test failures.
     public var description: String {
         switch self {
         case .frame(let bytes): "frame of \(bytes.count) bytes"
+        case .frames(let frames): "bundle of \(frames.count) frames"
         case .pending: "pending"
         case .dropped(let reason): "dropped: \(reason)"
         }
@@ -406,10 +488,12 @@ public struct Reassembler: Sendable {
             switch datagram.first.flatMap(DatagramKind.init(rawValue:)) {
             case .whole: receiveWhole(datagram, from: sender)
             case .fragment: receiveFragment(datagram, from: sender(), now: now)
+            case .bundle: receiveBundle(datagram, from: sender)
             case nil: .dropped(datagram.isEmpty ? .empty : .unknownKind)
             }
         switch result {
         case .frame: counters.frames += 1
+        case .frames(let frames): counters.frames += frames.count
         case .pending: break
         case .dropped(let reason): counters[reason] += 1
         }
@@ -432,15 +516,24 @@ public struct Reassembler: Sendable {
 
     private mutating func receiveWhole(_ datagram: [UInt8], from key: () -> SenderKey) -> ReassemblyResult {
         guard datagram.count - 1 <= limits.frameBytesMax else { return .dropped(.tooLarge) }
-        // A sender that is still talking keeps its place against the sendersMax rule.
-        if !senders.isEmpty {
-            let sender = key()
-            if senders[sender] != nil {
-                let stamp = nextArrival()
-                senders[sender]?.lastArrival = stamp
-            }
-        }
+        stillTalking(key)
         return .frame(Array(datagram[1...]))
+    }
+
+    private mutating func receiveBundle(_ datagram: [UInt8], from key: () -> SenderKey) -> ReassemblyResult {
+        guard let frames = DatagramCodec.frames(ofBundle: datagram, frameBytesMax: limits.frameBytesMax) else { return .dropped(.malformedBundle) }
+        stillTalking(key)
+        return .frames(frames)
+    }
+
+    /// A sender that is still talking keeps its place against the sendersMax rule.
+    private mutating func stillTalking(_ key: () -> SenderKey) {
+        guard !senders.isEmpty else { return }
+        let sender = key()
+        if senders[sender] != nil {
+            let stamp = nextArrival()
+            senders[sender]?.lastArrival = stamp
+        }
     }
 
     // MARK: - Fragments

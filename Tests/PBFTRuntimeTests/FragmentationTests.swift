@@ -35,6 +35,58 @@ struct FragmentationTests {
         #expect(DatagramCodec.datagrams(for: testFrame(bytes: Self.capacity, seed: 1), messageID: 1).map(\.count) == [60_000])
     }
 
+    // MARK: - Bundles
+
+    @Test func aBundleIsKindThenEachFrameAfterItsLength() {
+        var ids: UInt64 = 0
+        let datagrams = DatagramCodec.datagrams(bundling: [[1, 2], [], [3]], messageID: { ids += 1; return ids })
+        #expect(datagrams == [[0x42, 0, 0, 0, 2, 1, 2, 0, 0, 0, 0, 0, 0, 0, 1, 3]])
+        #expect(ids == 0, "no fragment, no message ID")
+        // One frame alone goes whole, as it would without bundling.
+        #expect(DatagramCodec.datagrams(bundling: [[7, 8]], messageID: { 1 }) == [[0x50, 7, 8]])
+        #expect(DatagramCodec.datagrams(bundling: [], messageID: { 1 }).isEmpty)
+    }
+
+    /// Frames of random sizes, some larger than a datagram: every datagram fits, frames keep
+    /// their order, and each bundle holds as many as fit.
+    @Test(arguments: [100, 1_000, 60_000])
+    func bundlingKeepsOrderAndEveryDatagramFits(datagramBytesMax: Int) {
+        let seed = UInt64(datagramBytesMax)
+        var rng = FragmentationRNG(seed: seed)
+        let frames = (0..<200).map { i in testFrame(bytes: Int(rng.next() % UInt64(datagramBytesMax / 3 + (i % 50 == 0 ? 3 * datagramBytesMax : 0))), seed: seed + UInt64(i)) }
+        var ids: UInt64 = 0
+        let datagrams = DatagramCodec.datagrams(bundling: frames, messageID: { ids += 1; return ids }, datagramBytesMax: datagramBytesMax)
+        #expect(datagrams.allSatisfy { $0.count <= datagramBytesMax }, "seed \(seed)")
+        #expect(datagrams.count < frames.count, "small frames share datagrams")
+        var reassembler = Reassembler()
+        let received = datagrams.flatMap { reassembler.receive($0, from: SenderKey("10.0.0.1:7000"), now: 0).completed }
+        #expect(received == frames, "seed \(seed)")
+        // Greedy: no two neighbouring bundles could have been one.
+        let sizes = datagrams.filter { $0.first == DatagramKind.bundle.rawValue }.map(\.count)
+        for (a, b) in zip(sizes, sizes.dropFirst()) { #expect(a + b - 1 > datagramBytesMax, "seed \(seed)") }
+        #expect(reassembler.counters.frames == frames.count)
+    }
+
+    @Test func malformedBundlesAreDroppedWhole() {
+        var reassembler = Reassembler(limits: ReassemblyLimits(bytesPerSenderMax: 1 << 20, frameBytesMax: 8))
+        let sender = SenderKey("h:9")
+        let good = DatagramCodec.datagrams(bundling: [[1], [2, 3]], messageID: { 1 })[0]
+        #expect(reassembler.receive(good, from: sender, now: 0) == .frames([[1], [2, 3]]))
+        let cases: [[UInt8]] = [
+            [0x42],  // no frame
+            [0x42, 0, 0, 0, 1, 9],  // one frame: a sender sends it whole
+            good.dropLast(),  // the last length points past the end
+            good + [0, 0],  // bytes after the last frame that are not a length
+            [0x42, 0, 0, 0, 9] + [UInt8](repeating: 1, count: 9) + [0, 0, 0, 1, 1],  // a frame above frameBytesMax
+            [0x42, 0xFF, 0xFF, 0xFF, 0xFF, 1, 0, 0, 0, 1, 2],  // a length no datagram holds
+        ]
+        for datagram in cases {
+            #expect(reassembler.receive(datagram, from: sender, now: 0) == .dropped(.malformedBundle), "\(datagram)")
+        }
+        #expect(reassembler.counters[.malformedBundle] == cases.count)
+        #expect(reassembler.counters.frames == 2)
+    }
+
     /// For small datagrams and every frame size up to `fragmentsMax` fragments: every
     /// datagram fits, the count is the least that fits, pieces are even, and the pieces in
     /// order are the frame.

@@ -123,6 +123,34 @@ final class ProcessCluster: @unchecked Sendable {
         #expect(requests == 1000, "1,000 requests executed once each at replica 0")
     }
 
+    /// Clients of one thread share a socket: a backup sends a batch's replies to them
+    /// bundled, and their requests reach it bundled; each client gets its own results.
+    @Test func clientsSharingAThreadGetTheirRepliesBundled() async throws {
+        let cluster = try ProcessCluster(clients: 16)
+        try cluster.startAll()
+        let threads = ClientThreads(count: 1, tickMilliseconds: 5)
+        let clients = try (0..<16).map { j in
+            try ClientNode(membership: cluster.membership, key: try KeyFile.load(cluster.directory.file("keys/client-\(j).key")), retransmitTicks: 60, sharing: threads)
+        }
+        for client in clients { try await client.start(host: "127.0.0.1") }
+        let latencies = try await cluster.load(clients: clients, operations: 30, tag: "s")
+        // Each client reads back what it wrote last, through the same shared socket.
+        for (j, client) in clients.enumerated() {
+            let result = try await client.submit(KeyValueOperation.get(key: Array("s-\(j)-13".utf8)).encoded())
+            #expect(KeyValueResult.decode(result) == .value(Array("29".utf8)), "client \(j) got its own answer")
+        }
+        for client in clients { await client.close() }
+        await threads.shutdown()
+        #expect(latencies.count == 16 * 30)
+        #expect(threads.signatureChecks < 2 * 16 * 31, "reply roots checked once for the clients of a batch")
+        let status = try cluster.status(1)
+        let sent = status["sent"] as? [String: Any], received = status["received"] as? [String: Any]
+        let framesSent = sent?["frames"] as? Int ?? 0, datagramsSent = sent?["datagrams"] as? Int ?? 0
+        #expect(framesSent > datagramsSent, "a backup sends no fragments, so fewer datagrams than frames means bundles: \(sent ?? [:])")
+        let framesReceived = received?["frames"] as? Int ?? 0, datagramsReceived = received?["datagrams"] as? Int ?? 0
+        #expect(framesReceived > datagramsReceived, "requests arrived bundled: \(received ?? [:])")
+    }
+
     @Test func killedPrimaryIsReplacedRestartedAndCatchesUp() async throws {
         let cluster = try ProcessCluster()
         try cluster.startAll()
@@ -174,7 +202,8 @@ final class ProcessCluster: @unchecked Sendable {
         _ = try await cluster.load(clients: clients, operations: 10, tag: "warm")
 
         // 100,000 hostile datagrams at replica 1: random bytes, truncated and bit-flipped
-        // frames, oversized ones, forged fragments, validly framed requests with bad signatures.
+        // frames, oversized ones, forged fragments, bundles of forged and truncated frames
+        // (some with a broken length), validly framed requests with bad signatures.
         let target = cluster.membership.replica(ReplicaID(1))!
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         defer { close(fd) }
@@ -189,7 +218,7 @@ final class ProcessCluster: @unchecked Sendable {
         var sent = 0
         for i in 0..<100_000 {
             var datagram: [UInt8]
-            switch i % 6 {
+            switch i % 7 {
             case 0: datagram = (0..<Int.random(in: 1...200, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
             case 1: datagram = Array(validBytes.prefix(Int.random(in: 1..<validBytes.count, using: &generator)))
             case 2:
@@ -197,6 +226,13 @@ final class ProcessCluster: @unchecked Sendable {
                 datagram[Int.random(in: 1..<datagram.count, using: &generator)] ^= 1 << UInt8.random(in: 0...7, using: &generator)
             case 3: datagram = [0x50] + [UInt8](repeating: 0xAB, count: 60_000)
             case 4: datagram = [0x46] + (0..<40).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            case 5:
+                // A bundle: sometimes well formed around forged and truncated frames, sometimes not.
+                var forged = valid
+                forged.message = .request(Request(timestamp: Timestamp(UInt64(i)), operation: [7]))
+                let frames = [Frame(envelope: forged).encoded(), Array(validBytes.dropFirst().prefix(30))]
+                datagram = DatagramCodec.datagrams(bundling: frames, messageID: { 1 })[0]
+                if Bool.random(using: &generator) { datagram[Int.random(in: 1..<5, using: &generator)] ^= 0x40 }
             default:
                 var forged = valid
                 forged.message = .request(Request(timestamp: Timestamp(UInt64(i)), operation: [9]))
