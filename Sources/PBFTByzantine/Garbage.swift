@@ -2,7 +2,8 @@ import PBFTWire
 
 /// Junk datagrams for `ByzantineBehaviour.garbageFlood`, in the datagram format of
 /// PBFTWire/Fragmentation.swift (docs/transport.md): a kind byte, `'P'` before one whole
-/// frame or `'F'` before a fragment header and a piece of a frame.
+/// frame, `'F'` before a fragment header and a piece of a frame, or `'B'` before a bundle
+/// of frames each after its length.
 ///
 /// Each datagram is one of these, drawn at random, so every layer of a receiver gets its
 /// share: the datagram layer, the reassembler, the frame decoder, the signature check, and
@@ -26,6 +27,9 @@ public enum GarbageKind: CaseIterable, Sendable {
     case truncatedFrame
     /// `'P'`, one of its own frames with a few bits flipped.
     case flippedFrame
+    /// `'B'`, two or three of its own frames, each cut short or with bits flipped; in some,
+    /// a length that runs past the end (the whole bundle is dropped).
+    case mangledBundle
     /// `'P'`, a message with random (often extreme) field values that it signs as itself:
     /// it authenticates, so the core must refuse it on its merits.
     case signedNonsense
@@ -73,14 +77,27 @@ struct GarbageMaker {
             let frame = ownFrame(ownFrames, &rng)
             return [[Self.wholeKind] + Array(frame.prefix(Int.random(in: 0..<frame.count, using: &rng)))]
         case .flippedFrame:
-            var frame = ownFrame(ownFrames, &rng)
-            for _ in 0..<Int.random(in: 1...3, using: &rng) {
-                frame[Int.random(in: 0..<frame.count, using: &rng)] ^= 1 << UInt8.random(in: 0...7, using: &rng)
+            return [[Self.wholeKind] + flipped(ownFrame(ownFrames, &rng), &rng)]
+        case .mangledBundle:
+            let frames = (0..<Int.random(in: 2...3, using: &rng)).map { _ in
+                let frame = ownFrame(ownFrames, &rng)
+                return rng.chance(0.5) ? Array(frame.prefix(Int.random(in: 0..<frame.count, using: &rng))) : flipped(frame, &rng)
             }
-            return [[Self.wholeKind] + frame]
+            var bundle = DatagramCodec.datagrams(bundling: frames, messageID: { 0 })[0]
+            if rng.chance(0.3) { bundle[1] ^= 0x10 }
+            return [bundle]
         case .signedNonsense:
             return [[Self.wholeKind] + Frame(envelope: Envelope.seal(nonsense(&rng), epoch: epoch, signer: signer)).encoded()]
         }
+    }
+
+    /// `frame` with one to three bits flipped.
+    private func flipped(_ frame: [UInt8], _ rng: inout SplitMix64) -> [UInt8] {
+        var frame = frame
+        for _ in 0..<Int.random(in: 1...3, using: &rng) {
+            frame[Int.random(in: 0..<frame.count, using: &rng)] ^= 1 << UInt8.random(in: 0...7, using: &rng)
+        }
+        return frame
     }
 
     /// The fragments of a random frame of 2 to 4 pieces, as a sender's `DatagramCodec` splits

@@ -68,6 +68,9 @@ public struct TrafficCounters: Sendable {
     public var datagramsDropped = 0
     public var framesSent = 0
     public var datagramsSent = 0
+    /// Of the datagrams sent: pieces of frames too large for one, and bundles of several frames.
+    public var fragmentsSent = 0
+    public var bundlesSent = 0
     /// Frames the socket's loop checked itself instead of handing them to a verifier thread.
     public var checkedInline = 0
     /// Votes dropped before their signatures were checked: their certificate was complete.
@@ -617,6 +620,11 @@ public final class ReplicaNode: @unchecked Sendable {
             let frames = byAddress[address] ?? []
             traffic.framesSent += frames.count
             for bytes in DatagramCodec.datagrams(bundling: frames, messageID: { nextMessageID &+= 1; return nextMessageID }) {
+                switch bytes.first {
+                case DatagramKind.fragment.rawValue: traffic.fragmentsSent += 1
+                case DatagramKind.bundle.rawValue: traffic.bundlesSent += 1
+                default: break
+                }
                 datagrams.append((bytes, address))
             }
         }
@@ -742,9 +750,8 @@ public final class ReplicaNode: @unchecked Sendable {
             "\"recovering\":\(replica.amnesia != nil)", "\"requests_executed\":\(c.requestsExecuted)",
             "\"view_changes\":\(c.viewChangesStarted)", "\"state_transfers\":\(c.stateTransfersCompleted)",
             "\"received\":{\"datagrams\":\(traffic.datagramsReceived),\"frames\":\(traffic.framesReceived),\"checked_inline\":\(traffic.checkedInline),\"votes_unchecked\":\(traffic.votesUnchecked)}",
-            "\"sent\":{\"datagrams\":\(traffic.datagramsSent),\"frames\":\(traffic.framesSent)}",
             "\"rejected\":{" + rejected.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}",
-            "\"sent\":{\"frames\":\(traffic.framesSent),\"datagrams\":\(traffic.datagramsSent)}",
+            "\"sent\":{\"frames\":\(traffic.framesSent),\"datagrams\":\(traffic.datagramsSent),\"fragments\":\(traffic.fragmentsSent),\"bundles\":\(traffic.bundlesSent)}",
             "\"signatures_remembered\":{\"hits\":\(verified.counts.hits),\"misses\":\(verified.counts.misses)}",
             "\"wal_bytes\":\(log.bytes)",
         ]
@@ -756,6 +763,8 @@ public final class ReplicaNode: @unchecked Sendable {
         var merged = receiving.withLock { $0.counters }
         merged.framesSent = traffic.framesSent
         merged.datagramsSent = traffic.datagramsSent
+        merged.fragmentsSent = traffic.fragmentsSent
+        merged.bundlesSent = traffic.bundlesSent
         merged.checkedInline = traffic.checkedInline
         merged.votesUnchecked = traffic.votesUnchecked
         return merged
@@ -768,7 +777,7 @@ public final class ReplicaNode: @unchecked Sendable {
             "datagrams_received": "\(traffic.datagramsReceived)", "frames_received": "\(traffic.framesReceived)",
             "datagrams_dropped": "\(traffic.datagramsDropped)", "malformed": "\(traffic.malformed)",
             "unknown_signer": "\(traffic.unknownSigner)", "bad_signature": "\(traffic.badSignature)",
-            "frames_sent": "\(traffic.framesSent)", "datagrams_sent": "\(traffic.datagramsSent)",
+            "frames_sent": "\(traffic.framesSent)", "datagrams_sent": "\(traffic.datagramsSent)", "bundles_sent": "\(traffic.bundlesSent)",
             "signatures_remembered": "\(verified.counts.hits)",
         ]
         for reason in DropReason.allCases where replica.counters[reason] > 0 {

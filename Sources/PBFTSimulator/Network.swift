@@ -108,8 +108,10 @@ struct Network {
     static let wholeFrameKind: UInt8 = 0x50
 
     /// The frame a raw datagram carries whole; nil for one that is empty, of an unknown kind,
-    /// or a fragment (no frame here is ever fragmented, so a fragment is junk: the runtime
-    /// would drop it, buffer it until it expires, or complete a frame that does not decode).
+    /// a fragment (no frame here is ever fragmented, so a fragment is junk: the runtime
+    /// would drop it, buffer it until it expires, or complete a frame that does not decode),
+    /// or a bundle (junk bundles hold only mangled frames, which the runtime would refuse
+    /// one by one).
     static func wholeFrame(in datagram: [UInt8]) -> [UInt8]? {
         guard datagram.first == wholeFrameKind else { return nil }
         return Array(datagram.dropFirst())

@@ -129,7 +129,7 @@ import Testing
             for (to, n) in perTick { counts[to, default: 0] += n }
         }
         #expect(Set(counts.keys) == [ReplicaID(0), ReplicaID(2), ReplicaID(3)])
-        #expect(kinds.contains(0x50) && kinds.contains(0x46), "whole and fragment datagrams")
+        #expect(kinds.contains(0x50) && kinds.contains(0x46) && kinds.contains(0x42), "whole, fragment and bundle datagrams")
         #expect(authenticated > 0 && authenticated < total / 4, "\(authenticated) of \(total)")
         #expect(layer.garbage(rng: &rng).count <= 3 * 20)
     }
