@@ -323,8 +323,9 @@ final class SharedClientSocket: @unchecked Sendable {
         }
     }
 
-    /// Decodes with the widest limits any of its clients has had (each checks its own
-    /// again when it authenticates); a client's grow when it follows a larger epoch.
+    /// Decodes with the widest limits any of its clients has had: limits bound what decoding
+    /// may hold, and the clients of one process follow the same cluster (a client's grow
+    /// when it follows a larger epoch).
     func widen(to limits: WireLimits) {
         self.limits.replicasMax = max(self.limits.replicasMax, limits.replicasMax)
     }
