@@ -27,8 +27,9 @@ public enum GarbageKind: CaseIterable, Sendable {
     case truncatedFrame
     /// `'P'`, one of its own frames with a few bits flipped.
     case flippedFrame
-    /// `'B'`, two or three of its own frames, each cut short or with bits flipped; in some,
-    /// a length that runs past the end (the whole bundle is dropped).
+    /// `'B'`, two or three of its own frames, each cut short (often below a bundle's shortest
+    /// frame) or with bits flipped; in some, a length that runs past the end (the whole
+    /// bundle is dropped).
     case mangledBundle
     /// `'P'`, a message with random (often extreme) field values that it signs as itself:
     /// it authenticates, so the core must refuse it on its merits.
@@ -83,7 +84,12 @@ struct GarbageMaker {
                 let frame = ownFrame(ownFrames, &rng)
                 return rng.chance(0.5) ? Array(frame.prefix(Int.random(in: 0..<frame.count, using: &rng))) : flipped(frame, &rng)
             }
-            var bundle = DatagramCodec.datagrams(bundling: frames, messageID: { 0 })[0]
+            // Written by hand: the codec would send a frame cut too short for a bundle whole.
+            var bundle: [UInt8] = [DatagramKind.bundle.rawValue]
+            for frame in frames {
+                append(UInt64(frame.count), width: 4, to: &bundle)
+                bundle += frame
+            }
             if rng.chance(0.3) { bundle[1] ^= 0x10 }
             return [bundle]
         case .signedNonsense:

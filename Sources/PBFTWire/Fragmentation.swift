@@ -74,8 +74,9 @@ public enum DatagramCodec {
     /// fit together go in one bundle datagram (kind `'B'`) of at most `datagramBytesMax`
     /// bytes, so a burst of small frames (the replies of a batch to clients that share a
     /// socket, a replica's votes to a peer) costs one datagram instead of one each. A frame
-    /// left alone goes whole, a frame too large for a bundle goes as `datagrams(for:)` does,
-    /// each with a message ID from `messageID()`.
+    /// left alone goes whole, and so does one shorter than `bundledFrameBytesMin`; a frame too
+    /// large for a bundle goes as `datagrams(for:)` does, each with a message ID from
+    /// `messageID()`.
     public static func datagrams(
         bundling frames: [[UInt8]], messageID: () -> UInt64, datagramBytesMax: Int = datagramBytesDefault
     ) -> [[UInt8]] {
@@ -101,8 +102,8 @@ public enum DatagramCodec {
         }
         for frame in frames {
             let bytes = bundleLengthBytes + frame.count
-            if pendingBytes + bytes > datagramBytesMax { emit() }
-            if 1 + bytes > datagramBytesMax {
+            if pendingBytes + bytes > datagramBytesMax || frame.count < bundledFrameBytesMin { emit() }
+            if 1 + bytes > datagramBytesMax || frame.count < bundledFrameBytesMin {
                 datagrams += Self.datagrams(for: frame, messageID: messageID(), datagramBytesMax: datagramBytesMax)
                 continue
             }
@@ -116,9 +117,14 @@ public enum DatagramCodec {
     /// The length before each frame of a bundle.
     static let bundleLengthBytes = 4
 
+    /// The shortest frame a bundle holds: every frame carries a signature at least, and a
+    /// bundle of many tiny frames would make a receiver decode thousands per datagram.
+    public static let bundledFrameBytesMin = 64
+
     /// The frames of a bundle datagram, or nil when it is not one a sender produces: fewer
-    /// than two frames, a length past the end, or a frame above `frameBytesMax` (then the
-    /// whole datagram is dropped: its frames came together and go together).
+    /// than two frames, a length past the end, or a frame below `bundledFrameBytesMin` or
+    /// above `frameBytesMax` (then the whole datagram is dropped: its frames came together
+    /// and go together).
     static func frames(ofBundle datagram: [UInt8], frameBytesMax: Int) -> [[UInt8]]? {
         var frames: [[UInt8]] = []
         var at = 1
@@ -126,7 +132,7 @@ public enum DatagramCodec {
             guard datagram.count - at >= bundleLengthBytes else { return nil }
             let length = Int(datagram[at]) << 24 | Int(datagram[at + 1]) << 16 | Int(datagram[at + 2]) << 8 | Int(datagram[at + 3])
             at += bundleLengthBytes
-            guard length <= frameBytesMax, length <= datagram.count - at else { return nil }
+            guard length >= bundledFrameBytesMin, length <= frameBytesMax, length <= datagram.count - at else { return nil }
             frames.append(Array(datagram[at..<(at + length)]))
             at += length
         }

@@ -215,6 +215,8 @@ final class ProcessCluster: @unchecked Sendable {
         let valid = Envelope.seal(.request(Request(timestamp: Timestamp(1), operation: [1, 2, 3])), epoch: Epoch(0), signer: client0.signer)
         let validBytes = [UInt8(0x50)] + Frame(envelope: valid).encoded()
         var generator = SystemRandomNumberGenerator()
+        #expect(DatagramCodec.datagrams(bundling: [validBytes, Array(validBytes.dropFirst().prefix(80))], messageID: { 1 }).first?.first == DatagramKind.bundle.rawValue,
+                "the hostile bundles below are bundles: their frames are long enough")
         var sent = 0
         for i in 0..<100_000 {
             var datagram: [UInt8]
@@ -230,7 +232,7 @@ final class ProcessCluster: @unchecked Sendable {
                 // A bundle: sometimes well formed around forged and truncated frames, sometimes not.
                 var forged = valid
                 forged.message = .request(Request(timestamp: Timestamp(UInt64(i)), operation: [7]))
-                let frames = [Frame(envelope: forged).encoded(), Array(validBytes.dropFirst().prefix(30))]
+                let frames = [Frame(envelope: forged).encoded(), Array(validBytes.dropFirst().prefix(80))]
                 datagram = DatagramCodec.datagrams(bundling: frames, messageID: { 1 })[0]
                 if Bool.random(using: &generator) { datagram[Int.random(in: 1..<5, using: &generator)] ^= 0x40 }
             default:
