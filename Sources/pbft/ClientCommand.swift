@@ -87,10 +87,19 @@ struct ClientCommand: AsyncParsableCommand {
         // Open loop: each client has a schedule; latency counts from the scheduled time, so a
         // slow cluster is not hidden by clients that wait (no coordinated omission).
         let interval: Duration? = rate.map { .nanoseconds(Int64(Double(clients) / $0 * 1e9)) }
-        let nodes = try (0..<clients).map { j in
-            try ClientNode(membership: membership, key: try KeyFile.load("\(keys)/client-\(membership.clients[j].id.rawValue).key"))
+        // The clients share this process's threads, sockets and checks of reply roots, as the
+        // bench's do (docs/performance.md, Method).
+        let threads = ClientThreads()
+        let nodes: [ClientNode]
+        do {
+            nodes = try (0..<clients).map { j in
+                try ClientNode(membership: membership, key: try KeyFile.load("\(keys)/client-\(membership.clients[j].id.rawValue).key"), sharing: threads)
+            }
+            for node in nodes { try await node.start() }
+        } catch {
+            await threads.shutdown()
+            throw error
         }
-        for node in nodes { try await node.start() }
         let clock = ContinuousClock()
         let end = clock.now.advanced(by: .milliseconds(Int64(duration * 1000)))
         let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
@@ -121,6 +130,7 @@ struct ClientCommand: AsyncParsableCommand {
             return all.sorted()
         }
         for node in nodes { await node.close() }
+        await threads.shutdown()
         func percentile(_ p: Double) -> Double { latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
         let mode = rate.map { String(format: "open loop at %.0f/s", $0) } ?? "closed loop"
         Output.line(String(format: "%d operations in %.1f s from %d clients (%@): %.0f ops/s; latency ms p50 %.2f p90 %.2f p99 %.2f max %.2f",
