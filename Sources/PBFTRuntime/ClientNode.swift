@@ -256,7 +256,8 @@ final class SharedClientSocket: @unchecked Sendable {
         self.period = period
     }
 
-    /// Binds the socket unless a client did already (every caller waits for the same bind).
+    /// Binds the socket unless a client did already (every caller waits for the same bind,
+    /// and a bind that failed fails every later start of this thread's clients the same way).
     func bind(host: String) async throws {
         let task = binding.withLock { binding in
             if let task = binding { return task }
