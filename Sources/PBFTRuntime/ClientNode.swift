@@ -246,9 +246,8 @@ final class SharedClientSocket: @unchecked Sendable {
     private var ticks: UInt64 = 0
     private var task: RepeatedTask?
     private var limits = WireLimits.default
-    /// Frames its clients sent during this pass of the loop, for each address in order.
-    private var outbox: [SocketAddress: [[UInt8]]] = [:]
-    private var outboxOrder: [SocketAddress] = []
+    /// Frames its clients sent during this pass of the loop.
+    private var outbox = Outbox()
     private var nextMessageID = UInt64(truncatingIfNeeded: ContinuousClock.now.hashValue)
 
     init(on loop: any EventLoop, period: TimeAmount) {
@@ -294,23 +293,12 @@ final class SharedClientSocket: @unchecked Sendable {
     /// its clients send meanwhile go to each replica bundled.
     func send(_ frame: [UInt8], to addresses: [SocketAddress]) {
         endpoint.eventLoop.preconditionInEventLoop()
-        if outboxOrder.isEmpty { endpoint.eventLoop.execute { [self] in flush() } }
-        for address in addresses {
-            if outbox[address] == nil { outboxOrder.append(address) }
-            outbox[address, default: []].append(frame)
-        }
+        if outbox.isEmpty { endpoint.eventLoop.execute { [self] in flush() } }
+        outbox.add(frame, to: addresses)
     }
 
     private func flush() {
-        var datagrams: [(bytes: [UInt8], to: SocketAddress)] = []
-        for address in outboxOrder {
-            for bytes in DatagramCodec.datagrams(bundling: outbox[address] ?? [], messageID: { nextMessageID &+= 1; return nextMessageID }) {
-                datagrams.append((bytes, address))
-            }
-        }
-        outbox = [:]
-        outboxOrder = []
-        endpoint.send(datagrams)
+        endpoint.send(outbox.take { nextMessageID &+= 1; return nextMessageID })
     }
 
     private func received(_ bytes: [UInt8], from address: SocketAddress) {

@@ -606,26 +606,17 @@ public final class ReplicaNode: @unchecked Sendable {
     /// bundled: a batch's replies to clients that share a socket, or the votes of one step
     /// to a peer, take one datagram per address instead of one per frame.
     func datagrams(_ frames: [(frame: Frame, to: [SocketAddress])]) -> [(bytes: [UInt8], to: SocketAddress)] {
-        var order: [SocketAddress] = []
-        var byAddress: [SocketAddress: [[UInt8]]] = [:]
+        var outbox = Outbox()
         for (frame, addresses) in frames where !addresses.isEmpty {
-            let bytes = frame.encoded()
-            for address in addresses {
-                if byAddress[address] == nil { order.append(address) }
-                byAddress[address, default: []].append(bytes)
-            }
+            outbox.add(frame.encoded(), to: addresses)
+            traffic.framesSent += addresses.count
         }
-        var datagrams: [(bytes: [UInt8], to: SocketAddress)] = []
-        for address in order {
-            let frames = byAddress[address] ?? []
-            traffic.framesSent += frames.count
-            for bytes in DatagramCodec.datagrams(bundling: frames, messageID: { nextMessageID &+= 1; return nextMessageID }) {
-                switch bytes.first {
-                case DatagramKind.fragment.rawValue: traffic.fragmentsSent += 1
-                case DatagramKind.bundle.rawValue: traffic.bundlesSent += 1
-                default: break
-                }
-                datagrams.append((bytes, address))
+        let datagrams = outbox.take { nextMessageID &+= 1; return nextMessageID }
+        for datagram in datagrams {
+            switch datagram.bytes.first {
+            case DatagramKind.fragment.rawValue: traffic.fragmentsSent += 1
+            case DatagramKind.bundle.rawValue: traffic.bundlesSent += 1
+            default: break
             }
         }
         traffic.datagramsSent += datagrams.count

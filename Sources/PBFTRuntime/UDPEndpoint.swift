@@ -1,5 +1,6 @@
 package import NIOCore
 import NIOPosix
+import PBFTWire
 
 /// One UDP socket on a one-thread event loop, with the settings the pitfalls call for: a
 /// receive allocator as large as the largest datagram (NIO's default silently truncates
@@ -64,6 +65,35 @@ final class UDPEndpoint: @unchecked Sendable {
     func close() async {
         try? await channel?.close()
         try? await group?.shutdownGracefully()
+    }
+}
+
+/// Frames waiting to leave, by address in the order the addresses were first named: each
+/// address's frames leave in order, bundled (`DatagramCodec.datagrams(bundling:)`), so a
+/// burst for one receiver takes one datagram, not one per frame.
+struct Outbox {
+    private var order: [SocketAddress] = []
+    private var frames: [SocketAddress: [[UInt8]]] = [:]
+
+    var isEmpty: Bool { order.isEmpty }
+
+    mutating func add(_ frame: [UInt8], to addresses: [SocketAddress]) {
+        for address in addresses {
+            if frames[address] == nil { order.append(address) }
+            frames[address, default: []].append(frame)
+        }
+    }
+
+    /// The datagrams for everything added (fragments numbered by `messageID`); empties the outbox.
+    mutating func take(messageID: () -> UInt64) -> [(bytes: [UInt8], to: SocketAddress)] {
+        var datagrams: [(bytes: [UInt8], to: SocketAddress)] = []
+        for address in order {
+            for bytes in DatagramCodec.datagrams(bundling: frames[address] ?? [], messageID: messageID) {
+                datagrams.append((bytes, address))
+            }
+        }
+        self = Outbox()
+        return datagrams
     }
 }
 

@@ -87,23 +87,19 @@ public enum DatagramCodec {
             if pending.count == 1 {
                 datagrams += Self.datagrams(for: pending[0], messageID: messageID(), datagramBytesMax: datagramBytesMax)
             } else if pending.count > 1 {
-                var bundle = [UInt8]()
-                bundle.reserveCapacity(pendingBytes)
-                bundle.append(DatagramKind.bundle.rawValue)
-                for frame in pending {
-                    let count = UInt32(frame.count)
-                    bundle.append(contentsOf: [UInt8(count >> 24), UInt8(truncatingIfNeeded: count >> 16), UInt8(truncatingIfNeeded: count >> 8), UInt8(truncatingIfNeeded: count)])
-                    bundle.append(contentsOf: frame)
-                }
-                datagrams.append(bundle)
+                var bundle = ByteWriter(capacity: pendingBytes)
+                bundle.u8(DatagramKind.bundle.rawValue)
+                for frame in pending { bundle.lengthPrefixed(frame) }
+                datagrams.append(bundle.bytes)
             }
             pending = []
             pendingBytes = 1
         }
         for frame in frames {
             let bytes = bundleLengthBytes + frame.count
-            if pendingBytes + bytes > datagramBytesMax || frame.count < bundledFrameBytesMin { emit() }
-            if 1 + bytes > datagramBytesMax || frame.count < bundledFrameBytesMin {
+            let alone = 1 + bytes > datagramBytesMax || frame.count < bundledFrameBytesMin
+            if alone || pendingBytes + bytes > datagramBytesMax { emit() }
+            if alone {
                 datagrams += Self.datagrams(for: frame, messageID: messageID(), datagramBytesMax: datagramBytesMax)
                 continue
             }
@@ -127,14 +123,10 @@ public enum DatagramCodec {
     /// and go together).
     static func frames(ofBundle datagram: [UInt8], frameBytesMax: Int) -> [[UInt8]]? {
         var frames: [[UInt8]] = []
-        var at = 1
-        while at < datagram.count {
-            guard datagram.count - at >= bundleLengthBytes else { return nil }
-            let length = Int(datagram[at]) << 24 | Int(datagram[at + 1]) << 16 | Int(datagram[at + 2]) << 8 | Int(datagram[at + 3])
-            at += bundleLengthBytes
-            guard length >= bundledFrameBytesMin, length <= frameBytesMax, length <= datagram.count - at else { return nil }
-            frames.append(Array(datagram[at..<(at + length)]))
-            at += length
+        var reader = ByteReader(datagram, from: 1)
+        while reader.remaining > 0 {
+            guard let frame = try? reader.lengthPrefixed("bundle.frame", limit: frameBytesMax), frame.count >= bundledFrameBytesMin else { return nil }
+            frames.append(frame)
         }
         return frames.count >= 2 ? frames : nil
     }
@@ -356,8 +348,8 @@ public enum DatagramDropReason: Int, CaseIterable, Sendable, CustomStringConvert
     case bufferFull
     /// A fragment of a message that was discarded because it was older than `timeoutTicks`.
     case expired
-    /// A bundle that is not two or more whole frames, each within `frameBytesMax`, with
-    /// nothing after the last.
+    /// A bundle that is not two or more whole frames, each of `bundledFrameBytesMin` to
+    /// `frameBytesMax` bytes, with nothing after the last.
     case malformedBundle
 
     public var description: String {
