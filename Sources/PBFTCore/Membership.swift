@@ -36,10 +36,28 @@ public struct Membership: Hashable, Sendable {
 
     /// `n`, the number of replicas.
     public var n: Int { replicas.count }
-    /// 2f+1: prepared, committed-local, stable checkpoint, view-change quorum.
-    public var quorum: Int { 2 * f + 1 }
-    /// f+1: enough to contain one correct replica (replies, joining a higher view).
+    /// The quorum of this epoch: prepared (the pre-prepare and `quorum - 1` prepares),
+    /// committed-local, stable checkpoint, VIEW-CHANGE set, amnesia reports.
+    ///
+    /// PBFT's safety rests on one fact: any two quorums share a correct replica, so two
+    /// quorums can never vouch for conflicting things. Two sets of q replicas out of n share
+    /// at least 2q - n of them, and up to f of those may be faulty, so q must satisfy
+    /// 2q - n >= f + 1, i.e. q >= (n + f + 1) / 2. The smallest such q is
+    /// ceil((n + f + 1) / 2). Liveness needs the n - f correct replicas to form a quorum by
+    /// themselves: n - f >= ceil((n + f + 1) / 2) holds exactly when n >= 3f + 1.
+    /// At n = 3f + 1 this is the paper's 2f + 1; at any other n, 2f + 1 is too small
+    /// (n = 5, f = 1: two sets of 3 may share only the faulty replica).
+    public var quorum: Int { Self.quorum(n: n, f: f) }
+    /// f+1: enough to contain one correct replica (replies, joining a higher view). Any
+    /// quorum holds at least `quorum - f >= f + 1` correct replicas.
     public var weakQuorum: Int { f + 1 }
+
+    /// ceil((n + f + 1) / 2): the smallest size of which any two sets among `n` replicas
+    /// share at least f + 1 (see `quorum`).
+    public static func quorum(n: Int, f: Int) -> Int {
+        precondition(n >= 1 && f >= 0, "a quorum of n = \(n), f = \(f)")
+        return (n + f + 2) / 2
+    }
 
     /// The largest f that `n` replicas tolerate: floor((n-1)/3).
     public static func maxFaultTolerance(replicas n: Int) -> Int { max(0, (n - 1) / 3) }

@@ -213,14 +213,16 @@ extension Replica {
     }
 
     /// §4.2: prepared(m, v, n, i) holds once the log has the pre-prepare and 2f prepares
-    /// from different backups that match it; the replica then multicasts a commit.
+    /// from different backups that match it (for any n: `quorum - 1` prepares, so that with
+    /// the primary's pre-prepare a quorum vouches for the batch); the replica then
+    /// multicasts a commit.
     mutating func checkPrepared(_ n: SequenceNumber) {
         guard var slot = log[n], !slot.prepared, let digest = slot.batchDigest else { return }
-        guard slot.prepares.count(matching: digest, excluding: primary) >= 2 * f else { return }
+        guard slot.prepares.count(matching: digest, excluding: primary) >= membership.quorum - 1 else { return }
         slot.prepared = true
         if let prePrepare = slot.prePrepare {
-            // Kept across views for VIEW-CHANGE's P: the pre-prepare, its batch, 2f prepares.
-            let prepares = Array(slot.prepares.envelopes(matching: digest, excluding: primary).prefix(2 * f))
+            // Kept across views for VIEW-CHANGE's P: the pre-prepare, its batch, quorum - 1 prepares.
+            let prepares = Array(slot.prepares.envelopes(matching: digest, excluding: primary).prefix(membership.quorum - 1))
             let certificate = PreparedCertificate(prePrepare: prePrepare, batch: slot.batch, prepares: prepares)
             preparedCertificates[n] = certificate
             persist(.prepared(certificate))
@@ -232,8 +234,8 @@ extension Replica {
         checkCommitted(n)
     }
 
-    /// §4.2: committed-local(m, v, n, i) holds once prepared and 2f+1 matching commits
-    /// (possibly including its own) are logged.
+    /// §4.2: committed-local(m, v, n, i) holds once prepared and a quorum (2f+1 at
+    /// n = 3f+1) of matching commits (possibly including its own) are logged.
     mutating func checkCommitted(_ n: SequenceNumber) {
         guard var slot = log[n], slot.prepared, !slot.committed, let digest = slot.batchDigest else { return }
         guard slot.commits.count(matching: digest) >= membership.quorum else { return }

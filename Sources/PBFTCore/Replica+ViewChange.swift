@@ -82,13 +82,13 @@ extension Replica {
         startViewChange(to: ViewNumber(view.rawValue + 1))
     }
 
-    /// Whether messages from at least 2f other replicas of this epoch arrived within the
+    /// Whether messages from at least quorum - 1 (2f at n = 3f+1) other replicas of this epoch arrived within the
     /// last three status intervals (a waiting replica sends STATUS every interval; three
     /// allow for a lost one or two).
     var hearsQuorum: Bool {
         let since = now - min(now, 3 * UInt64(configuration.statusIntervalTicks))
         let heard = membership.replicas.filter { $0.id != id && lastHeard[$0.id].map { $0 >= since } == true }.count
-        return heard >= 2 * f
+        return heard >= membership.quorum - 1
     }
 
     /// The timer fired but suspecting the primary would be wrong now: wait one more timeout.
@@ -200,7 +200,7 @@ extension Replica {
                   envelope.epoch == epoch, votes.insert(envelope, digest: vote.batchDigest, from: r) == .added
             else { return nil }
         }
-        guard votes.count >= 2 * f else { return nil }
+        guard votes.count >= membership.quorum - 1 else { return nil }
         return (prePrepare, prePrepare.batchDigest)
     }
 
