@@ -107,7 +107,8 @@ extension Replica {
         }
         if let existing = log[prePrepare.sequence]?.batchDigest {
             if existing == prePrepare.batchDigest { return drop(.duplicate) }
-            return dropConflicting(envelope, earlier: log[prePrepare.sequence]?.prePrepare)
+            dropConflicting(envelope, earlier: log[prePrepare.sequence]?.prePrepare)
+            return adoptCommitted(prePrepare, envelope: envelope, batch: batch)
         }
         guard isValidBatch(batch) else { return drop(.invalidBatch) }
         guard batchDigest(batch) == prePrepare.batchDigest else { return drop(.wrongDigest) }
@@ -121,6 +122,44 @@ extension Replica {
         _ = log[prePrepare.sequence, default: Slot()].prepares.insert(prepare, digest: prePrepare.batchDigest, from: id)
         emit(.broadcast(Frame(envelope: prepare)))
         checkPrepared(prePrepare.sequence)
+    }
+
+    /// An equivocating primary sent this replica one batch and a quorum another: the quorum
+    /// committed theirs, and this replica, holding a pre-prepare that conflicts, could never
+    /// execute the sequence number in this view; it would wait alone for a view change no
+    /// one else needs. A quorum of matching commits proves the batch committed (at least
+    /// quorum - f >= f + 1 correct replicas prepared it, and any quorum that prepares
+    /// something else at this view and sequence number would share a correct replica with
+    /// them), so the replica replaces its pre-prepare with the primary's other one and
+    /// executes that batch. It signs nothing for it: its own prepare for the batch it was
+    /// sent stands, and it never committed anything here (that would have needed a quorum
+    /// of prepares, which the committed batch rules out).
+    mutating func adoptCommitted(_ prePrepare: PrePrepare, envelope: Envelope, batch: [Envelope]) {
+        let n = prePrepare.sequence
+        // Prepared for another batch while a quorum committed this one cannot happen with at
+        // most f faulty replicas; beyond f, it is still no reason to execute this one.
+        guard var slot = log[n], !slot.committed, !slot.prepared,
+              slot.commits.count(matching: prePrepare.batchDigest) >= membership.quorum,
+              isValidBatch(batch), batchDigest(batch) == prePrepare.batchDigest
+        else { return }
+        for request in slot.batch {
+            if let timestamp = request.requestTimestamp, inLog[request.sender] == timestamp { inLog[request.sender] = nil }
+        }
+        slot.prepared = true
+        slot.committed = true
+        log[n] = slot
+        accept(prePrepare, envelope: envelope, batch: batch)
+        counters.committedBatchesAdopted += 1
+        executeReady()
+    }
+
+    /// Whether a sequence number above what this replica executed holds a quorum of
+    /// matching commits that it could not use (it lacks or contradicts their pre-prepare):
+    /// it is behind, not the primary; retransmission will bring it the batch.
+    func certifiedCommitAhead() -> Bool {
+        log.contains { n, slot in
+            n > lastExecuted && !slot.committed && slot.commits.digest(withAtLeast: membership.quorum).map { $0 != slot.batchDigest } == true
+        }
     }
 
     /// A batch a correct primary could have sent: up to batchSizeMax requests or

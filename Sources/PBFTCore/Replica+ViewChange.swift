@@ -64,11 +64,11 @@ extension Replica {
     mutating func onViewChangeTimeout() {
         counters.viewChangeTimeouts += 1
         viewChangeDeadline = nil
-        // A replica that is behind (fetching state, or holding a checkpoint certified by 2f+1
-        // replicas above what it executed) cannot execute anyone's requests yet: that is not
+        // A replica that is behind (fetching state, or holding a checkpoint or a commit
+        // certified by a quorum above what it executed) cannot execute anyone's requests yet: that is not
         // the primary's fault, and a lone view change would shut it out of the current view.
         // Only certified evidence counts, so a faulty replica cannot hold this timer back.
-        if viewActive, stateFetch != nil || certifiedCheckpointAhead() != nil {
+        if viewActive, stateFetch != nil || certifiedCheckpointAhead() != nil || certifiedCommitAhead() {
             return postponeViewChangeTimer()
         }
         // A backup that has not heard from 2f other replicas lately is cut off (a partition,

@@ -104,6 +104,9 @@ public struct ReplicaCounters: Hashable, Sendable {
     public var retransmitted = 0
     public var stateTransfersStarted = 0
     public var stateTransfersCompleted = 0
+    /// Batches executed in place of a conflicting pre-prepare, on a quorum's commits
+    /// (`adoptCommitted`): the primary equivocated.
+    public var committedBatchesAdopted = 0
 
     public subscript(reason: DropReason) -> Int {
         get { dropped[reason.rawValue] }

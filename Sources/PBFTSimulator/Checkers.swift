@@ -9,7 +9,57 @@ public enum Checkers {
         correct.executions = result.executions.filter { result.correctReplicas.contains($0.key) }
         correct.checkpoints = result.checkpoints.filter { result.correctReplicas.contains($0.key) }
         return agreement(correct) + integrity(correct) + checkpoints(correct) + replies(correct) + liveness(result) + evidence(result)
-            + epochs(result) + reconfigurations(result)
+            + epochs(result) + reconfigurations(result) + convergence(result)
+    }
+
+    /// Convergence: once the network has healed (GST) and the load has ended, the correct
+    /// replicas that are up agree on where they stand (`unconverged`). A run that stalls
+    /// otherwise fails, naming the replica and the state it is stuck in: a cluster that
+    /// answered every client but left a replica alone in a view change, passive, joining, or
+    /// an epoch behind has lost a replica's worth of fault tolerance for good.
+    public static func convergence(_ result: SimulationResult) -> [String] {
+        let options = result.options
+        guard let heal = options.healTick ?? (options.isolations.isEmpty && options.crashes.isEmpty && options.byzantine.isEmpty ? 0 : nil),
+              result.ticks > heal
+        else { return [] }
+        let judged = result.endStates.values.filter { result.correctReplicas.contains($0.id) && !$0.down }
+        return unconverged(judged.sorted { $0.id < $1.id })
+    }
+
+    /// What keeps `states` (correct replicas that are up) from having converged: each member
+    /// of the newest epoch among them must be in that epoch, past joining and amnesia, in the
+    /// same active view and at the same stable checkpoint as the others; a replica that the
+    /// newest epoch left out must have retired.
+    public static func unconverged(_ states: [ReplicaEndState]) -> [String] {
+        guard let newest = states.max(by: { $0.epoch < $1.epoch }) else { return [] }
+        let epoch = newest.epoch
+        let members = Set(newest.members)
+        let inEpoch = states.filter { members.contains($0.id) && $0.epoch == epoch && !$0.joining && !$0.passive }
+        let view = inEpoch.filter(\.viewActive).map(\.view).max()
+        let stable = inEpoch.map(\.stableSequence).max()
+        var violations: [String] = []
+        for state in states {
+            let problem: String?
+            if !members.contains(state.id) {
+                problem = state.retired ? nil : "left out of \(epoch) but not retired"
+            } else if state.epoch != epoch {
+                problem = "still in \(state.epoch), the others in \(epoch)"
+            } else if state.joining {
+                problem = "still joining"
+            } else if state.passive {
+                problem = "still passive after amnesia"
+            } else if !state.viewActive {
+                problem = "in a view change to \(state.view)" + (view.map { $0 != state.view ? " (the others active in \($0))" : "" } ?? "")
+            } else if let view, state.view != view {
+                problem = "in \(state.view), the others in \(view)"
+            } else if let stable, state.stableSequence != stable {
+                problem = "stable checkpoint \(state.stableSequence.rawValue), the others \(stable.rawValue)"
+            } else {
+                problem = nil
+            }
+            if let problem { violations.append("convergence: \(state.id) \(problem) (\(state))") }
+        }
+        return violations
     }
 
     /// Epochs: every correct replica that entered an epoch entered it with the same

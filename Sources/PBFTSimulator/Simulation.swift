@@ -53,6 +53,9 @@ public struct SimulationOptions: Hashable, Sendable {
     public var stopWhenStalled = false
     /// The shortest stall that ends a run.
     public var stallTicksMin: UInt64 = 2_000
+    /// Replicas whose every message in and out, and every change of where they stand, the
+    /// run writes to `SimulationResult.trace` (`pbft sim --trace`): for diagnosing a seed.
+    public var traced: Set<ReplicaID> = []
 
     public init(
         seed: UInt64, replicas: Int = 4, clients: Int = 4, requestsPerClient: Int = 25, keySpace: Int = 16,
@@ -289,6 +292,34 @@ struct StallWatch {
     }
 }
 
+/// Where a replica stood when the run ended.
+public struct ReplicaEndState: Hashable, Sendable, CustomStringConvertible {
+    public var id: ReplicaID
+    public var view: ViewNumber
+    public var viewActive: Bool
+    /// The epoch whose membership the replica holds (for a joiner, the one it joins).
+    public var epoch: Epoch
+    public var members: [ReplicaID]
+    public var stableSequence: SequenceNumber
+    public var lastExecuted: SequenceNumber
+    /// Still passive after amnesia (`Replica.amnesia`).
+    public var passive: Bool
+    /// Still fetching the state of the epoch it joins (`Replica.epochStart` is nil).
+    public var joining: Bool
+    public var retired: Bool
+    /// Crashed and not restarted.
+    public var down: Bool
+
+    public var description: String {
+        var words = ["\(epoch)", "\(view)\(viewActive ? "" : " changing")", "h=\(stableSequence.rawValue)", "executed=\(lastExecuted.rawValue)"]
+        if passive { words.append("passive") }
+        if joining { words.append("joining") }
+        if retired { words.append("retired") }
+        if down { words.append("down") }
+        return words.joined(separator: " ")
+    }
+}
+
 /// One client operation as the client saw it: invoked at one tick, completed at another.
 public struct Operation: Hashable, Sendable {
     public var client: ClientID
@@ -341,6 +372,11 @@ public struct SimulationResult: Sendable {
     public var retired: [ReplicaID: UInt64] = [:]
     /// Replicas that joined after the start.
     public var joined: Set<ReplicaID> = []
+    /// Where each replica ended: what the convergence checker judges.
+    public var endStates: [ReplicaID: ReplicaEndState] = [:]
+    /// With `SimulationOptions.traced`: one line per message to or from a traced replica and
+    /// per change of its state, in order.
+    public var trace: [String] = []
 
     /// Replicas that were never Byzantine: the checkers judge these.
     public var correctReplicas: Set<ReplicaID> = []
@@ -385,6 +421,8 @@ public struct Simulation {
     private var disks: [ReplicaID: Disk] = [:]
     private var configuration: Configuration
     private var signers: [Principal: any MessageSigner]
+    /// The last state traced of each traced replica.
+    private var tracedStates: [ReplicaID: String] = [:]
 
     struct Disk {
         /// The records as written. Encoding is a function of the record, so the bytes are
@@ -692,6 +730,7 @@ public struct Simulation {
         switch datagram.to {
         case .replica(let id):
             guard let index = index[id] else { return }
+            if options.traced.contains(id) { note("\(id) <- \(Trace.describe(frame.value))") }
             let actions = replicas[index].step(.message(frame))
             perform(actions, from: index)
         case .client(let id):
@@ -716,6 +755,7 @@ public struct Simulation {
             actions += layer.release(at: tick)
             byzantineLayers[me] = layer
         }
+        if options.traced.contains(me) { traceState(index, actions) }
         for action in actions {
             switch action {
             case .send(let frame, let to):
@@ -758,6 +798,34 @@ public struct Simulation {
                 }
                 compactAfterStep = true
             }
+        }
+    }
+
+    private mutating func note(_ line: String) {
+        result.trace.append("t=\(tick) \(line)")
+    }
+
+    /// A traced replica's actions, and where it stands when that changed.
+    private mutating func traceState(_ index: Int, _ actions: [Action]) {
+        let me = replicas[index].id
+        for action in actions {
+            switch action {
+            case .send(let frame, let to): note("\(me) -> \(to) \(Trace.describe(frame))")
+            case .broadcast(let frame): note("\(me) -> all \(Trace.describe(frame))")
+            case .reply(let frame, let to): note("\(me) -> \(to) \(Trace.describe(frame))")
+            case .executed(let batch): note("\(me) executed \(batch.sequence) (\(batch.requests.count) requests)")
+            case .epochStarted(let membership, let first): note("\(me) entered \(membership.epoch) at \(first): \(membership.replicas.map(\.id))")
+            case .retired: note("\(me) retired")
+            case .stateInstalled(let checkpoint): note("\(me) installed state at \(checkpoint.sequence)")
+            case .checkpointStable(let checkpoint): note("\(me) stable \(checkpoint.sequence)")
+            case .evidence(let first, _): note("\(me) evidence against \(first.sender)")
+            case .persist, .checkpointTaken: break
+            }
+        }
+        let state = endState(index).description
+        if tracedStates[me] != state {
+            tracedStates[me] = state
+            note("\(me) now \(state)")
         }
     }
 
@@ -811,6 +879,7 @@ public struct Simulation {
             // A joiner that never reached its epoch executed nothing: there is nothing to judge.
             result.finalStates.append("\(replica.id): still joining \(replica.configuration.membership.epoch)")
         }
+        for index in replicas.indices { result.endStates[replicas[index].id] = endState(index) }
         result.highestView = replicas.filter { result.correctReplicas.contains($0.id) }.map(\.view).max() ?? ViewNumber(0)
         for replica in replicas {
             result.replicaCounters[replica.id] = replica.counters
@@ -824,17 +893,29 @@ public struct Simulation {
         return result
     }
 
-    /// Every correct replica that is up has executed as far as the others.
+    /// Every correct replica that is up has executed as far as the others, and they agree
+    /// on where they stand (`Checkers.convergence`): the run need not wait for anything more.
     var replicasConverged: Bool {
         var executed: SequenceNumber?
+        var states: [ReplicaEndState] = []
         for index in replicas.indices {
             let id = replicas[index].id
             guard options.byzantine[id] == nil, !isDown(id), !replicas[index].retired else { continue }
             let last = replicas[index].lastExecuted
             if let executed, executed != last { return false }
             executed = last
+            states.append(endState(index))
         }
-        return true
+        return Checkers.unconverged(states).isEmpty
+    }
+
+    private func endState(_ index: Int) -> ReplicaEndState {
+        let replica = replicas[index]
+        return ReplicaEndState(
+            id: replica.id, view: replica.view, viewActive: replica.viewActive, epoch: replica.configuration.membership.epoch,
+            members: replica.configuration.membership.replicas.map(\.id), stableSequence: replica.lowWaterMark,
+            lastExecuted: replica.lastExecuted, passive: replica.amnesia != nil, joining: replica.epochStart == nil,
+            retired: replica.retired, down: isDown(replica.id))
     }
 
     /// Learns the keys of every membership a replica knows (new epochs, decided next ones).

@@ -54,11 +54,13 @@ public enum Swarm {
     /// order, so the summary and the output are too.
     public static func run(
         firstSeed: UInt64, runs: Int, replicas: [Int], realSignatureEvery: Int = 10, adversarial: Bool = false,
-        workers: Int = 1, onRun: (SimulationResult) -> Void = { _ in }
+        workers: Int = 1, traced: Set<ReplicaID> = [], onRun: (SimulationResult) -> Void = { _ in }
     ) throws -> SwarmSummary {
         @Sendable func simulate(_ i: Int) throws -> SimulationResult {
             let seed = firstSeed &+ UInt64(i)
-            var simulation = try Simulation(options(seed: seed, replicas: replicas, realSignatureEvery: realSignatureEvery, adversarial: adversarial))
+            var options = options(seed: seed, replicas: replicas, realSignatureEvery: realSignatureEvery, adversarial: adversarial)
+            options.traced = traced
+            var simulation = try Simulation(options)
             return simulation.run()
         }
         var summary = SwarmSummary()

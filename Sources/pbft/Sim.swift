@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PBFTSimulator
+import PBFTWire
 
 struct Sim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,6 +35,9 @@ struct Sim: AsyncParsableCommand {
     @Flag(help: "Print one line per run.")
     var verbose = false
 
+    @Option(help: "With --runs 1: print every message to and from these replicas (comma-separated ids) and each change of their state.")
+    var trace: String?
+
     func run() async throws {
         let sizes = replicas.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !sizes.isEmpty, sizes.allSatisfy({ $0 >= 4 && $0 <= 64 }) else {
@@ -41,8 +45,17 @@ struct Sim: AsyncParsableCommand {
         }
         guard runs >= 1 else { throw ValidationError("--runs \(runs): must be at least 1") }
         guard jobs >= 1 else { throw ValidationError("--jobs \(jobs): must be at least 1") }
+        var traced: Set<ReplicaID> = []
+        if let trace {
+            let ids = trace.split(separator: ",").map { UInt32($0.trimmingCharacters(in: .whitespaces)) }
+            guard runs == 1, !ids.isEmpty, ids.allSatisfy({ $0 != nil }) else {
+                throw ValidationError("--trace \(trace): give replica ids (e.g. 0,2) and --runs 1")
+            }
+            traced = Set(ids.map { ReplicaID($0!) })
+        }
         let start = ContinuousClock.now
-        let summary = try Swarm.run(firstSeed: seed, runs: runs, replicas: sizes, realSignatureEvery: realSignatureEvery, adversarial: adversarial, workers: jobs) { result in
+        let summary = try Swarm.run(firstSeed: seed, runs: runs, replicas: sizes, realSignatureEvery: realSignatureEvery, adversarial: adversarial, workers: jobs, traced: traced) { result in
+            for line in result.trace { Output.line(line) }
             let verdict = result.passed ? "ok" : "FAIL"
             if verbose || !result.passed {
                 if !result.passed || verbose && runs == 1 { for line in result.finalStates { Output.line("    " + line) } }
