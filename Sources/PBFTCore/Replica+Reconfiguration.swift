@@ -148,9 +148,14 @@ extension Replica {
             // and the proof of the checkpoint that ended its epoch to members of that epoch
             // that lack it (its own checkpoint message may have been lost, and without it
             // they cannot reach 2f+1 once the others moved on).
+            // It also tells clients and the operator still in its last epoch which
+            // configuration replaced it: with f of that epoch's members retired this way and
+            // one faulty, the others alone could not make the f+1 agreeing announcements a
+            // client needs to follow.
             switch envelope.message {
             case .stateRequest(let request): return onStateRequest(request, envelope: envelope)
             case .status(let status): return onStaleStatus(status, envelope: envelope)
+            case .request, .reconfiguration: return announceEpoch(to: envelope.sender, knownEpoch: envelope.epoch)
             default: return drop(.retired)
             }
         }

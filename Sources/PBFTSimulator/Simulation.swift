@@ -880,6 +880,11 @@ public struct Simulation {
             result.finalStates.append("\(replica.id): still joining \(replica.configuration.membership.epoch)")
         }
         for index in replicas.indices { result.endStates[replicas[index].id] = endState(index) }
+        for (i, scheduled) in options.reconfigurations.enumerated() {
+            let outcome = i < result.reconfigurations.count ? result.reconfigurations[i] : nil
+            let fate = outcome.map { "submitted at \($0.submittedTick), " + ($0.completedTick.map { "answered at \($0): " } ?? "never answered") + ($0.result ?? "") } ?? "never submitted"
+            result.finalStates.append("reconfiguration \(scheduled.change) (due at \(scheduled.tick)): \(fate)")
+        }
         result.highestView = replicas.filter { result.correctReplicas.contains($0.id) }.map(\.view).max() ?? ViewNumber(0)
         for replica in replicas {
             result.replicaCounters[replica.id] = replica.counters
