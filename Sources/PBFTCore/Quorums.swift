@@ -24,6 +24,16 @@ public struct VoteSet: Hashable, Sendable {
         return .added
     }
 
+    /// Replaces `replica`'s vote with a conflicting one. Only for a vote that completes a
+    /// certificate: a replica that signed two different votes is faulty, and a quorum
+    /// certificate is sound whichever of a faulty replica's votes it holds (its strength
+    /// lies in the correct replicas it contains), so equivocation must not be able to keep
+    /// a certificate from forming.
+    public mutating func replace(_ envelope: Envelope, digest: Digest, from replica: ReplicaID) {
+        precondition(votes[replica] != nil, "replacing the vote of \(replica), who has none")
+        votes[replica] = Vote(digest: digest, envelope: envelope)
+    }
+
     public func vote(of replica: ReplicaID) -> Vote? { votes[replica] }
 
     /// The number of replicas (other than `excluded`) that voted for `digest`.

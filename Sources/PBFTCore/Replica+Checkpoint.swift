@@ -58,7 +58,18 @@ extension Replica {
         switch checkpointVotes[checkpoint.sequence, default: VoteSet()].insert(envelope, digest: checkpoint.stateDigest, from: sender) {
         case .added: checkStable(checkpoint.sequence)
         case .duplicate: drop(.duplicate)
-        case .conflicting: dropConflicting(envelope, earlier: checkpointVotes[checkpoint.sequence]?.vote(of: sender)?.envelope)
+        case .conflicting:
+            dropConflicting(envelope, earlier: checkpointVotes[checkpoint.sequence]?.vote(of: sender)?.envelope)
+            // A faulty replica that sent a wrong digest first and the right one later must not
+            // keep the checkpoint from becoming stable here: when a correct replica's vote is
+            // missing (it moved on to the next epoch, and its checkpoint was lost), the right
+            // one is needed. Taken only when it completes a quorum.
+            let n = checkpoint.sequence
+            guard let epoch = expected, let quorum = knownMemberships[epoch]?.quorum,
+                  let votes = checkpointVotes[n], votes.count(matching: checkpoint.stateDigest) + 1 >= quorum
+            else { return }
+            checkpointVotes[n]?.replace(envelope, digest: checkpoint.stateDigest, from: sender)
+            checkStable(n)
         }
     }
 
