@@ -43,12 +43,19 @@ extension Replica {
         viewChangeDeadline = oldest + UInt64(viewChangeTimeoutTicks)
     }
 
-    /// §4.5.2: during a view change the timer starts only once 2f+1 replicas (this one
-    /// among them) asked for the view, so a replica that suspects the primary alone does not
-    /// race ahead through views; it bounds the wait for the NEW-VIEW.
+    /// §4.5.2: during a view change the timer starts only once a quorum of replicas (this
+    /// one among them) asked for the view, so a replica that suspects the primary alone does
+    /// not race ahead through views; it bounds the wait for the NEW-VIEW.
+    ///
+    /// A replica asking for a higher view asked for this one before it (it gave up waiting
+    /// for this view's NEW-VIEW), so it counts too. Counting only exact matches leaves
+    /// replicas spread over two views with no timer running anywhere: with n = 4 and one
+    /// faulty, one correct replica that moved on to v+1 while its VIEW-CHANGE for v reached
+    /// neither of the others leaves them two short of a quorum for v and itself alone in v+1
+    /// (seed 5093928).
     mutating func startNewViewTimerIfNeeded() {
         guard !viewActive, viewChangeDeadline == nil else { return }
-        let asking = viewChangeMessages.values.filter { $0.message.newView == view }.count
+        let asking = viewChangeMessages.values.filter { $0.message.newView >= view }.count
         guard asking >= membership.quorum else { return }
         viewChangeDeadline = now + UInt64(viewChangeTimeoutTicks)
     }
