@@ -46,7 +46,25 @@ extension Replica {
             // Beyond the window: keep each replica's newest few, to learn we are behind and
             // which checkpoint 2f+1 of them certify.
             var held = aheadCheckpoints[sender] ?? [:]
-            guard held[checkpoint.sequence] == nil else { return drop(.duplicate) }
+            if let earlier = held[checkpoint.sequence] {
+                guard earlier != envelope, case .checkpoint(let c) = earlier.message, c.stateDigest != checkpoint.stateDigest else {
+                    return drop(.duplicate)
+                }
+                dropConflicting(envelope, earlier: earlier)
+                // As below the window: a faulty replica's later vote counts when it completes a
+                // quorum, so its wrong first one cannot hide a certified checkpoint ahead.
+                let matching = aheadCheckpoints.values.filter { votes in
+                    if case .checkpoint(let other)? = votes[checkpoint.sequence]?.message, votes[checkpoint.sequence]?.epoch == envelope.epoch {
+                        other.stateDigest == checkpoint.stateDigest
+                    } else {
+                        false
+                    }
+                }.count
+                guard let quorum = knownMemberships[envelope.epoch]?.quorum, matching + 1 >= quorum else { return }
+                held[checkpoint.sequence] = envelope
+                aheadCheckpoints[sender] = held
+                return
+            }
             held[checkpoint.sequence] = envelope
             if held.count > aheadCheckpointsPerReplica, let lowest = held.keys.min() {
                 held[lowest] = nil

@@ -90,6 +90,10 @@ extension Replica {
     mutating func enterNextEpoch() {
         guard let next = nextEpoch, lastExecuted == next.end, waterMarks.low == next.end else { return }
         epochStartProof = stableProof
+        if let start = ownCheckpoints[next.end] {
+            epochStartStates[next.end] = start
+            for old in epochStartStates.keys.sorted(by: >).dropFirst(Self.knownMembershipsMax) { epochStartStates[old] = nil }
+        }
         configuration.membership = next.membership
         knownMemberships[next.membership.epoch] = next.membership
         pruneKnownMemberships()

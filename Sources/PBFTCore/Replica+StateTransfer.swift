@@ -106,10 +106,13 @@ extension Replica {
         emit(.send(Frame(envelope: sign(.stateRequest(request))), to: fetch.source))
     }
 
-    /// Serves a chunk of a checkpointed state this replica holds; anything else is dropped.
+    /// Serves a chunk of a checkpointed state this replica holds (its checkpoints since the
+    /// stable one, and the states recent epochs started from); anything else is dropped.
     mutating func onStateRequest(_ request: StateRequest, envelope: Envelope) {
         guard let sender = replicaSender(envelope) else { return }
-        guard let own = ownCheckpoints[request.sequence], own.digest == request.stateDigest else { return drop(.outsideWaterMarks) }
+        guard let own = ownCheckpoints[request.sequence] ?? epochStartStates[request.sequence], own.digest == request.stateDigest else {
+            return drop(.outsideWaterMarks)
+        }
         let chunkBytes = configuration.stateChunkBytes
         let total = own.state.count
         let chunkCount = max(1, (total + chunkBytes - 1) / chunkBytes)

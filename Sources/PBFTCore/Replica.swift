@@ -165,6 +165,11 @@ public struct Replica<App: StateMachine>: Sendable {
     var checkpointVotes: [SequenceNumber: VoteSet] = [:]
     /// This replica's own checkpoints above h and at h: digest and the state bytes.
     var ownCheckpoints: [SequenceNumber: (digest: Digest, state: [UInt8])] = [:]
+    /// The states the last few epochs started from (at most `knownMembershipsMax`), kept
+    /// after later checkpoints are stable: a replica that joins an epoch, or fell behind in
+    /// the one before, can verify only a checkpoint signed by members of an epoch it knows,
+    /// so it climbs epoch by epoch, and each step needs the state an epoch started from.
+    var epochStartStates: [SequenceNumber: (digest: Digest, state: [UInt8])] = [:]
     /// The 2f+1 checkpoint messages proving h stable (C in a view-change).
     public internal(set) var stableProof: [Envelope] = []
     /// The newest checkpoint messages from each replica beyond H, by sequence number: how a
