@@ -14,6 +14,13 @@ public enum ByzantineBehaviour: String, CaseIterable, Hashable, Sendable {
     /// As primary, sends half the backups a different batch for the same sequence number
     /// (the requests reordered, or for a single request the previous batch).
     case equivocatingPrimary
+    /// As primary, equivocates as `equivocatingPrimary` does and also votes for both
+    /// batches: each half of the backups gets, with its pre-prepare, a prepare and a commit
+    /// for its batch signed by the primary, and whatever the primary later sends for that
+    /// sequence number (its own commit, retransmissions) tells each backup the same story.
+    /// Its commit counts towards both batches: only quorums that share a correct replica
+    /// keep them from both committing.
+    case equivocatingVoter
     /// Prepares and commits carry a wrong digest.
     case wrongDigests
     /// Also re-sends old messages of its own to random replicas.
@@ -56,6 +63,13 @@ public struct ByzantineLayer: Sendable {
     var sentHistory: [Frame] = []
     /// The batch of its last pre-prepare (an equivocating primary's alternative to a single request).
     var previousBatch: [Envelope]?
+    /// What an equivocating voter told the backups at its latest sequence numbers, oldest
+    /// first, at most `equivocationsMax`.
+    var equivocations: [Equivocation] = []
+    /// Sequence numbers an equivocating voter keeps telling two stories about: twice the
+    /// default log window (L = 128), more than a primary can have in flight; older ones are
+    /// settled, by a checkpoint or a view change.
+    static let equivocationsMax = 256
     /// Recent frames of its own, encoded, small enough to fit a datagram: a garbage flood
     /// sends them cut short or with bits flipped.
     var recentSmallFrames: [[UInt8]] = []
@@ -113,26 +127,14 @@ public struct ByzantineLayer: Sendable {
             }
             return [action]
         case .equivocatingPrimary:
-            guard case .broadcast(let frame) = action, case .prePrepare(let p) = frame.envelope.message, !frame.batch.isEmpty else {
-                return [action]
+            return equivocation(action, replica: replica)?.prePrepares ?? [action]
+        case .equivocatingVoter:
+            if let split = equivocation(action, replica: replica) {
+                equivocations.append(split)
+                if equivocations.count > Self.equivocationsMax { equivocations.removeFirst() }
+                return split.prePrepares + split.votes(.prepare, seal: seal) + split.votes(.commit, seal: seal)
             }
-            // Another valid batch for the same sequence number: the same requests in another
-            // order, or, for a single request, the batch before it (its requests are signed by
-            // their clients; ordered again they would change nothing, but the digest differs).
-            let previous = previousBatch
-            previousBatch = frame.batch
-            let other: [Envelope]
-            if frame.batch.count >= 2 {
-                other = Array(frame.batch.reversed())
-            } else if let previous, previous != frame.batch {
-                other = previous
-            } else {
-                return [action]
-            }
-            let forged = Frame(envelope: seal(.prePrepare(PrePrepare(view: p.view, sequence: p.sequence, batchDigest: digest(other, replica: replica)))), batch: other)
-            return backups(of: replica).enumerated().map { index, backup in
-                .send(index % 2 == 0 ? frame : forged, to: backup)
-            }
+            return retold(action) ?? [action]
         case .wrongDigests:
             guard case .broadcast(let frame) = action else { return [action] }
             switch frame.envelope.message {
@@ -174,6 +176,58 @@ public struct ByzantineLayer: Sendable {
             return forgeries(of: action, rng: &rng) + [action]
         case .garbageFlood:
             return [action]
+        }
+    }
+
+    /// For a pre-prepare the primary broadcasts, two stories: the backups in id order get
+    /// alternately its batch and another valid batch for the same sequence number (the same
+    /// requests in another order, or, for a single request, the batch before it: its requests
+    /// are signed by their clients; ordered again they would change nothing, but the digest
+    /// differs). Nil for any other action, or when there is no other batch to tell.
+    private mutating func equivocation(_ action: Action, replica: Replica<some StateMachine>) -> Equivocation? {
+        guard case .broadcast(let frame) = action, case .prePrepare(let p) = frame.envelope.message, !frame.batch.isEmpty else {
+            return nil
+        }
+        let previous = previousBatch
+        previousBatch = frame.batch
+        let other: [Envelope]
+        if frame.batch.count >= 2 {
+            other = Array(frame.batch.reversed())
+        } else if let previous, previous != frame.batch {
+            other = previous
+        } else {
+            return nil
+        }
+        let forged = PrePrepare(view: p.view, sequence: p.sequence, batchDigest: digest(other, replica: replica))
+        let stories = [frame, Frame(envelope: seal(.prePrepare(forged)), batch: other)]
+        let told = backups(of: replica).enumerated().map { (backup: $1, story: $0 % 2) }
+        return Equivocation(view: p.view, sequence: p.sequence, stories: stories, told: told)
+    }
+
+    /// An equivocating voter's later message for a sequence number it equivocated on (the
+    /// core's commit once its own batch prepared, a pre-prepare or vote it retransmits), sent
+    /// to each backup as the story that backup was told; nil for anything else.
+    private func retold(_ action: Action) -> [Action]? {
+        guard let frame = action.frame, frame.envelope.sender == signer.principal else { return nil }
+        let view: ViewNumber, sequence: SequenceNumber
+        switch frame.envelope.message {
+        case .prePrepare(let p): (view, sequence) = (p.view, p.sequence)
+        case .prepare(let v), .commit(let v): (view, sequence) = (v.view, v.sequence)
+        default: return nil
+        }
+        guard let split = equivocations.last(where: { $0.view == view && $0.sequence == sequence }) else { return nil }
+        let receivers: [ReplicaID]
+        switch action {
+        case .send(_, let to): receivers = [to]
+        default: receivers = peers
+        }
+        return receivers.map { receiver in
+            guard let story = split.story(of: receiver) else { return .send(frame, to: receiver) }
+            switch frame.envelope.message {
+            case .prePrepare: return .send(split.stories[story], to: receiver)
+            case .prepare: return .send(split.vote(.prepare, story: story, seal: seal), to: receiver)
+            default: return .send(split.vote(.commit, story: story, seal: seal), to: receiver)
+            }
         }
     }
 
@@ -304,6 +358,36 @@ public struct ByzantineLayer: Sendable {
 
     private func digest(_ batch: [Envelope], replica: Replica<some StateMachine>) -> Digest {
         replica.digest(ofBatch: batch)
+    }
+}
+
+/// The two stories an equivocating primary told at one view and sequence number.
+struct Equivocation: Sendable {
+    enum VoteKind { case prepare, commit }
+
+    let view: ViewNumber
+    let sequence: SequenceNumber
+    /// Two pre-prepares with their batches: the primary's own, and the other.
+    let stories: [Frame]
+    /// Each backup, in id order, with the index of the story it was told.
+    let told: [(backup: ReplicaID, story: Int)]
+
+    /// Each backup's pre-prepare, in id order.
+    var prePrepares: [Action] { told.map { .send(stories[$0.story], to: $0.backup) } }
+
+    func story(of backup: ReplicaID) -> Int? { told.first { $0.backup == backup }?.story }
+
+    /// A prepare or commit in the primary's name for one story's batch.
+    func vote(_ kind: VoteKind, story: Int, seal: (Message) -> Envelope) -> Frame {
+        guard case .prePrepare(let p) = stories[story].envelope.message else { preconditionFailure("a story starts with a pre-prepare") }
+        let vote = Vote(view: view, sequence: sequence, batchDigest: p.batchDigest)
+        return Frame(envelope: seal(kind == .prepare ? .prepare(vote) : .commit(vote)))
+    }
+
+    /// To each backup, the primary's vote for the batch it was told; each signed once.
+    func votes(_ kind: VoteKind, seal: (Message) -> Envelope) -> [Action] {
+        let signed = stories.indices.map { vote(kind, story: $0, seal: seal) }
+        return told.map { .send(signed[$0.story], to: $0.backup) }
     }
 }
 
