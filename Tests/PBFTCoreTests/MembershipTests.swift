@@ -15,7 +15,7 @@ private func replicas(_ n: Int, ids: [UInt32]? = nil) -> [ReplicaDescriptor] {
     func acceptsNAtLeast3fPlus1(_ n: Int, _ f: Int) throws {
         let m = try Membership(epoch: Epoch(0), f: f, replicas: replicas(n), clients: [], operatorKey: key(200))
         #expect(m.n == n)
-        #expect(m.quorum == 2 * f + 1)
+        #expect(m.quorum == Membership.quorum(n: n, f: f), "values in QuorumTests")
         #expect(m.weakQuorum == f + 1)
     }
 
