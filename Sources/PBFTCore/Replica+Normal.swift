@@ -229,7 +229,13 @@ extension Replica {
         switch log[vote.sequence, default: Slot()].commits.insert(envelope, digest: vote.batchDigest, from: sender) {
         case .added: checkCommitted(vote.sequence)
         case .duplicate: drop(.duplicate)
-        case .conflicting: dropConflicting(envelope, earlier: log[vote.sequence]?.commits.vote(of: sender)?.envelope)
+        case .conflicting:
+            dropConflicting(envelope, earlier: log[vote.sequence]?.commits.vote(of: sender)?.envelope)
+            // A faulty replica's other commit counts when it completes a quorum (see
+            // `VoteSet.replace`): the certificate is sound whichever of its votes it holds.
+            guard let commits = log[vote.sequence]?.commits, commits.count(matching: vote.batchDigest) + 1 >= membership.quorum else { return }
+            log[vote.sequence]?.commits.replace(envelope, digest: vote.batchDigest, from: sender)
+            checkCommitted(vote.sequence)
         }
     }
 

@@ -66,6 +66,15 @@ extension Replica {
         var count = 0
         for n in log.keys.sorted() where n > status.lastExecuted {
             guard let slot = log[n] else { continue }
+            if slot.committed, let digest = slot.batchDigest {
+                // The whole commit certificate first: a peer that an equivocating primary sent
+                // the other batch (and its own commit for it) never sees a quorum of commits
+                // for this one otherwise, and cannot execute it (`adoptCommitted`).
+                for commit in slot.commits.envelopes(matching: digest) where commit.sender != .replica(id) {
+                    emit(.send(Frame(envelope: commit), to: sender))
+                    count += 1
+                }
+            }
             if let prePrepare = slot.prePrepare, sender != primary {
                 emit(.send(Frame(envelope: prePrepare, batch: slot.batch), to: sender))
                 count += 1
