@@ -227,3 +227,87 @@ extension RejectionCounters {
         return sum
     }
 }
+
+/// The primary equivocates and votes for both of its batches (`equivocatingVoter`), at
+/// n = 5, f = 1: the case where quorums of 2f + 1 = 3 could meet only in the faulty primary.
+@Suite struct EquivocatingVoterTests {
+    let primary = ReplicaID(0)
+
+    /// Per backup, the digest of each message the primary sent it, checked by the real
+    /// authenticator.
+    func told(_ actions: [Action], _ harness: Harness) throws -> [ReplicaID: [Digest]] {
+        var told: [ReplicaID: [Digest]] = [:]
+        for action in actions {
+            guard case .send(let frame, let to) = action else {
+                Issue.record("only sends to chosen backups: \(action)")
+                continue
+            }
+            let message = try harness.authenticated(frame).value.envelope.message
+            switch message {
+            case .prePrepare(let p): told[to, default: []].append(p.batchDigest)
+            case .prepare(let v), .commit(let v): told[to, default: []].append(v.batchDigest)
+            default: Issue.record("unexpected \(message)")
+            }
+        }
+        return told
+    }
+
+    @Test func eachHalfOfTheBackupsIsToldOneBatchAndTheVotesForItWhateverThePrimarySendsLater() throws {
+        let harness = try Harness(n: 5)
+        var layer = ByzantineLayer(behaviour: .equivocatingVoter, signer: harness.signer(.replica(primary)), membership: harness.membership)
+        var rng = SplitMix64(seed: 12)
+        let batch = [harness.request(client: 0, timestamp: 1), harness.request(client: 1, timestamp: 1)]
+        let own = harness.batchDigest(batch)
+        let other = harness.batchDigest(batch.reversed())
+        let prePrepare = harness.prePrepare(sequence: 1, batch: batch)
+
+        let first = try told(layer.rewrite(.broadcast(prePrepare), replica: harness.replicas[0], now: 0, rng: &rng), harness)
+        #expect(first[ReplicaID(1)] == [own, own, own] && first[ReplicaID(3)] == [own, own, own], "pre-prepare, prepare and commit")
+        #expect(first[ReplicaID(2)] == [other, other, other] && first[ReplicaID(4)] == [other, other, other])
+        #expect(first[primary] == nil)
+
+        // The core's own commit once its batch prepared, and a retransmitted pre-prepare:
+        // each backup hears the story it was told.
+        let commit = harness.vote(.commit, sequence: 1, digest: own, from: primary.rawValue)
+        let later = try told(layer.rewrite(.broadcast(commit), replica: harness.replicas[0], now: 1, rng: &rng), harness)
+        #expect(later == [ReplicaID(1): [own], ReplicaID(2): [other], ReplicaID(3): [own], ReplicaID(4): [other]])
+        let resent = try told(layer.rewrite(.send(prePrepare, to: ReplicaID(4)), replica: harness.replicas[0], now: 2, rng: &rng), harness)
+        #expect(resent == [ReplicaID(4): [other]])
+
+        // Another sequence number's vote goes out unchanged; so does a first pre-prepare of
+        // a single request (no batch before it to tell instead).
+        let unrelated = harness.vote(.commit, sequence: 2, digest: own, from: primary.rawValue)
+        #expect(layer.rewrite(.broadcast(unrelated), replica: harness.replicas[0], now: 3, rng: &rng) == [.broadcast(unrelated)])
+        let single = harness.prePrepare(sequence: 1, batch: [harness.request(client: 2, timestamp: 1)])
+        var fresh = ByzantineLayer(behaviour: .equivocatingVoter, signer: harness.signer(.replica(primary)), membership: harness.membership)
+        #expect(fresh.rewrite(.broadcast(single), replica: harness.replicas[0], now: 4, rng: &rng) == [.broadcast(single)])
+    }
+
+    /// With quorums of ceil((n + f + 1) / 2) = 4, neither half (two backups) can prepare or
+    /// commit its batch, so the correct replicas never diverge and a view change replaces
+    /// the primary. With quorums of 2f + 1 = 3 each half commits its own batch (its two
+    /// prepares, its two commits and the primary's) and agreement fails.
+    @Test(arguments: [UInt64(181), 182, 183, 184, 185])
+    func equivocatingVoterAtFiveReplicasNeverSplitsTheCorrectOnes(_ seed: UInt64) throws {
+        var o = SimulationOptions(
+            seed: seed, replicas: 5, clients: 6, requestsPerClient: 20,
+            faults: NetworkFaults(loss: 0.03, duplication: 0.02, delayTicks: 1...3), checkpointInterval: 4, logWindow: 8,
+            batchSizeMax: 4, sequencesInFlightMax: 1, clientRetransmitTicks: 80, ticksMax: 60_000)
+        o.viewChangeTimeoutTicks = 150
+        o.byzantine = [primary: .equivocatingVoter]
+        o.healTick = 0
+        var simulation = try Simulation(o)
+        let result = simulation.run()
+        #expect(result.passed, "seed \(seed): \(result.violations.prefix(5)) \(result.finalStates)")
+        #expect(result.completedOperations == o.clients * o.requestsPerClient, "seed \(seed): \(result.finalStates)")
+
+        // The equivocation reached the backups: correct replicas prepared different batches
+        // at one view and sequence number, and the primary was replaced.
+        var digests: [SequenceNumber: Set<Digest>] = [:]
+        for (replica, votes) in result.votesSent where result.correctReplicas.contains(replica) {
+            for vote in votes where vote.view == ViewNumber(0) { digests[vote.sequence, default: []].insert(vote.digest) }
+        }
+        #expect(digests.values.contains { $0.count == 2 }, "seed \(seed): no two correct replicas voted for different batches")
+        #expect(result.highestView >= ViewNumber(1), "seed \(seed)")
+    }
+}

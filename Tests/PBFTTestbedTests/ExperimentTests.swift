@@ -250,6 +250,27 @@ import Testing
         #expect(run.result.stdout.contains("PASS  byzantine evidence: r0 proven faulty") && run.result.stdout.contains("two pre-prepare messages for view 0"), "\(run.result.stdout)")
     }
 
+    @Test("n = 5, a primary that equivocates and votes for both of its batches: all verdicts pass (with quorums of 2f+1 agreement, checkpoints and linearizability fail), a view change replaces it")
+    func equivocatingVoterOnFive() throws {
+        let directory = TemporaryDirectory()
+        let run = try run(Self.experiments + "/equivocating-voter-n5.toml", in: directory)
+        #expect(run.result.status == 0, "\(run.result.stdout)\(run.result.stderr)")
+        #expect(run.verdicts.values.allSatisfy { $0 } && run.verdicts.count == 7, "\(run.verdicts)")
+        let views = run.summary["view_changes"] as? [[String: Any]] ?? []
+        #expect(views.contains { $0["primary"] as? Int == 1 }, "\(views)")
+    }
+
+    @Test("n = 7 lowered to f = 1, then split 3/4: neither side has a quorum of 5, service stops until the heal, all verdicts pass")
+    func splitBrainAfterSetF() throws {
+        let directory = TemporaryDirectory()
+        let run = try run(Self.experiments + "/split-brain-set-f.toml", in: directory)
+        #expect(run.result.status == 0, "\(run.result.stdout)\(run.result.stderr)")
+        #expect(run.verdicts.values.allSatisfy { $0 } && run.verdicts.count == 7, "\(run.verdicts)")
+        // With quorums of 2f+1 = 3 both sides kept committing (a gap of a tenth of a second).
+        let gap = run.summary["longest_gap_s"] as? Double ?? 0
+        #expect(gap > 8, "the partition lasts 10 s; the longest gap in service was \(gap) s")
+    }
+
     @Test("a lossy network: all verdicts pass")
     func lossyNetwork() throws {
         let directory = TemporaryDirectory()
