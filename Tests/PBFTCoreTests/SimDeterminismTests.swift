@@ -68,17 +68,18 @@ import Testing
         #expect(Self.fingerprint(once) == Self.fingerprint(everyReceiver))
     }
 
-    /// Seed 402462 (n = 4, an equivocating primary) leaves a correct replica behind once the
-    /// clients are done; nothing changes after that, so the run ends after the stall instead
-    /// of 20,000 ticks later, and every checker sees the same run.
+    /// Seed 400186 (n = 7, three replacements) leaves a replica joining forever once the
+    /// clients are done (a later change in the same epoch dropped it: issue 18's open part);
+    /// nothing changes after that, so the run ends after the stall instead of 20,000 ticks
+    /// later, and every checker sees the same run.
     @Test func stoppingAStalledRunChangesNoVerdict() throws {
-        var stopping = Self.options(402_462), waiting = Self.options(402_462)
+        var stopping = Self.options(400_186), waiting = Self.options(400_186)
         stopping.stopWhenStalled = true
         waiting.stopWhenStalled = false
         var a = try Simulation(stopping), b = try Simulation(waiting)
         let early = a.run(), full = b.run()
         #expect(early.ticks + 10_000 < full.ticks, "\(early.ticks) ticks against \(full.ticks)")
-        #expect(early.passed && full.passed, "\(early.violations.prefix(3)) \(full.violations.prefix(3))")
+        #expect(early.violations.allSatisfy { $0.hasPrefix("convergence:") }, "\(early.violations.prefix(3))")
         #expect(early.violations == full.violations)
         #expect(early.executions == full.executions)
         #expect(early.executionTicks == full.executionTicks)
