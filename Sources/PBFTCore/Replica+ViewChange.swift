@@ -84,6 +84,16 @@ extension Replica {
         // partition heals. When the primary is faulty, the 2f correct backups hear one
         // another: while they wait they each send STATUS every status interval.
         if viewActive, !hearsQuorum {
+            connectedSince = nil
+            return postponeViewChangeTimer()
+        }
+        // Back from being cut off for less than a timeout: what it waited for may have
+        // executed everywhere else long ago, and the answers to its STATUS (the missing
+        // commits, a certified checkpoint) are on their way. It judges the primary only
+        // after a whole timeout in touch with a quorum; suspecting it at the first messages
+        // heard leaves this replica alone in a view change the others never join (seeds
+        // 10000296, 10000541).
+        if viewActive, connectedSince.map({ now - $0 < UInt64(configuration.viewChangeTimeoutTicks) }) ?? true {
             return postponeViewChangeTimer()
         }
         startViewChange(to: ViewNumber(view.rawValue + 1))
@@ -96,6 +106,16 @@ extension Replica {
         let since = now - min(now, 3 * UInt64(configuration.statusIntervalTicks))
         let heard = membership.replicas.filter { $0.id != id && lastHeard[$0.id].map { $0 >= since } == true }.count
         return heard >= membership.quorum - 1
+    }
+
+    /// Samples `hearsQuorum` (every status interval): `connectedSince` is when this replica
+    /// last came back in touch with a quorum.
+    mutating func noteConnectivity() {
+        if !hearsQuorum {
+            connectedSince = nil
+        } else if connectedSince == nil {
+            connectedSince = now
+        }
     }
 
     /// The timer fired but suspecting the primary would be wrong now: wait one more timeout.

@@ -205,6 +205,9 @@ public struct Replica<App: StateMachine>: Sendable {
     /// and senders since it began): a backup that has not heard from 2f of them is cut off,
     /// not facing a faulty primary.
     var lastHeard: [ReplicaID: UInt64] = [:]
+    /// Since when this replica has heard a quorum continuously (`hearsQuorum`, sampled every
+    /// status interval); nil while it is cut off.
+    var connectedSince: UInt64?
     /// The pacing of NEW-VIEW and VIEW-CHANGE resends, per peer (bounded by n).
     var viewResends: [ReplicaID: ViewResend] = [:]
 
@@ -283,6 +286,7 @@ public struct Replica<App: StateMachine>: Sendable {
 
     mutating func onTick() {
         now += 1
+        if now % UInt64(configuration.statusIntervalTicks) == 0 { noteConnectivity() }
         if let deadline = viewChangeDeadline, now >= deadline { onViewChangeTimeout() }
         sendStatusIfStuck()
         driveStateTransfer()
