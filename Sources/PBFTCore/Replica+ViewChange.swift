@@ -111,6 +111,8 @@ extension Replica {
     /// Samples `hearsQuorum` (every status interval): `connectedSince` is when this replica
     /// last came back in touch with a quorum.
     mutating func noteConnectivity() {
+        // `hearsQuorum` looks back three status intervals: before that it cannot tell.
+        guard now >= 3 * UInt64(configuration.statusIntervalTicks) else { return }
         if !hearsQuorum {
             connectedSince = nil
         } else if connectedSince == nil {

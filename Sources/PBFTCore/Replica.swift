@@ -206,8 +206,9 @@ public struct Replica<App: StateMachine>: Sendable {
     /// not facing a faulty primary.
     var lastHeard: [ReplicaID: UInt64] = [:]
     /// Since when this replica has heard a quorum continuously (`hearsQuorum`, sampled every
-    /// status interval); nil while it is cut off.
-    var connectedSince: UInt64?
+    /// status interval); nil while it is cut off. A replica starts out trusting that it is
+    /// in touch.
+    var connectedSince: UInt64? = 0
     /// The pacing of NEW-VIEW and VIEW-CHANGE resends, per peer (bounded by n).
     var viewResends: [ReplicaID: ViewResend] = [:]
 
