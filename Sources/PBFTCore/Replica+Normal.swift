@@ -64,7 +64,8 @@ extension Replica {
     /// request waits, so the next epoch starts without waiting for load.
     mutating func proposeBatches() {
         guard isPrimary, viewActive, amnesia == nil, epochStart != nil, !retired else { return }
-        while !pendingOrder.isEmpty || nextEpoch.map({ lastAssigned < $0.end }) == true {
+        if let fill = nullFillThrough, lastAssigned >= fill { nullFillThrough = nil }
+        while !pendingOrder.isEmpty || nextEpoch.map({ lastAssigned < $0.end }) == true || nullFillThrough.map({ lastAssigned < $0 }) == true {
             let next = SequenceNumber(lastAssigned.rawValue + 1)
             guard waterMarks.contains(next),
                   next.rawValue - lastExecuted.rawValue <= UInt64(configuration.sequencesInFlightMax),
@@ -80,7 +81,7 @@ extension Replica {
                 guard timestamp > inLog[requester] ?? Timestamp(0), !replyCache.hasExecuted(requester, timestamp) else { continue }
                 batch.append(request)
             }
-            guard !batch.isEmpty || nextEpoch != nil else { return }
+            guard !batch.isEmpty || nextEpoch != nil || nullFillThrough.map({ next <= $0 }) == true else { return }
             let prePrepare = PrePrepare(view: view, sequence: next, batchDigest: batchDigest(batch))
             let envelope = sign(.prePrepare(prePrepare))
             lastAssigned = next

@@ -100,6 +100,8 @@ extension Replica {
         epochStart = SequenceNumber(next.end.rawValue + 1)
         nextEpoch = nil
         epochTailSince = nil
+        nullFillThrough = nil
+        nullFillsGranted = [:]
         // Views restart with the epoch: the new membership decides the primary.
         view = ViewNumber(0)
         viewActive = true

@@ -8,7 +8,7 @@ import PBFTWire
 
 extension Replica {
     var hasWorkAhead: Bool {
-        epochStart == nil || !viewActive || !pendingRequests.isEmpty || log.keys.contains { $0 > lastExecuted }
+        epochStart == nil || !viewActive || amnesia != nil || !pendingRequests.isEmpty || log.keys.contains { $0 > lastExecuted }
             || checkpointVotes.keys.contains { $0 > lastExecuted }
     }
 
@@ -20,7 +20,7 @@ extension Replica {
         guard hasWorkAhead || now - lastStatusTick >= interval * 10 else { return }
         lastStatusTick = now
         counters.statusSent += 1
-        let status = Status(view: view, stableSequence: waterMarks.low, lastExecuted: lastExecuted, viewChanging: !viewActive)
+        let status = Status(view: view, stableSequence: waterMarks.low, lastExecuted: lastExecuted, viewChanging: !viewActive, passive: amnesia != nil)
         emit(.broadcast(Frame(envelope: sign(.status(status)))))
     }
 
@@ -30,6 +30,14 @@ extension Replica {
     mutating func onStatus(_ status: Status, envelope: Envelope) {
         guard let sender = replicaSender(envelope) else { return }
         noteAmnesiaReport(status.stableSequence, from: sender)
+        if status.passive { fillNullsForPassive(sender) }
+        // The primary itself says it is passive: it cannot propose anything (not even the
+        // null requests it needs to rejoin) until it is active again. Its own signed word is
+        // enough to move on; a faulty primary that lies only gives its view away.
+        if status.passive, sender == primary, status.view == view, viewActive, !isPrimary, amnesia == nil {
+            counters.passivePrimaryViewChanges += 1
+            return startViewChange(to: ViewNumber(view.rawValue + 1))
+        }
         if let last = lastStatusAnswer[sender], now - last < UInt64(configuration.statusIntervalTicks) {
             return drop(.duplicate)
         }
@@ -41,7 +49,7 @@ extension Replica {
             resent += stableProof
             // Tell it where we stand too: a replica rejoining after amnesia needs the stable
             // checkpoints of 2f+1 replicas before it may sign anything.
-            resent.append(sign(.status(Status(view: view, stableSequence: waterMarks.low, lastExecuted: lastExecuted, viewChanging: !viewActive))))
+            resent.append(sign(.status(Status(view: view, stableSequence: waterMarks.low, lastExecuted: lastExecuted, viewChanging: !viewActive, passive: amnesia != nil))))
         }
         for n in checkpointVotes.keys.sorted() where n > status.stableSequence {
             if let own = checkpointVotes[n]?.vote(of: id) { resent.append(own.envelope) }
@@ -89,6 +97,24 @@ extension Replica {
             }
         }
         counters.retransmitted += count
+    }
+
+    /// A replica passive after amnesia rejoins once its stable checkpoint passes C + L (C
+    /// the highest a quorum reported, `Replica+Amnesia.swift`); with no load nothing moves
+    /// the checkpoints and it would stay passive, a fault the cluster keeps for good. So the
+    /// primary orders null requests through the first checkpoint beyond everything it
+    /// assigned plus the window (C is at most what it assigned). A faulty replica that
+    /// claims to be passive makes it do so once per view at most.
+    mutating func fillNullsForPassive(_ sender: ReplicaID) {
+        guard isPrimary, viewActive, amnesia == nil, epochStart != nil, !retired, nextEpoch == nil,
+              nullFillsGranted[sender] != view
+        else { return }
+        nullFillsGranted[sender] = view
+        let k = UInt64(configuration.checkpointInterval)
+        let beyond = lastAssigned.rawValue + UInt64(configuration.logWindow) + 1
+        let target = SequenceNumber((beyond + k - 1) / k * k)
+        nullFillThrough = max(nullFillThrough ?? target, target)
+        proposeBatches()
     }
 
     /// NEW-VIEW and VIEW-CHANGE messages are large (each carries prepared certificates for

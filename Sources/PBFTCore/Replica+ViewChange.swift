@@ -138,6 +138,7 @@ extension Replica {
         view = target
         viewActive = false
         newViewEnvelope = nil
+        nullFillThrough = nil
         log = [:]
         counters.viewChangesStarted += 1
         let message = ViewChange(

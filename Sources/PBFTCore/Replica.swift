@@ -107,6 +107,8 @@ public struct ReplicaCounters: Hashable, Sendable {
     /// Batches executed in place of a conflicting pre-prepare, on a quorum's commits
     /// (`adoptCommitted`): the primary equivocated.
     public var committedBatchesAdopted = 0
+    /// View changes started because the primary said it was passive after amnesia.
+    public var passivePrimaryViewChanges = 0
 
     public subscript(reason: DropReason) -> Int {
         get { dropped[reason.rawValue] }
@@ -235,6 +237,11 @@ public struct Replica<App: StateMachine>: Sendable {
     /// When the next epoch was decided: the primary must reach its boundary in time.
     var epochTailSince: UInt64?
     var lastAnnouncement: [Principal: UInt64] = [:]
+    /// As primary: null requests to order through this sequence number, for a replica
+    /// passive after amnesia (`fillNullsForPassive`); nil when none are owed.
+    var nullFillThrough: SequenceNumber?
+    /// The view in which each replica last had null requests ordered for it (bounded by n).
+    var nullFillsGranted: [ReplicaID: ViewNumber] = [:]
 
     /// `previousMembership`: for a replica that joins an epoch after 0, the epoch before it,
     /// whose members' checkpoints certify the state the new epoch starts from.

@@ -173,7 +173,7 @@ extension ByteWriter {
             u64(s.totalBytes)
             lengthPrefixed(s.bytes)
         case .status(let s):
-            u64(s.view.rawValue); u64(s.stableSequence.rawValue); u64(s.lastExecuted.rawValue); u8(s.viewChanging ? 1 : 0)
+            u64(s.view.rawValue); u64(s.stableSequence.rawValue); u64(s.lastExecuted.rawValue); u8((s.viewChanging ? 1 : 0) | (s.passive ? 2 : 0))
         case .control(let c):
             u64(c.timestamp.rawValue); u8(c.command.rawValue); lengthPrefixed(c.argument)
         case .controlReply(let r):
@@ -408,9 +408,9 @@ extension ByteReader {
             let view = ViewNumber(try u64("status.view"))
             let stable = SequenceNumber(try u64("status.stableSequence"))
             let executed = SequenceNumber(try u64("status.lastExecuted"))
-            let changing = try u8("status.viewChanging")
-            guard changing <= 1 else { throw .invalidValue(field: "status.viewChanging", reason: "\(changing) is not 0 or 1") }
-            return .status(Status(view: view, stableSequence: stable, lastExecuted: executed, viewChanging: changing == 1))
+            let flags = try u8("status.flags")
+            guard flags <= 3 else { throw .invalidValue(field: "status.flags", reason: "\(flags) sets a bit other than 0 (view changing) and 1 (passive)") }
+            return .status(Status(view: view, stableSequence: stable, lastExecuted: executed, viewChanging: flags & 1 != 0, passive: flags & 2 != 0))
         case .control:
             let timestamp = Timestamp(try u64("control.timestamp"))
             let byte = try u8("control.command")

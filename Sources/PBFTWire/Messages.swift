@@ -288,12 +288,17 @@ public struct Status: Hashable, Sendable {
     public var lastExecuted: SequenceNumber
     /// True while the sender has sent a VIEW-CHANGE for `view` but not accepted its NEW-VIEW.
     public var viewChanging: Bool
+    /// True while the sender is passive after amnesia: it signs nothing until its stable
+    /// checkpoint passes the one a quorum reported plus the window, so an idle cluster must
+    /// order null requests for it to rejoin.
+    public var passive: Bool
 
-    public init(view: ViewNumber, stableSequence: SequenceNumber, lastExecuted: SequenceNumber, viewChanging: Bool = false) {
+    public init(view: ViewNumber, stableSequence: SequenceNumber, lastExecuted: SequenceNumber, viewChanging: Bool = false, passive: Bool = false) {
         self.view = view
         self.stableSequence = stableSequence
         self.lastExecuted = lastExecuted
         self.viewChanging = viewChanging
+        self.passive = passive
     }
 }
 

@@ -105,3 +105,37 @@ import Testing
         }
     }
 }
+
+/// A replica passive after amnesia rejoins only once its stable checkpoint passes C + L;
+/// an idle cluster must move the checkpoints for it (issue 18: 24 of 1,000 swarm runs left
+/// one passive for good).
+@Suite struct PassiveReplicaTests {
+    func status(passive: Bool, view: UInt64 = 0) -> Message {
+        .status(Status(view: ViewNumber(view), stableSequence: SequenceNumber(0), lastExecuted: SequenceNumber(0), passive: passive))
+    }
+
+    @Test func anIdlePrimaryOrdersNullRequestsPastTheWindowForAPassiveReplica() throws {
+        var h = try Harness(checkpointInterval: 4, logWindow: 8)
+        let quiet = try h.deliver(Frame(envelope: h.seal(status(passive: false), as: .replica(ReplicaID(2)))), to: 0)
+        #expect(!quiet.contains { if case .prePrepare? = $0.broadcastMessage { true } else { false } }, "an active peer's STATUS orders nothing")
+        let actions = try h.deliver(Frame(envelope: h.seal(status(passive: true), as: .replica(ReplicaID(2)))), to: 0)
+        let nulls = actions.compactMap { action -> PrePrepare? in
+            if case .prePrepare(let p)? = action.broadcastMessage, p.batchDigest == .zero { p } else { nil }
+        }
+        // Through the first checkpoint beyond 0 + L = 8: 12; the window (h = 0, H = 8) and the
+        // in-flight limit bound what goes out now, the rest follows as checkpoints become stable.
+        #expect(!nulls.isEmpty && nulls.map(\.sequence.rawValue) == Array(1...UInt64(nulls.count)))
+        #expect(nulls.allSatisfy { $0.sequence.rawValue <= 8 })
+        let again = try h.deliver(Frame(envelope: h.seal(status(passive: true), as: .replica(ReplicaID(2)))), to: 0)
+        #expect(!again.contains { if case .prePrepare? = $0.broadcastMessage { true } else { false } }, "once per replica per view")
+    }
+
+    @Test func aBackupLeavesAViewWhosePrimaryIsPassive() throws {
+        var h = try Harness()
+        let fromBackup = try h.deliver(Frame(envelope: h.seal(status(passive: true), as: .replica(ReplicaID(2)))), to: 1)
+        #expect(!fromBackup.contains { if case .viewChange? = $0.broadcastMessage { true } else { false } })
+        let fromPrimary = try h.deliver(Frame(envelope: h.seal(status(passive: true), as: .replica(ReplicaID(0)))), to: 1)
+        #expect(fromPrimary.contains { if case .viewChange(let v)? = $0.broadcastMessage { v.newView == ViewNumber(1) } else { false } })
+        #expect(h.replicas[1].counters.passivePrimaryViewChanges == 1)
+    }
+}

@@ -67,6 +67,7 @@ import Testing
             (.stateChunk(StateChunk(sequence: SequenceNumber(4), stateDigest: digest, chunkIndex: 1, chunkCount: 2, totalBytes: 3, bytes: [9])),
              u64(4) + d + [0, 0, 0, 1, 0, 0, 0, 2] + u64(3) + [0, 0, 0, 1, 9]),
             (.status(Status(view: ViewNumber(1), stableSequence: SequenceNumber(2), lastExecuted: SequenceNumber(3), viewChanging: true)), u64(1) + u64(2) + u64(3) + [1]),
+            (.status(Status(view: ViewNumber(1), stableSequence: SequenceNumber(2), lastExecuted: SequenceNumber(3), passive: true)), u64(1) + u64(2) + u64(3) + [2]),
         ]
         for (message, payload) in cases {
             #expect(payloadOf(message) == payload, "\(message.type)")

@@ -82,7 +82,7 @@ struct MessageGenerator {
         case .newView: .newView(newView())
         case .stateRequest: .stateRequest(StateRequest(sequence: sequence(), stateDigest: digest(), chunkIndex: rng.edgy32()))
         case .stateChunk: .stateChunk(stateChunk())
-        case .status: .status(Status(view: view(), stableSequence: sequence(), lastExecuted: sequence(), viewChanging: Bool.random(using: &rng)))
+        case .status: .status(Status(view: view(), stableSequence: sequence(), lastExecuted: sequence(), viewChanging: Bool.random(using: &rng), passive: Bool.random(using: &rng)))
         case .control:
             .control(Control(timestamp: Timestamp(rng.edgy64()), command: Control.Command.allCases.randomElement(using: &rng)!, argument: bytes(upTo: limits.controlBytesMax)))
         case .controlReply:
