@@ -92,7 +92,11 @@ extension Replica {
         epochStartProof = stableProof
         if let start = ownCheckpoints[next.end] {
             epochStartStates[next.end] = start
-            for old in epochStartStates.keys.sorted(by: >).dropFirst(Self.knownMembershipsMax) { epochStartStates[old] = nil }
+            epochStartProofs[next.end] = stableProof
+            for old in epochStartStates.keys.sorted(by: >).dropFirst(Self.knownMembershipsMax) {
+                epochStartStates[old] = nil
+                epochStartProofs[old] = nil
+            }
         }
         configuration.membership = next.membership
         knownMemberships[next.membership.epoch] = next.membership
@@ -196,8 +200,10 @@ extension Replica {
         }
     }
 
-    /// A replica still in the previous epoch asks where things stand: the stable checkpoint
-    /// that ended its epoch (signed by its members) lets it fetch the state and follow.
+    /// A replica still in an older epoch asks where things stand: the stable checkpoint
+    /// that ended its epoch (signed by its members) lets it fetch the state and follow. One
+    /// several epochs behind gets the proof of the next epoch start above its stable
+    /// checkpoint (the only one it can verify), climbs to it, and asks again.
     mutating func onStaleStatus(_ status: Status, envelope: Envelope) {
         guard let sender = replicaSender(envelope) else { return }
         // (start is at least 1; the peer's numbers are untrusted, so no arithmetic on them)
@@ -206,8 +212,10 @@ extension Replica {
         }
         if let last = lastStatusAnswer[sender], now - last < UInt64(configuration.statusIntervalTicks) { return drop(.duplicate) }
         lastStatusAnswer[sender] = now
-        for proof in epochStartProof { emit(.send(Frame(envelope: proof), to: sender)) }
-        counters.retransmitted += epochStartProof.count
+        let next = epochStartProofs.keys.filter { $0 > status.stableSequence }.min()
+        let proof = next.flatMap { epochStartProofs[$0] } ?? epochStartProof
+        for envelope in proof { emit(.send(Frame(envelope: envelope), to: sender)) }
+        counters.retransmitted += proof.count
     }
 
     /// Tells a client (or the operator) that signed for an older epoch which configuration

@@ -172,6 +172,9 @@ public struct Replica<App: StateMachine>: Sendable {
     /// the one before, can verify only a checkpoint signed by members of an epoch it knows,
     /// so it climbs epoch by epoch, and each step needs the state an epoch started from.
     var epochStartStates: [SequenceNumber: (digest: Digest, state: [UInt8])] = [:]
+    /// The proofs (checkpoint messages of the epoch that ended there) of those states, for
+    /// replicas still in an older epoch (`onStaleStatus`).
+    var epochStartProofs: [SequenceNumber: [Envelope]] = [:]
     /// The 2f+1 checkpoint messages proving h stable (C in a view-change).
     public internal(set) var stableProof: [Envelope] = []
     /// The newest checkpoint messages from each replica beyond H, by sequence number: how a
