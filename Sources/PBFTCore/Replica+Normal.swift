@@ -154,12 +154,35 @@ extension Replica {
         executeReady()
     }
 
-    /// Whether a sequence number above what this replica executed holds a quorum of
-    /// matching commits that it could not use (it lacks or contradicts their pre-prepare):
-    /// it is behind, not the primary; retransmission will bring it the batch.
+    /// Whether a sequence number above what this replica executed, not committed here, holds
+    /// a quorum of matching commits: the batch is committed, so the primary is making
+    /// progress and this replica is the one missing messages (the pre-prepare, prepares, or
+    /// the batch the quorum committed); retransmission brings them. (f+1 commits would not
+    /// do: they show only that a correct replica prepared, and under an equivocating primary
+    /// such a slot may never commit, which would postpone every timer forever: seed
+    /// 10006121.)
     func certifiedCommitAhead() -> Bool {
         log.contains { n, slot in
-            n > lastExecuted && !slot.committed && slot.commits.digest(withAtLeast: membership.quorum).map { $0 != slot.batchDigest } == true
+            n > lastExecuted && !slot.committed && slot.commits.digest(withAtLeast: membership.quorum) != nil
+        }
+    }
+
+    /// Whether f+1 replicas vouch that the view is making progress beyond what this replica
+    /// executed: f+1 matching commits above it (a correct replica prepared there) or f+1
+    /// matching checkpoint messages above it (a correct replica executed that far). Weaker
+    /// than a certificate (a slot an equivocating primary split may never commit), so it
+    /// postpones the timer only a few times in a row (`weakPostponementsMax`): enough for
+    /// retransmission to bring what is missing.
+    func vouchedProgressAhead() -> Bool {
+        log.contains { n, slot in
+            n > lastExecuted && !slot.committed && slot.commits.digest(withAtLeast: membership.weakQuorum) != nil
+        } || vouchedCheckpointAhead()
+    }
+
+    func vouchedCheckpointAhead() -> Bool {
+        checkpointVotes.contains { n, votes in
+            guard n > lastExecuted, let epoch = checkpointEpoch(of: n), let weak = knownMemberships[epoch]?.weakQuorum else { return false }
+            return votes.digest(withAtLeast: weak) != nil
         }
     }
 
@@ -308,6 +331,7 @@ extension Replica {
         if epochTailSince != nil { epochTailSince = now }
         // §4.5.2: the back-off resets once the new view executes a request.
         viewChangeTimeoutTicks = configuration.viewChangeTimeoutTicks
+        weakPostponements = 0
         restartViewChangeTimer()
         proposeBatches()
     }

@@ -71,11 +71,15 @@ extension Replica {
     mutating func onViewChangeTimeout() {
         counters.viewChangeTimeouts += 1
         viewChangeDeadline = nil
-        // A replica that is behind (fetching state, or holding a checkpoint or a commit
-        // certified by a quorum above what it executed) cannot execute anyone's requests yet: that is not
+        // A replica that is behind (fetching state, holding a checkpoint or a commit certified
+        // by a quorum above what it executed) cannot execute anyone's requests yet: that is not
         // the primary's fault, and a lone view change would shut it out of the current view.
         // Only certified evidence counts, so a faulty replica cannot hold this timer back.
         if viewActive, stateFetch != nil || certifiedCheckpointAhead() != nil || certifiedCommitAhead() {
+            return postponeViewChangeTimer()
+        }
+        if viewActive, weakPostponements < Self.weakPostponementsMax, vouchedProgressAhead() {
+            weakPostponements += 1
             return postponeViewChangeTimer()
         }
         // A backup that has not heard from 2f other replicas lately is cut off (a partition,
@@ -134,6 +138,7 @@ extension Replica {
     /// the timeout doubles for each further view this replica has to move to.
     mutating func startViewChange(to target: ViewNumber) {
         guard target > view else { return }
+        weakPostponements = 0
         viewChangeTimeoutTicks = min(viewChangeTimeoutTicks * 2, configuration.viewChangeTimeoutTicks << 10)
         view = target
         viewActive = false

@@ -214,6 +214,10 @@ public struct Replica<App: StateMachine>: Sendable {
     /// status interval); nil while it is cut off. A replica starts out trusting that it is
     /// in touch.
     var connectedSince: UInt64? = 0
+    /// Timer expiries in a row postponed on f+1 replicas' word that the view progresses
+    /// beyond this replica (`vouchedProgressAhead`); reset by an execution or a view change.
+    var weakPostponements = 0
+    static var weakPostponementsMax: Int { 2 }
     /// The pacing of NEW-VIEW and VIEW-CHANGE resends, per peer (bounded by n).
     var viewResends: [ReplicaID: ViewResend] = [:]
 
