@@ -34,7 +34,7 @@ extension Replica {
     /// Checkpoint messages above h and inside the window are kept, one per replica per
     /// sequence number; anything else is dropped, so their memory is bounded by n * L / K.
     mutating func onCheckpoint(_ checkpoint: Checkpoint, envelope: Envelope) {
-        guard let sender = replicaSender(envelope) else { return }
+        guard let sender = checkpointSender(envelope) else { return }
         guard checkpoint.sequence.rawValue % UInt64(configuration.checkpointInterval) == 0 else { return drop(.outsideWaterMarks) }
         guard checkpoint.sequence > waterMarks.low else { return drop(.duplicate) }
         // Each sequence number is checkpointed in the epoch that executed it. A checkpoint of
@@ -89,6 +89,17 @@ extension Replica {
             checkpointVotes[n]?.replace(envelope, digest: checkpoint.stateDigest, from: sender)
             checkStable(n)
         }
+    }
+
+    /// The signer of a checkpoint message: a replica of the epoch it signed in. After amnesia
+    /// that includes this replica itself: a checkpoint it signed before it lost its state,
+    /// forwarded back in a proof, is a member's genuine vote, and without it a cluster that
+    /// has moved to the next epoch may hold only a quorum that counts it (seed 10006629).
+    mutating func checkpointSender(_ envelope: Envelope) -> ReplicaID? {
+        if amnesia != nil, case .replica(let r) = envelope.sender, r == id, knownMemberships[envelope.epoch]?.replica(r) != nil {
+            return r
+        }
+        return replicaSender(envelope)
     }
 
     /// Checkpoints kept per replica beyond H: its stable one and every newer one it can have
