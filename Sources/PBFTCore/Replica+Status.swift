@@ -8,7 +8,9 @@ import PBFTWire
 
 extension Replica {
     var hasWorkAhead: Bool {
-        epochStart == nil || !viewActive || amnesia != nil || !pendingRequests.isEmpty || log.keys.contains { $0 > lastExecuted }
+        // The end of an epoch waiting to be reached is work too (its timer runs, and it must
+        // hear the others to judge the primary that should fill it).
+        epochStart == nil || !viewActive || amnesia != nil || nextEpoch != nil || !pendingRequests.isEmpty || log.keys.contains { $0 > lastExecuted }
             || checkpointVotes.keys.contains { $0 > lastExecuted }
     }
 
