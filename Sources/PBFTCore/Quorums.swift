@@ -29,9 +29,13 @@ public struct VoteSet: Hashable, Sendable {
     /// certificate is sound whichever of a faulty replica's votes it holds (its strength
     /// lies in the correct replicas it contains), so equivocation must not be able to keep
     /// a certificate from forming.
-    public mutating func replace(_ envelope: Envelope, digest: Digest, from replica: ReplicaID) {
-        precondition(votes[replica] != nil, "replacing the vote of \(replica), who has none")
+    ///
+    /// Returns whether it replaced the vote: only when `replica` voted before and the new
+    /// vote brings `digest` to `quorum`.
+    public mutating func replace(_ envelope: Envelope, digest: Digest, from replica: ReplicaID, completing quorum: Int) -> Bool {
+        guard votes[replica] != nil, count(matching: digest) + 1 >= quorum else { return false }
         votes[replica] = Vote(digest: digest, envelope: envelope)
+        return true
     }
 
     public func vote(of replica: ReplicaID) -> Vote? { votes[replica] }

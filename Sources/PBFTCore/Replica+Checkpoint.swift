@@ -84,9 +84,8 @@ extension Replica {
             // one is needed. Taken only when it completes a quorum.
             let n = checkpoint.sequence
             guard let epoch = expected, let quorum = knownMemberships[epoch]?.quorum,
-                  let votes = checkpointVotes[n], votes.count(matching: checkpoint.stateDigest) + 1 >= quorum
+                  checkpointVotes[n]?.replace(envelope, digest: checkpoint.stateDigest, from: sender, completing: quorum) == true
             else { return }
-            checkpointVotes[n]?.replace(envelope, digest: checkpoint.stateDigest, from: sender)
             checkStable(n)
         }
     }

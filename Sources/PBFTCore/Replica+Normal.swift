@@ -257,8 +257,8 @@ extension Replica {
             dropConflicting(envelope, earlier: log[vote.sequence]?.commits.vote(of: sender)?.envelope)
             // A faulty replica's other commit counts when it completes a quorum (see
             // `VoteSet.replace`): the certificate is sound whichever of its votes it holds.
-            guard let commits = log[vote.sequence]?.commits, commits.count(matching: vote.batchDigest) + 1 >= membership.quorum else { return }
-            log[vote.sequence]?.commits.replace(envelope, digest: vote.batchDigest, from: sender)
+            let quorum = membership.quorum
+            guard log[vote.sequence]?.commits.replace(envelope, digest: vote.batchDigest, from: sender, completing: quorum) == true else { return }
             checkCommitted(vote.sequence)
         }
     }

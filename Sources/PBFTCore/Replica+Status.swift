@@ -14,6 +14,11 @@ extension Replica {
             || checkpointVotes.keys.contains { $0 > lastExecuted }
     }
 
+    /// Where this replica stands, as its STATUS tells the others.
+    var ownStatus: Status {
+        Status(view: view, stableSequence: waterMarks.low, lastExecuted: lastExecuted, viewChanging: !viewActive, passive: amnesia != nil)
+    }
+
     mutating func sendStatusIfStuck() {
         let interval = UInt64(configuration.statusIntervalTicks)
         guard now - lastProgressTick >= interval, now - lastStatusTick >= interval else { return }
@@ -22,8 +27,7 @@ extension Replica {
         guard hasWorkAhead || now - lastStatusTick >= interval * 10 else { return }
         lastStatusTick = now
         counters.statusSent += 1
-        let status = Status(view: view, stableSequence: waterMarks.low, lastExecuted: lastExecuted, viewChanging: !viewActive, passive: amnesia != nil)
-        emit(.broadcast(Frame(envelope: sign(.status(status)))))
+        emit(.broadcast(Frame(envelope: sign(.status(ownStatus)))))
     }
 
     /// Resends, for each sequence number the peer has not executed, the pre-prepare with its
@@ -51,7 +55,7 @@ extension Replica {
             resent += stableProof
             // Tell it where we stand too: a replica rejoining after amnesia needs the stable
             // checkpoints of 2f+1 replicas before it may sign anything.
-            resent.append(sign(.status(Status(view: view, stableSequence: waterMarks.low, lastExecuted: lastExecuted, viewChanging: !viewActive, passive: amnesia != nil))))
+            resent.append(sign(.status(ownStatus)))
         }
         for n in checkpointVotes.keys.sorted() where n > status.stableSequence {
             if let own = checkpointVotes[n]?.vote(of: id) { resent.append(own.envelope) }
