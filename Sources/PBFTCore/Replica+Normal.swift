@@ -78,7 +78,10 @@ extension Replica {
                 let requester = pendingOrder.removeFirst()
                 guard let request = pendingRequests.removeValue(forKey: requester), let timestamp = request.requestTimestamp else { continue }
                 // A NEW-VIEW may already have put it in the log, or it may have executed meanwhile.
-                guard timestamp > inLog[requester] ?? Timestamp(0), !replyCache.hasExecuted(requester, timestamp) else { continue }
+                guard timestamp > inLog[requester] ?? Timestamp(0), !replyCache.hasExecuted(requester, timestamp) else {
+                    if inLog[requester] == nil { pendingSince[requester] = nil }
+                    continue
+                }
                 batch.append(request)
             }
             guard !batch.isEmpty || nextEpoch != nil || nullFillThrough.map({ next <= $0 }) == true else { return }
@@ -329,6 +332,8 @@ extension Replica {
         guard executedAny else { return }
         lastProgressTick = now
         if epochTailSince != nil { epochTailSince = now }
+        for peer in passiveSince.keys { passiveServed[peer] = view }
+        passiveSince = [:]
         // §4.5.2: the back-off resets once the new view executes a request.
         viewChangeTimeoutTicks = configuration.viewChangeTimeoutTicks
         weakPostponements = 0
@@ -375,6 +380,16 @@ extension Replica {
         for (i, reply) in replies.enumerated() {
             emit(.reply(Frame(envelope: root, reply: ProvenReply(reply: reply, index: UInt32(i), path: tree.paths[i])), to: reply.requester))
         }
+    }
+
+    /// `pendingSince` times what this replica waits for: queued requests, and assigned ones
+    /// not yet executed (the primary's own proposals, a retransmitted one at a backup). When
+    /// the log is replaced wholesale (a state transfer, a new view, a new epoch) an entry whose
+    /// request is neither queued nor logged any more would run the view-change timer for
+    /// nothing: a primary that caught up by state transfer past its own proposals then
+    /// suspected itself alone, with everything executed (seed 10016847).
+    mutating func forgetSettledWaits() {
+        pendingSince = pendingSince.filter { pendingRequests[$0.key] != nil || inLog[$0.key] != nil }
     }
 
     mutating func removePending(_ requester: Principal) {

@@ -106,11 +106,14 @@ extension Replica {
         epochTailSince = nil
         nullFillThrough = nil
         nullFillsGranted = [:]
+        passiveSince = [:]
+        passiveServed = [:]
         // Views restart with the epoch: the new membership decides the primary.
         view = ViewNumber(0)
         viewActive = true
         newViewEnvelope = nil
         viewChangeMessages = [:]
+        suspicions = [:]
         viewChangeDeadline = nil
         viewChangeTimeoutTicks = configuration.viewChangeTimeoutTicks
         log = [:]
@@ -127,6 +130,7 @@ extension Replica {
             if let old = pendingRequests[requester]?.epoch { announceEpoch(to: requester, knownEpoch: old) }
             removePending(requester)
         }
+        forgetSettledWaits()
         emit(.epochStarted(membership, firstSequence: SequenceNumber(next.end.rawValue + 1)))
         if membership.replica(id) == nil {
             retired = true
@@ -286,10 +290,14 @@ extension Replica {
             viewActive = true
             newViewEnvelope = nil
             viewChangeMessages = [:]
+            suspicions = [:]
+            passiveSince = [:]
+            passiveServed = [:]
             viewChangeDeadline = nil
             log = [:]
             preparedCertificates = [:]
             inLog = [:]
+            forgetSettledWaits()
         }
         configuration.membership = current
         knownMemberships[current.epoch] = current

@@ -182,6 +182,7 @@ extension Replica {
             removePending(requester)
         }
         inLog = inLog.filter { !replyCache.hasExecuted($0.key, $0.value) }
+        forgetSettledWaits()
         stateFetch = nil
         counters.stateTransfersCompleted += 1
         lastProgressTick = now

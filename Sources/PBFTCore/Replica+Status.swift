@@ -10,13 +10,17 @@ extension Replica {
     var hasWorkAhead: Bool {
         // The end of an epoch waiting to be reached is work too (its timer runs, and it must
         // hear the others to judge the primary that should fill it).
-        epochStart == nil || !viewActive || amnesia != nil || nextEpoch != nil || !pendingRequests.isEmpty || log.keys.contains { $0 > lastExecuted }
+        // So is a passive peer's fill (`awaitFillForPassive`).
+        epochStart == nil || !viewActive || amnesia != nil || nextEpoch != nil || !pendingRequests.isEmpty || !passiveSince.isEmpty
+            || log.keys.contains { $0 > lastExecuted }
             || checkpointVotes.keys.contains { $0 > lastExecuted }
     }
 
     /// Where this replica stands, as its STATUS tells the others.
     var ownStatus: Status {
-        Status(view: view, stableSequence: waterMarks.low, lastExecuted: lastExecuted, viewChanging: !viewActive, passive: amnesia != nil)
+        Status(
+            view: view, stableSequence: waterMarks.low, lastExecuted: lastExecuted, viewChanging: !viewActive, passive: amnesia != nil,
+            suspecting: suspectsPrimary)
     }
 
     mutating func sendStatusIfStuck() {
@@ -25,6 +29,11 @@ extension Replica {
         // With nothing ahead, a slow heartbeat still lets a replica that missed everything
         // learn from the answers (newer checkpoints) that it is behind.
         guard hasWorkAhead || now - lastStatusTick >= interval * 10 else { return }
+        broadcastStatus()
+    }
+
+    /// Tells every replica where this one stands (and what it suspects) now.
+    mutating func broadcastStatus() {
         lastStatusTick = now
         counters.statusSent += 1
         emit(.broadcast(Frame(envelope: sign(.status(ownStatus)))))
@@ -37,13 +46,18 @@ extension Replica {
         guard let sender = replicaSender(envelope) else { return }
         noteAmnesiaReport(status.stableSequence, from: sender)
         if status.passive { fillNullsForPassive(sender) }
+        awaitFillForPassive(sender, passive: status.passive)
         // The primary itself says it is passive: it cannot propose anything (not even the
         // null requests it needs to rejoin) until it is active again. Its own signed word is
         // enough to move on; a faulty primary that lies only gives its view away.
-        if status.passive, sender == primary, status.view == view, viewActive, !isPrimary, amnesia == nil {
+        if status.passive, sender == primary, status.view == view, viewActive, !isPrimary, amnesia == nil,
+           (suspicions[id] ?? ViewNumber(0)) <= view {
             counters.passivePrimaryViewChanges += 1
-            return startViewChange(to: ViewNumber(view.rawValue + 1))
+            suspectPrimary()
         }
+        // Suspicion, and a view change under way, are requests for the next view.
+        if status.suspecting { noteAsking(for: ViewNumber(status.view.rawValue + 1), from: sender) }
+        if status.viewChanging { noteAsking(for: status.view, from: sender) }
         if let last = lastStatusAnswer[sender], now - last < UInt64(configuration.statusIntervalTicks) {
             return drop(.duplicate)
         }
@@ -103,6 +117,25 @@ extension Replica {
             }
         }
         counters.retransmitted += count
+    }
+
+    /// A backup expects the primary to order null requests for a passive peer (below): when
+    /// no progress follows within a timeout, the primary is suspected like one that leaves a
+    /// request waiting. Without this a primary that crashed in an idle cluster, or one that
+    /// only pretends to work, kept the peer passive for good: nothing else runs a backup's
+    /// timer once the load has ended (seeds 10010839, 10013144, 10018693). Progress in this
+    /// view serves the peer (it may still need more checkpoints, which the load or the fill
+    /// brings); a faulty peer that claims passivity for ever costs at most one wait a view.
+    mutating func awaitFillForPassive(_ peer: ReplicaID, passive: Bool) {
+        guard passive else {
+            passiveSince[peer] = nil
+            return
+        }
+        guard peer != primary, !isPrimary, viewActive, amnesia == nil, epochStart != nil, !retired,
+              passiveSince[peer] == nil, passiveServed[peer] != view, membership.replica(peer) != nil
+        else { return }
+        passiveSince[peer] = now
+        startViewChangeTimerIfNeeded()
     }
 
     /// A replica passive after amnesia rejoins once its stable checkpoint passes C + L (C

@@ -38,7 +38,7 @@ extension Replica {
         // and if it does not (some replicas of the old epoch are stuck behind a view change)
         // the old epoch changes view, which brings them to its end.
         guard viewChangeDeadline == nil, viewActive, amnesia == nil, epochStart != nil, !retired,
-              let oldest = (Array(pendingSince.values) + (epochTailSince.map { [$0] } ?? [])).min()
+              let oldest = (Array(pendingSince.values) + Array(passiveSince.values) + (epochTailSince.map { [$0] } ?? [])).min()
         else { return }
         viewChangeDeadline = oldest + UInt64(viewChangeTimeoutTicks)
     }
@@ -71,6 +71,11 @@ extension Replica {
     mutating func onViewChangeTimeout() {
         counters.viewChangeTimeouts += 1
         viewChangeDeadline = nil
+        // A passive peer that fell silent (crashed again, or its passivity ended and the STATUS
+        // saying so was lost) is not waited for: it sends STATUS every interval while passive.
+        let recent = now - min(now, 3 * UInt64(configuration.statusIntervalTicks))
+        passiveSince = passiveSince.filter { lastHeard[$0.key].map { $0 >= recent } ?? false }
+        if viewActive, pendingSince.isEmpty, passiveSince.isEmpty, epochTailSince == nil { return }
         // A replica that is behind (fetching state, holding a checkpoint or a commit certified
         // by a quorum above what it executed) cannot execute anyone's requests yet: that is not
         // the primary's fault, and a lone view change would shut it out of the current view.
@@ -100,7 +105,72 @@ extension Replica {
         if viewActive, connectedSince.map({ now - $0 < UInt64(configuration.viewChangeTimeoutTicks) }) ?? true {
             return postponeViewChangeTimer()
         }
-        startViewChange(to: ViewNumber(view.rawValue + 1))
+        suspectPrimary()
+        // Still in this view (or still waiting for its NEW-VIEW) until a quorum asks for the
+        // next: the timer goes on running over what waits, and fires again only to keep the
+        // suspicion's STATUS going out.
+        if viewActive {
+            for requester in pendingSince.keys { pendingSince[requester] = now }
+            for peer in passiveSince.keys { passiveSince[peer] = now }
+            if epochTailSince != nil { epochTailSince = now }
+            startViewChangeTimerIfNeeded()
+        }
+    }
+
+    // MARK: Suspicion
+
+    // §4.4 has a backup whose timer expires leave its view at once: it multicasts VIEW-CHANGE
+    // and takes nothing of the old view after. When the others do not follow (their timers
+    // were reset by progress it missed, or it alone was cut off when a NEW-VIEW went out), it
+    // stays alone in a view nobody else will reach: views never go back, since its
+    // VIEW-CHANGE is out and would vouch for a log it no longer keeps if it voted in the old
+    // view again, and one replica asking is below the f+1 that make others follow. Seeds
+    // 10008895, 10009341, 10009528 and 10018088 ended so, everything executed everywhere.
+    //
+    // So leaving a view takes two steps (as Mod-SMaRt's STOP and STOP-DATA do): a replica
+    // whose timer expires first *suspects* the primary, which commits it to nothing: it
+    // says so in its STATUS (sent at once, and again while it waits) and keeps working in
+    // its view. It sends VIEW-CHANGE, and stops taking the old view's messages, only once a
+    // quorum asks for the next view, by suspicion or by VIEW-CHANGE. A quorum of correct
+    // replicas always suffices (n - f >= q), so a faulty primary is still replaced; a lone
+    // suspicion strands nobody. As §4.5.2 has replicas join on f+1 VIEW-CHANGE messages, a
+    // replica that learns f+1 replicas suspect the primary suspects it too (one of them is
+    // correct), which brings the quorum about once the primary is faulty for one correct
+    // replica plus the f faulty ones.
+
+    /// Raises this replica's suspicion of the current primary (once per view) and tells the
+    /// others at once.
+    mutating func suspectPrimary() {
+        let next = ViewNumber(view.rawValue + 1)
+        guard amnesia == nil, !retired, (suspicions[id] ?? ViewNumber(0)) < next else { return }
+        suspicions[id] = next
+        counters.suspicionsRaised += 1
+        broadcastStatus()
+        moveOnIfQuorumAsks()
+    }
+
+    /// Records that `sender` asks for `target` (a STATUS that suspects, or says it is
+    /// changing views) and moves on when enough do.
+    mutating func noteAsking(for target: ViewNumber, from sender: ReplicaID) {
+        guard target > (suspicions[sender] ?? ViewNumber(0)) else { return }
+        suspicions[sender] = target
+        moveOnIfQuorumAsks()
+    }
+
+    /// The replicas of this epoch asking for a view above the current one (or, while
+    /// changing to it, above it), by suspicion or VIEW-CHANGE: f+1 make this replica suspect
+    /// too, a quorum makes it send VIEW-CHANGE for the next view.
+    mutating func moveOnIfQuorumAsks() {
+        guard amnesia == nil, !retired, epochStart != nil else { return }
+        let next = ViewNumber(view.rawValue + 1)
+        let asking = membership.replicas.filter { replica in
+            (suspicions[replica.id] ?? ViewNumber(0)) >= next
+                || (viewChangeMessages[replica.id]?.message.newView ?? ViewNumber(0)) >= next
+        }.count
+        if asking >= membership.weakQuorum, (suspicions[id] ?? ViewNumber(0)) < next {
+            return suspectPrimary()
+        }
+        if asking >= membership.quorum { startViewChange(to: next) }
     }
 
     /// Whether messages from at least quorum - 1 (2f at n = 3f+1) other replicas of this epoch arrived within the
@@ -128,6 +198,7 @@ extension Replica {
     mutating func postponeViewChangeTimer() {
         counters.viewChangeTimeoutsPostponed += 1
         for requester in pendingSince.keys { pendingSince[requester] = now }
+        for peer in passiveSince.keys { passiveSince[peer] = now }
         if epochTailSince != nil { epochTailSince = now }
         startViewChangeTimerIfNeeded()
     }
@@ -176,6 +247,7 @@ extension Replica {
         if higher.count >= membership.weakQuorum, let smallest = higher.min() {
             startViewChange(to: smallest)
         }
+        moveOnIfQuorumAsks()
         startNewViewTimerIfNeeded()
         tryToSendNewView()
     }
@@ -299,7 +371,7 @@ extension Replica {
         guard sender == configuration.primary(of: message.view) else { return drop(.notFromPrimary) }
         guard let plan = checkedPlan(message) else {
             drop(.invalidNewView)
-            if message.view == view { startViewChange(to: ViewNumber(view.rawValue + 1)) }
+            if message.view == view { suspectPrimary() }
             return
         }
         if message.view > view {
@@ -376,8 +448,10 @@ extension Replica {
                 if let request = pendingRequests[requester] { emit(.send(Frame(envelope: request), to: primary)) }
             }
         }
+        forgetSettledWaits()
         // The new primary gets a whole timeout for the requests that were already waiting.
         for requester in pendingSince.keys { pendingSince[requester] = now }
+        for peer in passiveSince.keys { passiveSince[peer] = now }
         if epochTailSince != nil { epochTailSince = now }
         lastProgressTick = now
         restartViewChangeTimer()

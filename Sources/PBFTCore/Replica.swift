@@ -109,6 +109,8 @@ public struct ReplicaCounters: Hashable, Sendable {
     public var committedBatchesAdopted = 0
     /// View changes started because the primary said it was passive after amnesia.
     public var passivePrimaryViewChanges = 0
+    /// Times this replica suspected a primary (raised a suspicion; `Replica+ViewChange.swift`).
+    public var suspicionsRaised = 0
 
     public subscript(reason: DropReason) -> Int {
         get { dropped[reason.rawValue] }
@@ -201,6 +203,10 @@ public struct Replica<App: StateMachine>: Sendable {
     var preparedCertificates: [SequenceNumber: PreparedCertificate] = [:]
     /// Each replica's newest valid VIEW-CHANGE (bounded by n).
     var viewChangeMessages: [ReplicaID: (message: ViewChange, envelope: Envelope)] = [:]
+    /// The highest view each replica of this epoch (this one too) asked for by suspicion
+    /// (its STATUS said it suspects the primary of the view before; bounded by n). Views
+    /// restart with each epoch, and so do these.
+    var suspicions: [ReplicaID: ViewNumber] = [:]
     /// The NEW-VIEW that started the current view, forwarded to replicas still behind.
     var newViewEnvelope: Envelope?
     var lastProgressTick: UInt64 = 0
@@ -249,6 +255,12 @@ public struct Replica<App: StateMachine>: Sendable {
     var nullFillThrough: SequenceNumber?
     /// The view in which each replica last had null requests ordered for it (bounded by n).
     var nullFillsGranted: [ReplicaID: ViewNumber] = [:]
+    /// As backup: since when each peer has said it is passive after amnesia with no progress
+    /// here since (`awaitFillForPassive`); bounded by n.
+    var passiveSince: [ReplicaID: UInt64] = [:]
+    /// The view in which progress last followed each peer's passivity: this view's primary
+    /// did its part, and the peer is not waited for again in it (bounded by n).
+    var passiveServed: [ReplicaID: ViewNumber] = [:]
 
     /// `previousMembership`: for a replica that joins an epoch after 0, the epoch before it,
     /// whose members' checkpoints certify the state the new epoch starts from.
@@ -287,6 +299,9 @@ public struct Replica<App: StateMachine>: Sendable {
     var f: Int { membership.f }
     public var primary: ReplicaID { configuration.primary(of: view) }
     public var isPrimary: Bool { primary == id }
+    /// Whether this replica suspects the primary of its view (and asks for the next one)
+    /// without having left the view yet (`Replica+ViewChange.swift`, "Suspicion").
+    public var suspectsPrimary: Bool { (suspicions[id] ?? ViewNumber(0)) > view }
 
     /// The one entry point. Actions come out in the order they must be carried out.
     public mutating func step(_ event: Event) -> [Action] {
@@ -295,8 +310,24 @@ public struct Replica<App: StateMachine>: Sendable {
         case .tick: onTick()
         case .message(let frame): onFrame(frame.value)
         }
+        #if DEBUG
+        checkInvariants()
+        #endif
         defer { outbox.removeAll(keepingCapacity: true) }
         return outbox
+    }
+
+    /// What must hold between any two steps; checked after each step in debug builds (the
+    /// test suite's swarms), where a broken one stops the run at the step that broke it.
+    func checkInvariants() {
+        precondition(Set(pendingOrder) == Set(pendingRequests.keys) && pendingOrder.count == pendingRequests.count,
+                     "pendingOrder and pendingRequests disagree")
+        precondition(pendingSince.keys.allSatisfy { pendingRequests[$0] != nil || inLog[$0] != nil },
+                     "a request neither queued nor logged still runs the view-change timer")
+        precondition(lastExecuted >= waterMarks.low || stateFetch != nil || amnesia != nil,
+                     "stable checkpoint \(waterMarks.low) above what was executed (\(lastExecuted)) with no fetch under way")
+        precondition(viewActive || viewChangeMessages[id].map { $0.message.newView == view } ?? true,
+                     "changing to view \(view) but own VIEW-CHANGE is for another view")
     }
 
     mutating func onTick() {

@@ -372,6 +372,9 @@ public struct SimulationResult: Sendable {
     public var retired: [ReplicaID: UInt64] = [:]
     /// Replicas that joined after the start.
     public var joined: Set<ReplicaID> = []
+    /// Joiners the operator stopped before they joined: a later change decided for the same
+    /// epoch left them out (`withdrawDroppedJoiners`).
+    public var withdrawn: Set<ReplicaID> = []
     /// Where each replica ended: what the convergence checker judges.
     public var endStates: [ReplicaID: ReplicaEndState] = [:]
     /// With `SimulationOptions.traced`: one line per message to or from a traced replica and
@@ -624,6 +627,26 @@ public struct Simulation {
         startJoiner(newcomer, joining: joining, previous: previous)
     }
 
+    /// Two changes can be decided for one epoch (add r5, then replace r5 by r6, before the
+    /// epoch starts): the first one's newcomer, already started, is then left out of the
+    /// epoch it was to join. No member of that epoch knows its key or address, so nothing it
+    /// could hear tells it; the operator, who saw both answers, stops it (seeds 400186,
+    /// 10016808: it waited to join for ever). The same holds for a joiner that a later epoch
+    /// removes before it ever joined. `pbft launch` never gets here: it submits a change only
+    /// once the epoch the previous one decided has begun (`waitForPendingEpoch`).
+    private mutating func withdrawDroppedJoiners() {
+        // The replica furthest ahead executed the change just answered (f+1 did before the
+        // answer): its newest membership is the one decided last.
+        guard let ahead = replicas.filter({ options.byzantine[$0.id] == nil && $0.epochStart != nil }).max(by: { $0.lastExecuted < $1.lastExecuted }),
+              let newest = ahead.knownMemberships.values.max(by: { $0.epoch < $1.epoch })
+        else { return }
+        for id in result.joined.sorted() where !result.withdrawn.contains(id) {
+            guard let i = index[id], replicas[i].epochStart == nil, replicas[i].configuration.membership.epoch <= newest.epoch, newest.replica(id) == nil else { continue }
+            result.withdrawn.insert(id)
+            crash(id)
+        }
+    }
+
     private mutating func startJoiner(_ id: ReplicaID, joining: Membership, previous: Membership) {
         var joinerConfiguration = configuration
         joinerConfiguration.membership = joining
@@ -859,6 +882,7 @@ public struct Simulation {
                         result.reconfigurations[last].completedTick = tick
                         result.reconfigurations[last].result = String(decoding: bytes, as: UTF8.self)
                         startNewcomer(of: result.reconfigurations[last])
+                        withdrawDroppedJoiners()
                     }
                     continue
                 }
@@ -877,7 +901,8 @@ public struct Simulation {
         result.correctReplicas = Set(replicas.map(\.id).filter { options.byzantine[$0] == nil })
         for replica in replicas where replica.epochStart == nil {
             // A joiner that never reached its epoch executed nothing: there is nothing to judge.
-            result.finalStates.append("\(replica.id): still joining \(replica.configuration.membership.epoch)")
+            let fate = result.withdrawn.contains(replica.id) ? "stopped by the operator: a later change left it out of" : "still joining"
+            result.finalStates.append("\(replica.id): \(fate) \(replica.configuration.membership.epoch)")
         }
         for index in replicas.indices { result.endStates[replicas[index].id] = endState(index) }
         for (i, scheduled) in options.reconfigurations.enumerated() {

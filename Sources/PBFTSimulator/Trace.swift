@@ -20,7 +20,7 @@ enum Trace {
         case .newView(let v): "new-view \(v.view) V=\(v.viewChanges.count) O=\(v.prePrepares.count)"
         case .stateRequest(let r): "state-request \(r.sequence) chunk \(r.chunkIndex)"
         case .stateChunk(let c): "state-chunk \(c.sequence) \(c.chunkIndex)/\(c.chunkCount)"
-        case .status(let s): "status \(s.view)\(s.viewChanging ? " changing" : "")\(s.passive ? " passive" : "") h=\(s.stableSequence.rawValue) executed=\(s.lastExecuted.rawValue)"
+        case .status(let s): "status \(s.view)\(s.viewChanging ? " changing" : "")\(s.passive ? " passive" : "")\(s.suspecting ? " suspecting" : "") h=\(s.stableSequence.rawValue) executed=\(s.lastExecuted.rawValue)"
         case .control: "control"
         case .controlReply: "control-reply"
         case .epochAnnouncement(let a): "epoch-announcement \(a.configuration.epoch) from \(a.firstSequence)"

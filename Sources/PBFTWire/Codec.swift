@@ -173,7 +173,7 @@ extension ByteWriter {
             u64(s.totalBytes)
             lengthPrefixed(s.bytes)
         case .status(let s):
-            u64(s.view.rawValue); u64(s.stableSequence.rawValue); u64(s.lastExecuted.rawValue); u8((s.viewChanging ? 1 : 0) | (s.passive ? 2 : 0))
+            u64(s.view.rawValue); u64(s.stableSequence.rawValue); u64(s.lastExecuted.rawValue); u8((s.viewChanging ? 1 : 0) | (s.passive ? 2 : 0) | (s.suspecting ? 4 : 0))
         case .control(let c):
             u64(c.timestamp.rawValue); u8(c.command.rawValue); lengthPrefixed(c.argument)
         case .controlReply(let r):
@@ -409,8 +409,12 @@ extension ByteReader {
             let stable = SequenceNumber(try u64("status.stableSequence"))
             let executed = SequenceNumber(try u64("status.lastExecuted"))
             let flags = try u8("status.flags")
-            guard flags <= 3 else { throw .invalidValue(field: "status.flags", reason: "\(flags) sets a bit other than 0 (view changing) and 1 (passive)") }
-            return .status(Status(view: view, stableSequence: stable, lastExecuted: executed, viewChanging: flags & 1 != 0, passive: flags & 2 != 0))
+            guard flags <= 7 else {
+                throw .invalidValue(field: "status.flags", reason: "\(flags) sets a bit other than 0 (view changing), 1 (passive) and 2 (suspecting)")
+            }
+            return .status(Status(
+                view: view, stableSequence: stable, lastExecuted: executed,
+                viewChanging: flags & 1 != 0, passive: flags & 2 != 0, suspecting: flags & 4 != 0))
         case .control:
             let timestamp = Timestamp(try u64("control.timestamp"))
             let byte = try u8("control.command")

@@ -292,13 +292,21 @@ public struct Status: Hashable, Sendable {
     /// checkpoint passes the one a quorum reported plus the window, so an idle cluster must
     /// order null requests for it to rejoin.
     public var passive: Bool
+    /// True while the sender suspects the primary of `view` (its view-change timer expired,
+    /// or that primary proved faulty) and asks for view + 1. A suspicion commits the sender
+    /// to nothing: it keeps working in `view` until a quorum asks for view + 1.
+    public var suspecting: Bool
 
-    public init(view: ViewNumber, stableSequence: SequenceNumber, lastExecuted: SequenceNumber, viewChanging: Bool = false, passive: Bool = false) {
+    public init(
+        view: ViewNumber, stableSequence: SequenceNumber, lastExecuted: SequenceNumber,
+        viewChanging: Bool = false, passive: Bool = false, suspecting: Bool = false
+    ) {
         self.view = view
         self.stableSequence = stableSequence
         self.lastExecuted = lastExecuted
         self.viewChanging = viewChanging
         self.passive = passive
+        self.suspecting = suspecting
     }
 }
 

@@ -201,9 +201,10 @@ import Testing
         let again = try h.deliver(Frame(envelope: request), to: 1)
         #expect(again == [.send(Frame(envelope: request), to: ReplicaID(0))])
         #expect(h.replicas[1].viewChangeDeadline == 100, "the timer runs from the first copy")
-        try h.tick(1, 99)
+        let expired = try h.tick(1, 99)
         #expect(h.replicas[1].counters.viewChangeTimeouts == 1, "the timer expires when the request does not execute")
-        #expect(h.replicas[1].view == ViewNumber(1) && !h.replicas[1].viewActive)
+        #expect(expired.contains { $0.isSuspicion } && h.replicas[1].suspectsPrimary)
+        #expect(h.replicas[1].view == ViewNumber(0) && h.replicas[1].viewActive, "a suspicion alone leaves no view")
     }
 
     @Test func aBackupThatHearsNoQuorumPostponesItsSuspicion() throws {
@@ -227,9 +228,10 @@ import Testing
         #expect(h.replicas[1].counters.viewChangeTimeoutsPostponed == 4)
         #expect(h.replicas[1].viewActive)
         // A whole timeout in touch with a quorum, and the request still waits: it suspects the primary.
+        #expect(!h.replicas[1].suspectsPrimary)
         try h.tick(1, 100)
         #expect(h.replicas[1].counters.viewChangeTimeoutsPostponed == 4)
-        #expect(!h.replicas[1].viewActive && h.replicas[1].view == ViewNumber(1))
+        #expect(h.replicas[1].suspectsPrimary && h.replicas[1].viewActive && h.replicas[1].view == ViewNumber(0))
     }
 
     @Test func aPrimaryWhoseProposalsDoNotExecuteMovesOn() throws {
@@ -239,8 +241,11 @@ import Testing
         #expect(proposed.contains { if case .prePrepare? = $0.broadcastMessage { true } else { false } })
         #expect(h.replicas[0].viewChangeDeadline == 100, "the primary times its own proposal")
         let actions = try h.tick(0, 100)
-        #expect(actions.contains { if case .viewChange(let v)? = $0.broadcastMessage { v.newView == ViewNumber(1) } else { false } })
-        // Had it executed, the timer would have stopped: see the normal case above.
+        #expect(actions.contains { $0.isSuspicion } && h.replicas[0].suspectsPrimary, "it suspects itself")
+        // Had it executed, the timer would have stopped: see the normal case above. The
+        // backups that wait for the same request suspect it too: a quorum, and it moves on.
+        let moved = try h.suspicions(of: 0, from: [1, 2], to: 0)
+        #expect(moved.contains { $0.isViewChange(to: 1) })
     }
 
     @Test func primaryThatLeavesOneRequestWaitingIsSuspectedAlthoughOthersExecute() throws {
@@ -261,13 +266,14 @@ import Testing
         }
         #expect(h.replicas[1].lastExecuted == SequenceNumber(4))
         #expect(h.replicas[1].viewChangeDeadline == 100, "executions of other requests did not postpone it")
-        var sentViewChange = false
+        var suspected = false
         for _ in 0..<20 {
-            for action in h.replicas[1].step(.tick) {
-                if case .viewChange(let v)? = action.broadcastMessage, v.newView == ViewNumber(1) { sentViewChange = true }
-            }
+            if h.replicas[1].step(.tick).contains(where: { $0.isSuspicion }) { suspected = true }
         }
-        #expect(sentViewChange)
+        #expect(suspected && h.replicas[1].suspectsPrimary)
+        // r2 and r3 wait for it too: with theirs, a quorum asks for view 1.
+        let moved = try h.suspicions(of: 0, from: [2, 3], to: 1)
+        #expect(moved.contains { $0.isViewChange(to: 1) })
         #expect(!h.replicas[1].viewActive)
     }
 
@@ -415,7 +421,9 @@ import Testing
         var h = try Harness()
         _ = try h.deliver(Frame(envelope: h.request(client: 2, timestamp: 1)), to: 1)
         var records: [DurableRecord] = []
-        for action in try h.tick(1, 100) { if case .persist(let r) = action { records.append(r) } }
+        for action in try h.tick(1, 100) + (try h.suspicions(of: 0, from: [2, 3], to: 1)) {
+            if case .persist(let r) = action { records.append(r) }
+        }
         #expect(records.contains { if case .viewChange = $0 { true } else { false } })
         let recovered = try Replica.recover(
             configuration: h.configuration, id: ReplicaID(1), app: KeyValueStore(),

@@ -68,18 +68,19 @@ import Testing
         #expect(Self.fingerprint(once) == Self.fingerprint(everyReceiver))
     }
 
-    /// Seed 400186 (n = 7, three replacements) leaves a replica joining forever once the
-    /// clients are done (a later change in the same epoch dropped it: issue 18's open part);
-    /// nothing changes after that, so the run ends after the stall instead of 20,000 ticks
-    /// later, and every checker sees the same run.
-    @Test func stoppingAStalledRunChangesNoVerdict() throws {
-        var stopping = Self.options(400_186), waiting = Self.options(400_186)
+    /// Stopping a run once its replicas stalled (nothing but retransmissions left) changes no
+    /// verdict and nothing the checkers read. Seed 400186 used to stall for good (a joiner a
+    /// later change left out waited for ever; the operator now stops it, issue 18) and ended
+    /// 10,000 ticks sooner with stopping on; no correct run is known to stall now, so each
+    /// seed here is only run both ways and must judge the same.
+    @Test(arguments: seeds + [400_186])
+    func stoppingAStalledRunChangesNoVerdict(_ seed: UInt64) throws {
+        var stopping = Self.options(seed), waiting = Self.options(seed)
         stopping.stopWhenStalled = true
         waiting.stopWhenStalled = false
         var a = try Simulation(stopping), b = try Simulation(waiting)
         let early = a.run(), full = b.run()
-        #expect(early.ticks + 10_000 < full.ticks, "\(early.ticks) ticks against \(full.ticks)")
-        #expect(early.violations.allSatisfy { $0.hasPrefix("convergence:") }, "\(early.violations.prefix(3))")
+        #expect(early.ticks <= full.ticks, "\(early.ticks) ticks against \(full.ticks)")
         #expect(early.violations == full.violations)
         #expect(early.executions == full.executions)
         #expect(early.executionTicks == full.executionTicks)

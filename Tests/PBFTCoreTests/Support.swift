@@ -97,9 +97,31 @@ struct Harness {
     }
 }
 
+extension Harness {
+    /// STATUS from each of `peers` saying it suspects the primary of `view`, delivered to `replica`.
+    mutating func suspicions(of view: UInt64, from peers: [UInt32], to replica: Int) throws -> [Action] {
+        var actions: [Action] = []
+        for peer in peers {
+            let status = Status(view: ViewNumber(view), stableSequence: SequenceNumber(0), lastExecuted: SequenceNumber(0), suspecting: true)
+            actions += try deliver(Frame(envelope: seal(.status(status), as: .replica(ReplicaID(peer)))), to: replica)
+        }
+        return actions
+    }
+}
+
 extension Action {
     var broadcastMessage: Message? {
         if case .broadcast(let frame) = self { return frame.envelope.message }
         return nil
+    }
+
+    /// A STATUS that says its sender suspects the primary.
+    var isSuspicion: Bool {
+        if case .status(let s)? = broadcastMessage { s.suspecting } else { false }
+    }
+
+    /// A VIEW-CHANGE for `view`.
+    func isViewChange(to view: UInt64) -> Bool {
+        if case .viewChange(let v)? = broadcastMessage { v.newView == ViewNumber(view) } else { false }
     }
 }
