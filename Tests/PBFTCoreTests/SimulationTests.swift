@@ -157,7 +157,8 @@ import Testing
 /// The swarm: at least 1,000 seeded runs per `swift test`, each drawing n from {4, 7, 10},
 /// up to f faulty replicas (Byzantine with a random behaviour, or crashed, some restarting),
 /// partitions, loss, duplication and reordering until a stabilisation time; every run must
-/// pass agreement, integrity, checkpoints, replies and liveness after the heal.
+/// pass agreement, integrity, checkpoints, replies and liveness after the heal, and end
+/// converged (issue 18).
 @Suite struct AdversarialSwarmTests {
     @Test(arguments: Array(0..<20))
     func thousandAdversarialRuns(_ chunk: Int) throws {
@@ -166,15 +167,7 @@ import Testing
         #expect(summary.runs == 50)
         for failure in summary.failures {
             let replay = "replay: pbft sim --seed \(failure.seed) --runs 1 --replicas 4,7,10 --real-signature-every 25 --adversarial"
-            let broken = failure.violations.filter { !$0.hasPrefix("convergence:") }
-            if !broken.isEmpty { Issue.record("seed \(failure.seed) failed: \(broken.prefix(3)); \(replay)") }
-            // The convergence checker (issue 18) still finds replicas that cannot catch up
-            // across epochs or out of amnesia once the load has ended; `pbft sim` and
-            // scripts/swarm.sh fail on them, the suite lists them until they are fixed.
-            withKnownIssue("issue 18: convergence", isIntermittent: true) {
-                let unconverged = failure.violations.filter { $0.hasPrefix("convergence:") }
-                if !unconverged.isEmpty { Issue.record("seed \(failure.seed): \(unconverged.prefix(3)); \(replay)") }
-            }
+            Issue.record("seed \(failure.seed) failed: \(failure.violations.prefix(3)); \(replay)")
         }
     }
 }

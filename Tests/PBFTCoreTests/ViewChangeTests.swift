@@ -195,7 +195,10 @@ import Testing
     @Test func aViewChangeIsResentToOnePeerWithADoublingGap() throws {
         var harness = try Harness(n: 4)
         try harness.deliver(Frame(envelope: harness.request(client: 0, timestamp: 1)), to: 1)
-        while harness.replicas[1].viewActive { try harness.tick(1, 1) }
+        while !harness.replicas[1].suspectsPrimary { try harness.tick(1, 1) }
+        try harness.suspicions(of: 0, from: [2, 3], to: 1)
+        // r2's STATUS was just answered: the next one gets an answer a status interval on.
+        for _ in 0..<10 { _ = harness.replicas[1].step(.tick) }
         #expect(harness.replicas[1].view == ViewNumber(1))
         let status = Frame(envelope: harness.seal(
             .status(Status(view: ViewNumber(0), stableSequence: SequenceNumber(0), lastExecuted: SequenceNumber(0), viewChanging: false)),
