@@ -117,51 +117,21 @@ public struct Convergence: Sendable, Equatable {
     public var converged: Bool { problems.isEmpty }
 
     public init(_ states: [ReplicaFinalState], byzantine: Set<Int>) {
-        var problems: [String] = []
-        var excluded: [String] = []
-        var judged: [(id: Int, status: ReplicaFinalState.Status)] = []
-        for state in states.sorted(by: { $0.replica < $1.replica }) {
-            let name = "r\(state.replica)"
-            if byzantine.contains(state.replica) {
-                excluded.append("\(name) Byzantine")
-                continue
-            }
-            switch state.process {
-            case "killed", "stopped", "paused", "retired":
-                excluded.append("\(name) \(state.process)")
-                continue
-            case "running":
-                break
-            case "exited":
-                problems.append("\(name) exited on its own and was not restarted (see its log)")
-                continue
-            default:
-                problems.append("\(name) is \(state.process), not running")
-                continue
-            }
-            guard let status = state.status else {
-                problems.append("\(name) runs but did not answer its status")
-                continue
-            }
-            if status.retired {
-                excluded.append("\(name) retired")
-                continue
-            }
-            judged.append((state.replica, status))
-        }
+        let (judged, excluded, ended) = Self.whoIsJudged(states, byzantine: byzantine)
         self.excluded = excluded
         self.judged = judged.map(\.id)
+        problems = ended
         let serving = judged.filter { !$0.status.joining }
         guard let epoch = (serving.isEmpty ? judged : serving).map(\.status.epoch).max() else {
-            self.problems = problems
             reached = "no correct replica running"
             return
         }
         let members = Set((serving.first { $0.status.epoch == epoch } ?? judged.first { $0.status.epoch == epoch })?.status.members ?? [])
+        // What the others reached: the replicas of the newest epoch past joining and amnesia.
         let settled = judged.filter { members.contains($0.id) && $0.status.epoch == epoch && !$0.status.joining && !$0.status.passive }.map(\.status)
         let view = settled.filter(\.viewActive).map(\.view).max()
-        let stable = settled.map(\.stableCheckpoint).max()
-        let executed = settled.map(\.lastExecuted).max()
+        let stable = settled.map(\.stableCheckpoint).max() ?? 0
+        let executed = settled.map(\.lastExecuted).max() ?? 0
         let others = "the others in " + (view.map { "v\($0), e\(epoch)" } ?? "no active view of e\(epoch)")
         for (id, status) in judged {
             let problem: String
@@ -179,9 +149,9 @@ public struct Convergence: Sendable, Equatable {
                 problem = "stuck in a view change to v\(status.view) (\(others))"
             } else if let view, status.view != view {
                 problem = "in v\(status.view), \(others)"
-            } else if let stable, status.stableCheckpoint != stable {
+            } else if status.stableCheckpoint != stable {
                 problem = "at stable checkpoint \(status.stableCheckpoint), the others at \(stable)"
-            } else if let executed, status.lastExecuted != executed {
+            } else if status.lastExecuted != executed {
                 problem = "executed up to \(status.lastExecuted), the others up to \(executed)"
             } else if let next = status.nextEpoch {
                 problem = "waiting for e\(next), decided but not begun"
@@ -190,8 +160,38 @@ public struct Convergence: Sendable, Equatable {
             }
             problems.append("r\(id) \(problem): \(status.description)")
         }
-        self.problems = problems
-        reached = "e\(epoch) " + (view.map { "v\($0)" } ?? "no active view") + ", stable checkpoint \(stable ?? 0), executed \(executed ?? 0)"
+        reached = "e\(epoch) " + (view.map { "v\($0)" } ?? "no active view") + ", stable checkpoint \(stable), executed \(executed)"
+    }
+
+    /// The correct replicas whose process runs and that answered, with their status; the
+    /// replicas not judged, with the reason; and a problem for each correct replica whose
+    /// process ended on its own or that did not answer.
+    static func whoIsJudged(_ states: [ReplicaFinalState], byzantine: Set<Int>)
+        -> (judged: [(id: Int, status: ReplicaFinalState.Status)], excluded: [String], problems: [String]) {
+        var judged: [(id: Int, status: ReplicaFinalState.Status)] = []
+        var excluded: [String] = []
+        var problems: [String] = []
+        for state in states.sorted(by: { $0.replica < $1.replica }) {
+            let name = "r\(state.replica)"
+            if byzantine.contains(state.replica) {
+                excluded.append("\(name) Byzantine")
+                continue
+            }
+            switch (state.process, state.status) {
+            case ("killed", _), ("stopped", _), ("paused", _), ("retired", _):
+                // The experiment took it down, or a reconfiguration removed it.
+                excluded.append("\(name) \(state.process)")
+            case ("running", let status?):
+                if status.retired { excluded.append("\(name) retired") } else { judged.append((state.replica, status)) }
+            case ("running", nil):
+                problems.append("\(name) runs but did not answer its status")
+            case ("exited", _):
+                problems.append("\(name) exited on its own and was not restarted (see its log)")
+            default:
+                problems.append("\(name) is \(state.process), not running")
+            }
+        }
+        return (judged, excluded, problems)
     }
 }
 
@@ -200,7 +200,7 @@ public struct Convergence: Sendable, Equatable {
 public enum ConvergenceCheck {
     public static func verdict(_ folder: ResultsFolder, timings: [ReconfigurationTiming]) -> RunReport.Verdict {
         guard !folder.finalStates.isEmpty else {
-            return .skipped("convergence", because: "not judged: events.jsonl has no final_status records (written by pbft run after the load since the convergence checker exists); run the experiment again to judge it")
+            return .skipped("convergence", because: "not judged: events.jsonl has no final_status records (a run written before pbft run recorded where each replica ended); run the experiment again to judge it")
         }
         let inForce = networkFaultsAtEnd(folder.events)
         guard inForce.isEmpty else {
