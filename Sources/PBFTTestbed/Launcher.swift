@@ -624,7 +624,10 @@ public actor Launcher {
                 id: id, state: slots[id]!.state, view: number("view"), viewActive: (status?["view_active"] as? Bool) ?? false,
                 lastExecuted: number("last_executed"), stableCheckpoint: number("low_water_mark"),
                 recovering: (status?["recovering"] as? Bool) ?? false, epoch: number("epoch"),
-                joining: (status?["joining"] as? Bool) ?? false, member: membership.replica(id) != nil))
+                joining: (status?["joining"] as? Bool) ?? false, member: membership.replica(id) != nil,
+                members: (status?["members"] as? [NSNumber])?.map { ReplicaID($0.uint32Value) },
+                retired: (status?["retired"] as? Bool) ?? false,
+                nextEpoch: ((status?["next_epoch"] as? [String: Any])?["epoch"] as? NSNumber)?.uint64Value))
         }
         return ClusterSnapshot(replicas: replicas, primary: currentPrimary(statuses), epoch: membership.epoch.rawValue, f: membership.f)
     }
@@ -775,6 +778,12 @@ public struct ClusterSnapshot: Sendable {
         public let joining: Bool
         /// A member of the epoch in force (the launcher's view).
         public let member: Bool
+        /// The members of the epoch it reports; nil when it did not answer.
+        public let members: [ReplicaID]?
+        /// It left the membership and stopped taking part.
+        public let retired: Bool
+        /// An epoch a reconfiguration decided that it has not entered yet.
+        public let nextEpoch: UInt64?
     }
 
     /// Every replica the launch started, retired ones included.
