@@ -50,6 +50,20 @@ public struct ReplicaOptions: Sendable {
     public static let defaultSequencesInFlight = 1
     public static let defaultViewChangeTimeoutTicks = 80
 
+    /// How long an incomplete fragmented frame is kept: 30 s, so that a 32 MiB VIEW-CHANGE
+    /// or NEW-VIEW still completes over a slow link (3 s at 100 Mbit/s, more under loss).
+    /// docs/transport.md, "In the processes".
+    public static let fragmentTimeoutMilliseconds = 30_000
+
+    /// The replica's reassembly limits: fragments come only from replicas (the shell drops
+    /// any other sender's before reassembly), so at most `replicasMax` senders; an
+    /// incomplete frame is kept `fragmentTimeoutMilliseconds`, and never fewer ticks than
+    /// the default.
+    public func reassemblyLimits(replicasMax: Int) -> ReassemblyLimits {
+        let ticks = max(Int(ReassemblyLimits.default.timeoutTicks), Self.fragmentTimeoutMilliseconds / max(1, tickMilliseconds))
+        return ReassemblyLimits(sendersMax: replicasMax, timeoutTicks: UInt64(ticks))
+    }
+
     public init(clusterPath: String, id: ReplicaID, keyPath: String, dataDirectory: String) {
         self.clusterPath = clusterPath
         self.id = id
@@ -218,8 +232,6 @@ public final class ReplicaNode: @unchecked Sendable {
         executionLog = try ExecutionLog(directory: options.dataDirectory)
         evidenceLog = try ExecutionLog(directory: options.dataDirectory, file: "evidence.jsonl")
         signer = keyFile.signer
-        // Fragments come only from the other replicas; a 30 s timeout covers a 32 MiB frame
-        // on a slow link (ticks are options.tickMilliseconds long).
         // Senders up to the wire limit: the membership may grow.
         let verified = SignatureMemo()
         self.verified = verified
@@ -228,8 +240,7 @@ public final class ReplicaNode: @unchecked Sendable {
         endpoint = UDPEndpoint()
         verifierLoops = verifiers.map { Array($0.makeIterator()) } ?? []
         receiving = Mutex(ReceiveState(
-            reassembler: Reassembler(limits: ReassemblyLimits(
-                sendersMax: configuration.limits.replicasMax, timeoutTicks: UInt64(max(300, 30_000 / max(1, options.tickMilliseconds))))),
+            reassembler: Reassembler(limits: options.reassemblyLimits(replicasMax: configuration.limits.replicasMax)),
             authenticator: Authenticator(
                 verifier: Ed25519Verifier(), keys: EpochKeys(membership), limits: configuration.receiveLimits, memo: verified)))
         replica = try Replica.recover(
