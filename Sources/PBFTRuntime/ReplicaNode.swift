@@ -744,10 +744,12 @@ public final class ReplicaNode: @unchecked Sendable {
     }
 
     /// Answers a reconfiguration whose signature did not verify: a signed refusal with the
-    /// reason, at most one per tick (refusals cost a signature each).
+    /// reason, at most one per second (each costs a signature, and the source address may
+    /// be forged; an operator's tool retransmits for longer than that, so it sees one).
     func refuseReconfiguration(_ reconfiguration: Reconfiguration, reason: String, to origin: ControlOrigin) {
         noteRefusal("reconfiguration_not_verified")
-        guard ticks != lastRefusalTick else { return }
+        let intervalTicks = UInt64(max(1, 1_000 / max(1, options.tickMilliseconds)))
+        guard lastRefusalTick == .max || ticks >= lastRefusalTick + intervalTicks else { return }
         lastRefusalTick = ticks
         let epoch = replica.configuration.membership.epoch
         sendControlReply(ControlReply(timestamp: reconfiguration.timestamp, outcome: .refused, epoch: epoch, body: Array("refused: reconfiguration: \(reason)".utf8)), to: origin)
