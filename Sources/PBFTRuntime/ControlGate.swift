@@ -28,17 +28,13 @@ public import PBFTWire
 /// Pure: the caller passes the time. Not thread-safe; one owner.
 public struct ControlGate: Sendable {
     /// Why a command was refused; the raw value names its counter in status reports.
-    public enum Refusal: String, CaseIterable, Sendable, Comparable {
+    public enum Refusal: String, CaseIterable, Sendable {
         case wrongTarget = "wrong_target"
         case replayed
         case tooOld = "too_old"
         case tooNew = "too_new"
         case beforeStart = "before_start"
         case wrongEpoch = "wrong_epoch"
-
-        public static func < (a: Self, b: Self) -> Bool {
-            allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
-        }
     }
 
     public enum Verdict: Equatable, Sendable {

@@ -327,6 +327,15 @@ import Testing
             guard let line = status?.stdout, let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return false }
             return object["epoch"] as? Int == 1 && object["joining"] as? Bool == false && (object["last_executed"] as? Int ?? 0) > 0
         }, "replica 4 entered e1 and executes: \(text(joiner + "/replica-4.log").suffix(600))")
+        // The operator's epoch 0 cluster file still works: each replica refuses the command
+        // signed for e0 once, with its epoch, and ctl signs it again for e1.
+        let stale = try PBFTBinary.run(["ctl", "status", "--cluster", keys + "/cluster.toml", "--operator-key", keys + "/operator.key", "--json"])
+        #expect(stale.status == 0, "\(stale.stderr)")
+        let epochs = stale.stdout.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["epoch"] as? Int }
+        #expect(epochs == [1, 1, 1, 1], "\(stale.stdout)")
+        let refused = try PBFTBinary.run(["ctl", "status", "--cluster", keys + "/cluster.toml", "--operator-key", keys + "/operator.key", "--replica", "0", "--json"])
+        let control = (try? JSONSerialization.jsonObject(with: Data(refused.stdout.utf8)) as? [String: Any])?["control"] as? [String: Any]
+        #expect((control?["refused"] as? [String: Int])?["wrong_epoch"] ?? 0 >= 2, "\(String(describing: control))")
     }
 
     @Test("unsigned or wrongly signed commands are rejected by the launcher and by the replicas")
