@@ -53,7 +53,7 @@ import Testing
         status.zeros(24)
         status.u8(9)
         #expect(error(Array(WireBytes.envelope(type: 12, payload: status.bytes).dropLast(64)))
-            == .invalidValue(field: "status.flags", reason: "9 sets a bit other than 0 (view changing) and 1 (passive)"))
+            == .invalidValue(field: "status.flags", reason: "9 sets a bit other than 0 (view changing), 1 (passive) and 2 (suspecting)"))
         #expect(error(Array(WireBytes.envelope(type: 7, payload: checkpoint() + [0, 0]).dropLast(64))) == .trailingBytes(count: 2))
         #expect(error(Array(WireBytes.envelope(type: 7, payload: checkpoint()).dropLast(1)))
             == .truncated(field: "signature", needed: 64, available: 63))
