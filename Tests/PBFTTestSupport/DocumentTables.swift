@@ -93,6 +93,25 @@ public struct DocumentTable: Sendable, CustomStringConvertible {
         rows = Array(cells.dropFirst(2))
     }
 
+    init(header: [String], rows: [[String]]) {
+        self.header = header
+        self.rows = rows
+    }
+
+    /// The table with each `offset` and `size` cell that gives alternatives (`4 or 16`, one
+    /// per variant of a layout) reduced to its `index`-th: one variant's plain layout table.
+    public func choosing(alternative index: Int) -> DocumentTable {
+        let columns = ["offset", "size"].compactMap(column)
+        return DocumentTable(header: header, rows: rows.map { row in
+            var row = row
+            for c in columns where c < row.count {
+                let alternatives = row[c].components(separatedBy: " or ")
+                if alternatives.count > 1, alternatives.indices.contains(index) { row[c] = alternatives[index] }
+            }
+            return row
+        })
+    }
+
     /// The cells of one row, trimmed; a `|` inside backticks or escaped as `\|` does not split.
     static func cells(_ line: Substring) -> [String] {
         var cells: [String] = []

@@ -62,7 +62,7 @@ struct WorkedExample {
         try #require(second.count == 1)
         dump = HexDump(second[0])
         dump.field(1, "datagram kind 0x50: one whole frame", [0x50])
-        dump.field(1, "version 2", [wireVersion])
+        dump.field(1, "version \(wireVersion)", [wireVersion])
         dump.field(1, "type 3: pre-prepare", [MessageType.prePrepare.rawValue])
         dump.field(1, "sender kind 0: replica", [0])
         dump.field(4, "sender id 0", Self.u32(0))
@@ -92,7 +92,7 @@ struct WorkedExample {
 
     /// Annotates the request envelope at the dump's offset; returns where its signed bytes end.
     static func requestEnvelope(_ dump: inout HexDump, _ request: Envelope, indent: String) -> Int {
-        dump.field(1, indent + "version 2", [wireVersion])
+        dump.field(1, indent + "version \(wireVersion)", [wireVersion])
         dump.field(1, indent + "type 1: request", [MessageType.request.rawValue])
         dump.field(1, indent + "sender kind 1: client", [1])
         dump.field(4, indent + "sender id 1", u32(1))

@@ -14,6 +14,7 @@ import Testing
 
     let digest = Digest(w0: 0x0102_0304_0506_0708, w1: 0x1112_1314_1516_1718, w2: 0x2122_2324_2526_2728, w3: 0x3132_3334_3536_3738)
     let key = PublicKey(bytes: [UInt8](repeating: 0xEE, count: 32))!
+    let run = RunID(high: 0x4142_4344_4546_4748, low: 0x5152_5354_5556_5758)
 
     // MARK: - The envelope
 
@@ -85,6 +86,9 @@ import Testing
         case .reconfiguration:
             let sizes = reconfigurations().map { payload($0).count }
             return [sizes.min()!, sizes.max()!]
+        case .control:
+            // To a replica, then to a launcher (the target's width depends on its kind).
+            return [Control.Target.replica(ReplicaID(0)), .launcher(run)].map { payload(.control(Control(timestamp: Timestamp(0), target: $0, command: .status))).count }
         case .epochAnnouncement:
             let none = payload(announcement(replicaHosts: [], clients: 0)).count
             return [
@@ -128,6 +132,8 @@ import Testing
         struct Case {
             var heading: String
             var index = 0
+            /// For a table that gives alternatives (`4 or 16`): which one these bytes take.
+            var alternative: Int?
             var bytes: [UInt8]
             var fixed: Int
             var fields: [(String, [UInt8])]
@@ -166,14 +172,17 @@ import Testing
                  fields: [("view", be(0x1111, 8)), ("stable checkpoint", be(0x3333, 8)), ("executed", be(0x2222, 8)), ("flags", [3])]),
             Case(heading: "15 epoch-announcement", bytes: payload(announcement(replicaHosts: [], clients: 0)), fixed: 56,
                  fields: [("epoch", be(5, 8)), ("f", be(1, 4)), ("replica count", be(0, 2))]),
-            Case(heading: "Framing", bytes: payload(.control(Control(timestamp: Timestamp(0x4444), command: .byzantine))), fixed: 13,
-                 fields: [("timestamp", be(0x4444, 8)), ("command", [3]), ("argument", be(0, 4))]),
-            Case(heading: "Framing", index: 2, bytes: payload(.controlReply(ControlReply(timestamp: Timestamp(0x4444), accepted: true, body: []))), fixed: 13,
-                 fields: [("timestamp", be(0x4444, 8)), ("1 if carried out", [1]), ("body", be(0, 4))]),
+            Case(heading: "Framing", alternative: 0, bytes: payload(.control(Control(timestamp: Timestamp(0x4444), target: .replica(ReplicaID(0x0A0B_0C0D)), command: .byzantine))), fixed: 18,
+                 fields: [("timestamp", be(0x4444, 8)), ("target kind", [1]), ("target: for kind", be(0x0A0B_0C0D, 4)), ("command", [3]), ("argument", be(0, 4))]),
+            Case(heading: "Framing", alternative: 1, bytes: payload(.control(Control(timestamp: Timestamp(0x4444), target: .launcher(run), command: .launcher))), fixed: 30,
+                 fields: [("timestamp", be(0x4444, 8)), ("target kind", [2]), ("target: for kind", run.bytes), ("command", [4]), ("argument", be(0, 4))]),
+            Case(heading: "Framing", index: 2, bytes: payload(.controlReply(ControlReply(timestamp: Timestamp(0x4444), outcome: .wrongEpoch, epoch: Epoch(5), body: []))), fixed: 21,
+                 fields: [("timestamp", be(0x4444, 8)), ("outcome", [2]), ("epoch: the answerer's", be(5, 8)), ("body", be(0, 4))]),
         ]
         for c in cases {
-            let table = try #require(page.table(under: c.heading, index: c.index), "no table \(c.index) under \(c.heading)")
-            try checkLayout(table, of: c.bytes, fixedBytes: c.fixed, fields: c.fields, context: "\(c.heading) #\(c.index)")
+            let documented = try #require(page.table(under: c.heading, index: c.index), "no table \(c.index) under \(c.heading)")
+            let table = c.alternative.map { documented.choosing(alternative: $0) } ?? documented
+            try checkLayout(table, of: c.bytes, fixedBytes: c.fixed, fields: c.fields, context: "\(c.heading) #\(c.index) \(c.alternative.map { "alternative \($0)" } ?? "")")
         }
     }
 
@@ -433,8 +442,8 @@ import Testing
         case .stateRequest: .stateRequest(StateRequest(sequence: SequenceNumber(0), stateDigest: .zero, chunkIndex: 0))
         case .stateChunk: .stateChunk(StateChunk(sequence: SequenceNumber(0), stateDigest: .zero, chunkIndex: 0, chunkCount: 1, totalBytes: 0, bytes: []))
         case .status: .status(Status(view: ViewNumber(0), stableSequence: SequenceNumber(0), lastExecuted: SequenceNumber(0)))
-        case .control: .control(Control(timestamp: Timestamp(0), command: .status))
-        case .controlReply: .controlReply(ControlReply(timestamp: Timestamp(0), accepted: true, body: []))
+        case .control: .control(Control(timestamp: Timestamp(0), target: .replica(ReplicaID(0)), command: .status))
+        case .controlReply: .controlReply(ControlReply(timestamp: Timestamp(0), outcome: .done, epoch: Epoch(0), body: []))
         case .epochAnnouncement: announcement(replicaHosts: [], clients: 0)
         }
     }

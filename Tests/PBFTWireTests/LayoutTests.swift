@@ -82,7 +82,7 @@ import Testing
         }
     }
 
-    /// The example in docs/wire-format.md (13 control), byte for byte.
+    /// The example in docs/wire-format.md ("Control commands"), byte for byte.
     @Test func theDocumentedControlExampleIsWhatTheEncoderWrites() {
         let stop3 = Control(timestamp: Timestamp(0x0006_3A1B_2C3D_4E5F), target: .replica(ReplicaID(3)), command: .stop)
         #expect(Hex.encode(payloadOf(.control(stop3))) == "00063a1b2c3d4e5f" + "01" + "00000003" + "02" + "00000000")
