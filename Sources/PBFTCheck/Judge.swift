@@ -105,6 +105,7 @@ public enum Judge {
             EpochCheck.verdict(logs, timings: reconfigurations),
             LinearizabilityVerdict.of(history),
             ResultsCheck.liveness(operations.map { ($0.invoked, $0.completed) }, lastHeal: lastHeal, duration: folder.durationSeconds, bound: folder.livenessBoundSeconds),
+            ConvergenceCheck.verdict(folder, timings: reconfigurations),
             EvidenceCheck.verdict(folder),
         ]
         let seconds = metrics(operations.map { ($0.invoked, $0.completed) }, views: views, duration: end)
@@ -153,7 +154,7 @@ public enum Judge {
             "operations": operations.count, "completed": operations.filter { $0.completed != nil }.count,
             "duration_s": report.durationSeconds,
             "longest_gap_s": ResultsCheck.longestGap(operations.map { ($0.invoked, $0.completed) }).map { $0.length as Any } ?? NSNull(),
-            "verdicts": report.verdicts.map { ["name": $0.name, "passed": $0.passed, "detail": $0.detail] },
+            "verdicts": report.verdicts.map { ["name": $0.name, "passed": $0.passed, "skipped": $0.skipped, "detail": $0.detail] },
             "faults": report.faults.map { ["label": $0.label, "start": $0.start, "end": $0.end.map { $0 as Any } ?? NSNull()] },
             "view_changes": report.viewChanges.map { ["time": $0.time, "view": $0.view, "primary": $0.primary.map { $0 as Any } ?? NSNull(), "epoch": $0.epoch.map { $0 as Any } ?? NSNull()] },
             "reconfigurations": reconfigurations.map { r -> [String: Any] in

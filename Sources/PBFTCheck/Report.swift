@@ -54,9 +54,9 @@ public struct RunReport: Sendable, Equatable, Codable {
         self.verdicts = verdicts
     }
 
-    /// True only if there is at least one verdict and every verdict passed: a run nothing was
-    /// checked on has not passed.
-    public var passed: Bool { !verdicts.isEmpty && verdicts.allSatisfy(\.passed) }
+    /// True only if no verdict failed and at least one passed: a run nothing was checked on
+    /// has not passed. A skipped verdict fails nothing, and passes nothing either.
+    public var passed: Bool { verdicts.contains(where: \.passed) && !verdicts.contains(where: \.failed) }
 
     /// One line of the cluster settings: "n" = "4", "view change timeout" = "500 ms".
     public struct Setting: Sendable, Equatable, Codable {
@@ -151,16 +151,32 @@ public struct RunReport: Sendable, Equatable, Codable {
     }
 
     /// One checker's judgement: agreement, integrity, checkpoints, linearizability, liveness,
-    /// Byzantine evidence. `detail` is one or more lines of evidence and figures.
+    /// Byzantine evidence, convergence. `detail` is one or more lines of evidence and figures.
     public struct Verdict: Sendable, Equatable, Codable {
         public var name: String
         public var passed: Bool
+        /// Not judged: the records the checker needs are missing (a results folder older
+        /// than the checker), and `detail` says which and why. Neither passed nor failed.
+        public var skipped: Bool
         public var detail: String
 
         public init(_ name: String, passed: Bool, detail: String = "") {
             self.name = name
             self.passed = passed
+            self.skipped = false
             self.detail = detail
         }
+
+        /// A verdict the checker could not reach, and why.
+        public static func skipped(_ name: String, because reason: String) -> Verdict {
+            var verdict = Verdict(name, passed: false, detail: reason)
+            verdict.skipped = true
+            return verdict
+        }
+
+        public var failed: Bool { !passed && !skipped }
+
+        /// "PASS", "FAIL" or "SKIPPED".
+        public var word: String { skipped ? "SKIPPED" : passed ? "PASS" : "FAIL" }
     }
 }

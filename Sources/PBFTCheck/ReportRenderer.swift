@@ -12,7 +12,7 @@
 ///
 /// | element | class | what |
 /// |---|---|---|
-/// | `p` | `overall pass`, `overall fail`, `overall none` | the overall verdict, in words: PASS only if every verdict passed; `none` when no verdicts |
+/// | `p` | `overall pass`, `overall fail`, `overall none` | the overall verdict, in words: PASS only if no verdict failed and one passed (a skipped one does neither); `none` when no verdicts |
 /// | `strong` | `verdict-word` | "PASS", "FAIL" or "NO VERDICTS", inside `.overall` |
 /// | `table` | `facts`, `cluster` | run facts (`td.seed`, `td.version`, `td.started`, `td.duration`, `td.operations`, `td.view-change-count`, `td.fault-count`, `td.epoch-count` after a reconfiguration); cluster settings (`th` name, `td` value) |
 /// | `svg` | `plot throughput`, `plot latency` | the plots; `data-y-scale` is `linear` or `log`, `data-y-max` the top of the y axis |
@@ -28,7 +28,7 @@
 /// | `g` | `event-row` | in the timeline: `line.event` per event, `text.event-label` for those with room |
 /// | `text` | `events-hidden` | how many event labels were left out for space |
 /// | `table` | `faults`, `verdicts`, `events` | fault intervals (after the timeline); verdicts; every event (in `details.events`) |
-/// | `tr` | `verdict pass`, `verdict fail` | one per verdict: `td.verdict-name`, `td.verdict-result` ("PASS"/"FAIL"), `td.verdict-detail` |
+/// | `tr` | `verdict pass`, `verdict fail`, `verdict skipped` | one per verdict: `td.verdict-name`, `td.verdict-result` ("PASS"/"FAIL"/"SKIPPED"), `td.verdict-detail` (for a skipped one, why) |
 public enum ReportRenderer {
     /// The whole page.
     public static func html(_ report: RunReport) -> String {
@@ -83,16 +83,20 @@ public enum ReportRenderer {
         m.element("h1", ["class": "name"], report.name)
         m.element("p", ["class": "purpose"], report.purpose)
 
-        let failed = report.verdicts.filter { !$0.passed }
-        let state = report.verdicts.isEmpty ? "none" : failed.isEmpty ? "pass" : "fail"
+        let failed = report.verdicts.filter(\.failed)
+        let skipped = report.verdicts.filter(\.skipped)
+        let state = report.verdicts.isEmpty ? "none" : report.passed ? "pass" : "fail"
         m.open("p", ["class": "overall " + state])
         m.element("strong", ["class": "verdict-word"], overallWord(report))
         if report.verdicts.isEmpty {
             m.content(": no checks were run")
-        } else if failed.isEmpty {
-            m.content(": all \(report.verdicts.count) checks passed")
+        } else if report.passed {
+            m.content(skipped.isEmpty
+                ? ": all \(report.verdicts.count) checks passed"
+                : ": \(report.verdicts.count - skipped.count) of \(report.verdicts.count) checks passed, \(skipped.count) skipped (\(skipped.map(\.name).joined(separator: ", ")))")
         } else {
-            m.content(": \(failed.count) of \(report.verdicts.count) checks failed (\(failed.map(\.name).joined(separator: ", ")))")
+            m.content(": \(failed.count) of \(report.verdicts.count) checks failed (\(failed.map(\.name).joined(separator: ", ")))"
+                + (skipped.isEmpty ? "" : ", \(skipped.count) skipped (\(skipped.map(\.name).joined(separator: ", ")))"))
         }
         m.close("p")
 
@@ -206,9 +210,9 @@ public enum ReportRenderer {
         m.close("thead")
         m.open("tbody")
         for verdict in verdicts {
-            m.open("tr", ["class": verdict.passed ? "verdict pass" : "verdict fail"])
+            m.open("tr", ["class": verdict.skipped ? "verdict skipped" : verdict.passed ? "verdict pass" : "verdict fail"])
             m.element("td", ["class": "verdict-name"], verdict.name)
-            m.element("td", ["class": "verdict-result"], verdict.passed ? "PASS" : "FAIL")
+            m.element("td", ["class": "verdict-result"], verdict.word)
             m.element("td", ["class": "verdict-detail"], verdict.detail)
             m.close("tr")
         }
@@ -265,6 +269,7 @@ public enum ReportRenderer {
         tr.fail .verdict-result { color: #b71c1c; }
         tr.fail .verdict-result::before { content: "\\2717\\00a0"; }
         tr.pass .verdict-result::before { content: "\\2713\\00a0"; }
+        tr.skipped .verdict-result { color: #8a6d00; }
         .verdict-detail { white-space: pre-wrap; font: .85em/1.4 ui-monospace, Menlo, Consolas, monospace; }
         svg { display: block; width: 100%; height: auto; }
         rect.hover:hover { fill-opacity: .05; }

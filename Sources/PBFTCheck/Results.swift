@@ -22,6 +22,9 @@ public struct ResultsFolder: Sendable {
     /// Seconds from the launch's start to the load's start: event times minus this are load times.
     public let loadOffset: Double
     public let durationSeconds: Double
+    /// Where each replica stood when the runner stopped waiting after the load (its
+    /// `final_status` events); empty in a folder written before the runner recorded them.
+    public let finalStates: [ReplicaFinalState]
 
     /// One line of events.jsonl, its time moved to the load's clock.
     public struct Event: Sendable {
@@ -42,10 +45,16 @@ public struct ResultsFolder: Sendable {
               let cluster = scenario["cluster"] as? [String: Any], let n = cluster["replicas"] as? Int, let f = cluster["f"] as? Int
         else { throw CheckError("\(path)/scenario.json: not a scenario written by pbft run") }
         var events: [(Double, String, [String: String])] = []
+        var finalStates: [ReplicaFinalState] = []
         for (index, line) in String(decoding: try read("events.jsonl"), as: UTF8.self).split(separator: "\n").enumerated() {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                   let elapsed = (object["elapsed"] as? NSNumber)?.doubleValue, let kind = object["event"] as? String
             else { throw CheckError("\(path)/events.jsonl: line \(index + 1) is not an event") }
+            if kind == "final_status" {
+                do { finalStates.append(try JSONDecoder().decode(ReplicaFinalState.self, from: Data(line.utf8))) } catch {
+                    throw CheckError("\(path)/events.jsonl: line \(index + 1): not a replica's final status (\(error))")
+                }
+            }
             var fields: [String: String] = [:]
             for (key, value) in object where key != "elapsed" && key != "event" && key != "time" {
                 if let groups = value as? [[Any]] {
@@ -75,7 +84,7 @@ public struct ResultsFolder: Sendable {
             livenessBoundSeconds: (scenario["liveness_bound_s"] as? NSNumber)?.doubleValue ?? 10,
             settings: settings,
             events: events.map { Event(time: $0.0 - offset, kind: $0.1, fields: $0.2) },
-            loadOffset: offset, durationSeconds: (load["duration_s"] as? NSNumber)?.doubleValue ?? 0)
+            loadOffset: offset, durationSeconds: (load["duration_s"] as? NSNumber)?.doubleValue ?? 0, finalStates: finalStates)
     }
 
     public var correctReplicas: [Int] { replicaIDs.filter { !byzantineReplicas.contains($0) } }

@@ -5,11 +5,12 @@ import PBFTCore
 import PBFTWire
 
 /// The per-replica execution log, `execution.jsonl` in the data directory, one JSON object
-/// per line (docs/execution-log.md):
+/// per line (docs/runtime.md defines the lines and their digests):
 ///
 ///     {"type":"executed","seq":12,"view":0,"batch":"<hex>","requests":[{"requester":"c1","timestamp":7,"request":"<hex>","result":"<hex>"}]}
 ///     {"type":"checkpoint","seq":16,"digest":"<hex>"}
 ///     {"type":"installed","seq":32,"digest":"<hex>"}     state transfer replaced the state
+///     {"type":"epoch","seq":97,"epoch":1,"n":5,"f":1,"replicas":[0,1,2,3,4]}
 ///     {"type":"restart","seq":16}                         restarted from the checkpoint at seq
 ///
 /// It is for checking, not for recovery (the write-ahead log is), so it is written without

@@ -50,6 +50,20 @@ public struct ReplicaOptions: Sendable {
     public static let defaultSequencesInFlight = 1
     public static let defaultViewChangeTimeoutTicks = 80
 
+    /// How long an incomplete fragmented frame is kept: 30 s, so that a 32 MiB VIEW-CHANGE
+    /// or NEW-VIEW still completes over a slow link (3 s at 100 Mbit/s, more under loss).
+    /// docs/transport.md, "In the processes".
+    public static let fragmentTimeoutMilliseconds = 30_000
+
+    /// The replica's reassembly limits: fragments come only from replicas (the shell drops
+    /// any other sender's before reassembly), so at most `replicasMax` senders; an
+    /// incomplete frame is kept `fragmentTimeoutMilliseconds`, and never fewer ticks than
+    /// the default.
+    public func reassemblyLimits(replicasMax: Int) -> ReassemblyLimits {
+        let ticks = max(Int(ReassemblyLimits.default.timeoutTicks), Self.fragmentTimeoutMilliseconds / max(1, tickMilliseconds))
+        return ReassemblyLimits(sendersMax: replicasMax, timeoutTicks: UInt64(ticks))
+    }
+
     public init(clusterPath: String, id: ReplicaID, keyPath: String, dataDirectory: String) {
         self.clusterPath = clusterPath
         self.id = id
@@ -142,7 +156,16 @@ public final class ReplicaNode: @unchecked Sendable {
     var nextMessageID: UInt64
     var ticks: UInt64 = 0
     let signer: any MessageSigner
-    var lastControlTimestamp = Timestamp(0)
+    /// Which operator commands this replica carries out (target, epoch, freshness: see
+    /// `ControlGate`), with its high mark kept in the data directory.
+    var controlGate: ControlGate
+    let controlMark: ControlMarkStore
+    /// Control commands are verified against the operator's key alone, whatever epoch they
+    /// name (the key is the same in every epoch): a command signed for an epoch this replica
+    /// does not know still gets its one wrong-epoch answer instead of silence.
+    let operatorAuthenticator: Authenticator<Ed25519Verifier, OperatorKey>
+    /// Refused operator traffic reaches the log as one line per reason per second at most.
+    var refusalLines = RateLimitedCounts<String>()
     /// The Byzantine behaviour in force, if any (only with `allowByzantine`).
     var byzantine: ByzantineLayer?
     var byzantineRNG = SplitMix64(seed: UInt64(truncatingIfNeeded: ContinuousClock.now.hashValue))
@@ -165,6 +188,9 @@ public final class ReplicaNode: @unchecked Sendable {
     private var stopped: EventLoopPromise<Void>?
 
     public init(options: ReplicaOptions, logger: Logger) throws {
+        // Commands issued before this moment (give or take the skew tolerated) are refused:
+        // whatever was recorded before a restart, even with the data directory wiped.
+        let startMicros = WallClock.microseconds() ?? 0
         self.options = options
         self.logger = logger
         let file = try ClusterFile.loadContents(options.clusterPath)
@@ -216,10 +242,18 @@ public final class ReplicaNode: @unchecked Sendable {
             logger.warning("stable checkpoint file damaged; the state will be fetched", metadata: ["error": "\(error)"])
         }
         executionLog = try ExecutionLog(directory: options.dataDirectory)
+        do { controlMark = try ControlMarkStore(directory: options.dataDirectory, syncEnabled: options.syncLog) } catch {
+            throw RuntimeError.storage(error.description)
+        }
+        var mark: UInt64 = 0
+        do { mark = try controlMark.load() ?? 0 } catch {
+            guard case .damagedControlMark = error else { throw RuntimeError.storage(error.description) }
+            logger.warning("control mark damaged; starting without it (commands issued before this start are refused anyway)", metadata: ["error": "\(error)"])
+        }
+        controlGate = ControlGate(target: .replica(options.id), startMicros: startMicros, highMark: Timestamp(mark))
+        operatorAuthenticator = Authenticator(verifier: Ed25519Verifier(), keys: OperatorKey(membership.operatorKey))
         evidenceLog = try ExecutionLog(directory: options.dataDirectory, file: "evidence.jsonl")
         signer = keyFile.signer
-        // Fragments come only from the other replicas; a 30 s timeout covers a 32 MiB frame
-        // on a slow link (ticks are options.tickMilliseconds long).
         // Senders up to the wire limit: the membership may grow.
         let verified = SignatureMemo()
         self.verified = verified
@@ -228,8 +262,7 @@ public final class ReplicaNode: @unchecked Sendable {
         endpoint = UDPEndpoint()
         verifierLoops = verifiers.map { Array($0.makeIterator()) } ?? []
         receiving = Mutex(ReceiveState(
-            reassembler: Reassembler(limits: ReassemblyLimits(
-                sendersMax: configuration.limits.replicasMax, timeoutTicks: UInt64(max(300, 30_000 / max(1, options.tickMilliseconds))))),
+            reassembler: Reassembler(limits: options.reassemblyLimits(replicasMax: configuration.limits.replicasMax)),
             authenticator: Authenticator(
                 verifier: Ed25519Verifier(), keys: EpochKeys(membership), limits: configuration.receiveLimits, memo: verified)))
         replica = try Replica.recover(
@@ -309,6 +342,7 @@ public final class ReplicaNode: @unchecked Sendable {
 
     func tick() {
         ticks += 1
+        if ticks % 10 == 0 { logRefusals(refusalLines.due(nowMicros: WallClock.microseconds() ?? 0)) }
         if options.exitWithParent, ticks % 20 == 0, getppid() != parentPID {
             logger.notice("parent process gone; stopping")
             return stop()
@@ -367,6 +401,11 @@ public final class ReplicaNode: @unchecked Sendable {
         var decoded: Frame?
         if verifierLoops.isEmpty || bytes.count <= Self.inlineFrameBytesMax {
             guard let frame = decode(bytes, limits: authenticator.limits) else { return }
+            // A replayed or misdirected command is dropped on its fields, before its signature is checked.
+            if case .control(let control) = frame.envelope.message, let reason = controlGate.precheck(control, nowMicros: WallClock.microseconds() ?? 0) {
+                controlGate.count(reason)
+                return noteRefusal(reason.rawValue)
+            }
             guard replica.mayUse(frame.envelope.message) else {
                 traffic.votesUnchecked += 1
                 return
@@ -417,7 +456,13 @@ public final class ReplicaNode: @unchecked Sendable {
     /// Verifies every signature in a frame; counts what does not check out.
     func check(_ frame: Frame, with authenticator: Authenticator<Ed25519Verifier, EpochKeys>, from address: SocketAddress) -> Authenticated<Frame>? {
         let checked: Authenticated<Frame>
-        do { checked = try authenticator.authenticate(frame) } catch {
+        do {
+            if case .control = frame.envelope.message {
+                checked = try operatorAuthenticator.authenticate(frame)
+            } else {
+                checked = try authenticator.authenticate(frame)
+            }
+        } catch {
             receiving.withLock { state in
                 switch error {
                 case .malformed: state.counters.malformed += 1
@@ -643,20 +688,27 @@ public final class ReplicaNode: @unchecked Sendable {
     /// An address as ip:port, without the host name NIO may attach.
     static func key(_ address: SocketAddress) -> String { "\(address.ipAddress ?? "?"):\(address.port ?? 0)" }
 
-    /// An operator-signed command (the authenticator checked the operator's key). A command
-    /// no newer than the last one, or more than a minute away from our clock, is refused: a
-    /// recorded command cannot be replayed.
+    /// An operator-signed command (its signature checked against the operator's key). The
+    /// gate decides (`ControlGate`: this replica, its epoch, newer than the high mark, inside
+    /// the window, issued after this process started); a command that changes anything waits
+    /// until the raised mark is durable, so a restart cannot make a recording of it fresh again.
     func onControl(_ control: Control, from origin: ControlOrigin) {
-        let nowMicros = WallClock.microseconds() ?? 0
-        let skew = nowMicros > control.timestamp.rawValue ? nowMicros - control.timestamp.rawValue : control.timestamp.rawValue - nowMicros
-        guard control.timestamp > lastControlTimestamp, skew < 60_000_000 else {
-            logger.warning("refused a control command", metadata: [
-                "command": "\(control.command)", "reason": "stale or replayed timestamp", "timestamp": "\(control.timestamp.rawValue)",
-                "last_accepted": "\(lastControlTimestamp.rawValue)", "now": "\(nowMicros)", "from": "\(origin.address)",
-            ])
-            return replyControl(control, accepted: false, body: Array("refused: stale or replayed timestamp".utf8), to: origin)
+        let epoch = replica.configuration.membership.epoch
+        switch controlGate.admit(control, signedFor: origin.epoch, epoch: epoch, nowMicros: WallClock.microseconds() ?? 0) {
+        case .refuse(let reason, let answer):
+            noteRefusal(reason.rawValue)
+            guard answer else { return }
+            let body = "refused: signed for epoch \(origin.epoch.rawValue); replica \(options.id.rawValue) is in epoch \(epoch.rawValue)"
+            return sendControlReply(ControlReply(timestamp: control.timestamp, outcome: .wrongEpoch, epoch: epoch, body: Array(body.utf8)), to: origin)
+        case .accept:
+            break
         }
-        lastControlTimestamp = control.timestamp
+        if control.command.changesState {
+            do { try controlMark.save(controlGate.highMark.rawValue) } catch {
+                logger.error("cannot make the control high mark durable; command refused", metadata: ["command": "\(control.command)", "error": "\(error)"])
+                return replyControl(control, accepted: false, body: Array("refused: cannot make the control high mark durable: \(error)".utf8), to: origin)
+            }
+        }
         switch control.command {
         case .status:
             replyControl(control, accepted: true, body: Array(statusJSON().utf8), to: origin)
@@ -688,17 +740,35 @@ public final class ReplicaNode: @unchecked Sendable {
         }
     }
 
+    /// Counts a refused piece of operator traffic for the log: one line per reason per
+    /// second at most (a flood of replays must not fill the disk), the rest at the next tick
+    /// after the second is over.
+    func noteRefusal(_ reason: String) {
+        guard let count = refusalLines.note(reason, nowMicros: WallClock.microseconds() ?? 0) else { return }
+        logRefusals([(reason, count)])
+    }
+
+    func logRefusals(_ counts: [(reason: String, count: Int)]) {
+        for (reason, count) in counts {
+            logger.warning("refused operator traffic", metadata: ["reason": "\(reason)", "count": "\(count)", "control": "\(controlGate.json)"])
+        }
+    }
+
     /// Answers a reconfiguration whose signature did not verify: a signed refusal with the
-    /// reason, at most one per tick (refusals cost a signature each).
+    /// reason, at most one per second (each costs a signature, and the source address may
+    /// be forged; an operator's tool retransmits for longer than that, so it sees one).
     func refuseReconfiguration(_ reconfiguration: Reconfiguration, reason: String, to origin: ControlOrigin) {
-        guard ticks != lastRefusalTick else { return }
+        noteRefusal("reconfiguration_not_verified")
+        let intervalTicks = UInt64(max(1, 1_000 / max(1, options.tickMilliseconds)))
+        guard lastRefusalTick == .max || ticks >= lastRefusalTick + intervalTicks else { return }
         lastRefusalTick = ticks
-        logger.warning("refused a reconfiguration", metadata: ["reason": "\(reason)", "from": "\(origin.address)"])
-        sendControlReply(ControlReply(timestamp: reconfiguration.timestamp, accepted: false, body: Array("refused: reconfiguration: \(reason)".utf8)), to: origin)
+        let epoch = replica.configuration.membership.epoch
+        sendControlReply(ControlReply(timestamp: reconfiguration.timestamp, outcome: .refused, epoch: epoch, body: Array("refused: reconfiguration: \(reason)".utf8)), to: origin)
     }
 
     func replyControl(_ control: Control, accepted: Bool, body: [UInt8], to origin: ControlOrigin) {
-        sendControlReply(ControlReply(timestamp: control.timestamp, accepted: accepted, body: body), to: origin)
+        let reply = ControlReply(timestamp: control.timestamp, outcome: accepted ? .done : .refused, epoch: replica.configuration.membership.epoch, body: body)
+        sendControlReply(reply, to: origin)
     }
 
     /// Signed in the epoch the command was signed in when this replica was a member of it,
@@ -745,6 +815,7 @@ public final class ReplicaNode: @unchecked Sendable {
             "\"sent\":{\"frames\":\(traffic.framesSent),\"datagrams\":\(traffic.datagramsSent),\"fragments\":\(traffic.fragmentsSent),\"bundles\":\(traffic.bundlesSent)}",
             "\"signatures_remembered\":{\"hits\":\(verified.counts.hits),\"misses\":\(verified.counts.misses)}",
             "\"wal_bytes\":\(log.bytes)",
+            "\"control\":\(controlGate.json)",
         ]
         return "{" + fields.joined(separator: ",") + "}"
     }
@@ -770,6 +841,7 @@ public final class ReplicaNode: @unchecked Sendable {
             "unknown_signer": "\(traffic.unknownSigner)", "bad_signature": "\(traffic.badSignature)",
             "frames_sent": "\(traffic.framesSent)", "datagrams_sent": "\(traffic.datagramsSent)", "bundles_sent": "\(traffic.bundlesSent)",
             "signatures_remembered": "\(verified.counts.hits)",
+            "control_accepted": "\(controlGate.acceptedCount)", "control_refused": "\(controlGate.refusedTotal)",
         ]
         for reason in DropReason.allCases where replica.counters[reason] > 0 {
             let name = "\(reason)".map { $0 == " " || $0 == "-" ? "_" : $0 }

@@ -21,6 +21,9 @@ public enum StorageError: Error, Hashable, Sendable, CustomStringConvertible {
     case damagedCheckpoint(path: String, reason: String)
     /// A checkpoint state above `CheckpointStore.stateBytesMax`; nothing was written.
     case stateTooLarge(path: String, bytes: Int, limit: Int)
+    /// The control mark file is damaged (a write torn by a crash, or worse). Not fatal: the
+    /// replica starts without a mark and relies on the rules that need none (docs/runtime.md).
+    case damagedControlMark(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -40,6 +43,8 @@ public enum StorageError: Error, Hashable, Sendable, CustomStringConvertible {
             "\(path): damaged checkpoint (\(reason)); ignoring it"
         case .stateTooLarge(let path, let bytes, let limit):
             "\(path): checkpoint state of \(bytes) bytes is above the limit of \(limit) bytes; not written"
+        case .damagedControlMark(let path, let reason):
+            "\(path): damaged control mark (\(reason)); starting without it"
         }
     }
 

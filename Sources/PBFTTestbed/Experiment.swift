@@ -91,6 +91,13 @@ public struct Experiment: Sendable {
     public var beyondBudget = false
     /// After the last fault is healed, operations must complete within this many seconds.
     public var livenessBoundSeconds = 10.0
+    /// After the load, the runner waits up to this many seconds for the correct replicas to
+    /// converge (`Convergence`) before it records where each stands. It stops as soon as they
+    /// have, so a healthy run spends a fraction of a second here. 15 s covers what a replica
+    /// may still have to do: a view change (a few timeouts of 0.8 s at the default ticks), a
+    /// state transfer, and a replica with nothing ahead of it hears of newer work only at its
+    /// slow status heartbeat (ten status intervals, 1 s at the default ticks).
+    public var settleSeconds = 15.0
     public var timeline: [Step] = []
     public var random: RandomFaults?
     /// The file's text, kept in the results.
@@ -122,7 +129,7 @@ public struct Experiment: Sendable {
     }
 
     static func parse(_ fields: TOMLFields, text: String) throws -> Experiment {
-        try fields.onlyKeys(["name", "description", "seed", "cluster", "load", "budget", "liveness_bound_s", "timeline", "random"])
+        try fields.onlyKeys(["name", "description", "seed", "cluster", "load", "budget", "liveness_bound_s", "settle_s", "timeline", "random"])
         let name = try fields.string("name")
         guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), name.unicodeScalars.allSatisfy(\.isASCII) else {
             throw FieldError(fields.reject("name", "use ASCII letters, digits, - and _ (it names the results folder)"))
@@ -172,6 +179,7 @@ public struct Experiment: Sendable {
             if b.has("beyond") { experiment.beyondBudget = try b.bool("beyond") }
         }
         if fields.has("liveness_bound_s") { experiment.livenessBoundSeconds = try fields.number("liveness_bound_s", in: 0.1...3_600) }
+        if fields.has("settle_s") { experiment.settleSeconds = try fields.number("settle_s", in: 0...3_600) }
         // The replicas a step may name: the first ones and those the timeline adds (in file order).
         var ids = (0..<experiment.cluster.replicas).map { ReplicaID(UInt32($0)) }
         if fields.has("timeline") {

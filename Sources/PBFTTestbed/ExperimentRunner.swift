@@ -353,15 +353,44 @@ public final class ExperimentRunner: @unchecked Sendable {
         events.record("load_end", ["operations": history.count, "completed": history.completedCount])
         let unfired = scheduled.filter { !$0.fired }
         for step in unfired { events.record("step_not_fired", ["step": step.step.text, "trigger": "\(step.step.trigger)"]) }
-        // Let the replicas that are up converge before judging them.
-        let settle = clock.now.advanced(by: .seconds(15))
-        while clock.now < settle {
-            let executed = await launcher.snapshot().replicas.filter { $0.state == .running && $0.member && !$0.joining && !ledger.everByzantine.contains($0.id) && !$0.recovering }.compactMap(\.lastExecuted)
-            if Set(executed).count <= 1 { break }
-            try await Task.sleep(for: .milliseconds(200))
-        }
+        try await settle(launcher, byzantine: Set(ledger.everByzantine.map { Int($0.rawValue) }), events: events)
         try writeCorrectReplicas(ledger: ledger, replicas: await launcher.snapshot().replicas.map(\.id))
         return Outcome(directory: options.directory, operations: history.count, completed: history.completedCount)
+    }
+
+    /// Waits, up to the experiment's `settle_s`, until the correct replicas have converged
+    /// (`Convergence`: the rule `pbft check` judges them by), polling their status; then
+    /// records where each replica stands (`final_status`, one per replica the launch started)
+    /// and how long the wait took (`settle`).
+    func settle(_ launcher: Launcher, byzantine: Set<Int>, events: EventLog) async throws {
+        let start = clock.now
+        let deadline = start.advanced(by: .milliseconds(Int64(experiment.settleSeconds * 1000)))
+        var states = Self.finalStates(await launcher.snapshot())
+        while !Convergence(states, byzantine: byzantine).converged, clock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+            states = Self.finalStates(await launcher.snapshot())
+        }
+        for state in states {
+            let object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(state)) as? [String: Any] ?? [:]
+            events.record("final_status", object)
+        }
+        events.record("settle", [
+            "converged": Convergence(states, byzantine: byzantine).converged, "waited_s": seconds(since: start), "settle_s": experiment.settleSeconds,
+        ])
+    }
+
+    /// Each replica's process state and status report, as `pbft check` reads them back.
+    static func finalStates(_ snapshot: ClusterSnapshot) -> [ReplicaFinalState] {
+        snapshot.replicas.map { replica in
+            var status: ReplicaFinalState.Status?
+            if let epoch = replica.epoch, let members = replica.members, let view = replica.view, let executed = replica.lastExecuted,
+               let stable = replica.stableCheckpoint {
+                status = ReplicaFinalState.Status(
+                    epoch: epoch, members: members.map { Int($0.rawValue) }, view: view, viewActive: replica.viewActive, lastExecuted: executed,
+                    stableCheckpoint: stable, passive: replica.recovering, joining: replica.joining, retired: replica.retired, nextEpoch: replica.nextEpoch)
+            }
+            return ReplicaFinalState(replica: Int(replica.id.rawValue), process: replica.state.rawValue, status: status)
+        }
     }
 
     func holds(_ trigger: Experiment.Trigger, snapshot: ClusterSnapshot, now: Double) -> Bool {
@@ -442,6 +471,7 @@ public final class ExperimentRunner: @unchecked Sendable {
             ],
             "budget": ["faulty": experiment.faultBudget, "beyond": experiment.beyondBudget],
             "liveness_bound_s": experiment.livenessBoundSeconds,
+            "settle_s": experiment.settleSeconds,
             "steps": steps.map { ["do": $0.text, "trigger": "\($0.trigger)", "after": $0.after] },
         ]
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])

@@ -6,6 +6,7 @@ public import PBFTCore
 import PBFTCrypto
 import PBFTRuntime
 public import PBFTWire
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -96,8 +97,11 @@ public actor Launcher {
     }
 
     public let options: LaunchOptions
-    /// The membership of the epoch in force, as the replicas' status reports show it.
-    public internal(set) var membership: Membership
+    /// The membership of the epoch in force, as the replicas' status reports show it. Its
+    /// epoch is the one commands to this launcher must be signed for.
+    public internal(set) var membership: Membership {
+        didSet { endpoint.withLock { $0.epoch = membership.epoch } }
+    }
     /// Every membership this launch has known, by epoch (their keys verify replies).
     var memberships: [Epoch: Membership]
     /// The next epoch a reconfiguration decided, until a member reports being in it.
@@ -123,8 +127,13 @@ public actor Launcher {
     var faults = NetworkFaults()
     var controlSocket: DatagramSocket?
     public private(set) var controlAddress = HostPort(host: "127.0.0.1", port: 0)
-    var lastControlTimestamp = Timestamp(0)
-    var rejectedControls = 0
+    /// This launch's identity (launch.json `run_id`): commands for this launcher name it.
+    public nonisolated let runID: RunID
+    /// What the control endpoint decides and counts, on its socket's thread.
+    nonisolated let endpoint: Mutex<ControlEndpoint>
+    /// Control commands are checked against the operator's key, whatever epoch they name.
+    nonisolated let operatorAuthenticator: Authenticator<Ed25519Verifier, OperatorKey>
+    var endpointFlush: RepeatedTask?
     var shuttingDown = false
     /// Polls the replicas after a reconfiguration until its epoch begins.
     var watcher: Task<Void, Never>?
@@ -202,6 +211,12 @@ public actor Launcher {
         self.proxy = proxy
         self.privateAddresses = privateAddresses
         self.twinAddresses = twinAddresses
+        var random = SystemRandomNumberGenerator()
+        let runID = RunID(high: random.next(), low: random.next())
+        self.runID = runID
+        operatorAuthenticator = Authenticator(verifier: Ed25519Verifier(), keys: OperatorKey(membership.operatorKey))
+        endpoint = Mutex(ControlEndpoint(
+            gate: ControlGate(target: .launcher(runID), startMicros: WallClock.microseconds() ?? 0, highMark: Timestamp(0)), epoch: membership.epoch))
         replicaControl = try ControlClient(membership: membership, operatorKey: operatorKey)
         for replica in membership.replicas { slots[replica.id] = Slot(joined: membership, epoch: membership.epoch) }
         replicaControl.update(keys: EpochKeys(membership), targets: Self.controlTargets(slots, privateAddresses))
@@ -295,7 +310,7 @@ public actor Launcher {
         }
         let object: [String: Any] = [
             "pid": Int(getpid()), "control": ["host": controlAddress.host, "port": controlAddress.port],
-            "run": runDirectory, "keys": keysDirectory, "cluster": keysDirectory + "/" + KeySet.clusterFileName,
+            "run": runDirectory, "run_id": runID.description, "keys": keysDirectory, "cluster": keysDirectory + "/" + KeySet.clusterFileName,
             "direct": options.direct, "events": events.path, "replicas": replicas,
             "epoch": Int(membership.epoch.rawValue), "members": membership.replicas.map { Int($0.id.rawValue) },
         ]
@@ -421,6 +436,7 @@ public actor Launcher {
             for child in children { group.addTask { await self.terminate(child, grace: 5) } }
         }
         _ = try? await controlSocket?.close().get()
+        endpointFlush?.cancel()
         await watcher?.value
         await replicaControl.close()
         await proxy?.close()
@@ -624,7 +640,10 @@ public actor Launcher {
                 id: id, state: slots[id]!.state, view: number("view"), viewActive: (status?["view_active"] as? Bool) ?? false,
                 lastExecuted: number("last_executed"), stableCheckpoint: number("low_water_mark"),
                 recovering: (status?["recovering"] as? Bool) ?? false, epoch: number("epoch"),
-                joining: (status?["joining"] as? Bool) ?? false, member: membership.replica(id) != nil))
+                joining: (status?["joining"] as? Bool) ?? false, member: membership.replica(id) != nil,
+                members: (status?["members"] as? [NSNumber])?.map { ReplicaID($0.uint32Value) },
+                retired: (status?["retired"] as? Bool) ?? false,
+                nextEpoch: ((status?["next_epoch"] as? [String: Any])?["epoch"] as? NSNumber)?.uint64Value))
         }
         return ClusterSnapshot(replicas: replicas, primary: currentPrimary(statuses), epoch: membership.epoch.rawValue, f: membership.f)
     }
@@ -671,7 +690,7 @@ public actor Launcher {
         }
         var object: [String: Any] = [
             "run": runDirectory, "direct": options.direct, "replicas": replicas, "faults": faults.summaryLines,
-            "rejected_controls": rejectedControls,
+            "rejected_controls": endpoint.withLock { $0.rejectedTotal }, "control": endpoint.withLock { $0.counts }.json,
             "epoch": Int(membership.epoch.rawValue), "n": membership.n, "f": membership.f, "members": membership.replicas.map { Int($0.id.rawValue) },
         ]
         if let pending { object["next_epoch"] = ["epoch": Int(pending.membership.epoch.rawValue), "answer": pending.answer] }
@@ -690,73 +709,129 @@ public actor Launcher {
 
     // MARK: The control endpoint
 
+    /// Binds the control endpoint. Each datagram is judged on the socket's thread (no task
+    /// per datagram): one that is not an operator's control command, or that the gate
+    /// refuses, is counted and reported at most once per reason per second; only an accepted
+    /// command reaches the actor.
     func bindControl() async throws {
-        // The operator's key is the same in every epoch; `pbft ctl` signs in the epoch of the
-        // public cluster file, which stays the first one.
-        let authenticator = Authenticator(verifier: Ed25519Verifier(), keys: membership)
         let loop = spawner.next()
         let socket = try await DatagramSocket.bind(on: loop, host: "127.0.0.1", port: options.controlPort) { [weak self] bytes, source in
-            guard let self else { return }
-            // Commands fit in one datagram: fragments are not reassembled here.
-            guard bytes.first == DatagramKind.whole.rawValue else {
-                Task { await self.rejected("not a whole datagram", from: source.description) }
-                return
-            }
-            let frame: Authenticated<Frame>
-            do { frame = try authenticator.open(Array(bytes.dropFirst())) } catch {
-                Task { await self.rejected("\(error)", from: source.description) }
-                return
-            }
-            guard case .control(let control) = frame.value.envelope.message, frame.value.envelope.sender == .operator else {
-                Task { await self.rejected("not an operator's control command", from: source.description) }
-                return
-            }
-            let replyTo = source
-            let epoch = frame.value.envelope.epoch
-            Task {
-                let (accepted, body) = await self.onControl(control)
-                await self.reply(control, accepted: accepted, body: body, epoch: epoch, to: replyTo)
-            }
+            self?.received(bytes, from: source)
         }.get()
         controlSocket = socket
         controlAddress = HostPort(host: "127.0.0.1", port: socket.localAddress.port ?? 0)
-    }
-
-    func rejected(_ reason: String, from source: String) {
-        rejectedControls += 1
-        events.record("control_rejected", ["reason": reason, "from": source])
-    }
-
-    /// Freshness as replicas check it: newer than the last command, within a minute of our clock.
-    func onControl(_ control: Control) async -> (Bool, String) {
-        let now = WallClock.microseconds() ?? 0
-        let skew = now > control.timestamp.rawValue ? now - control.timestamp.rawValue : control.timestamp.rawValue - now
-        guard control.timestamp > lastControlTimestamp, skew < 60_000_000 else {
-            rejected("stale or replayed timestamp", from: "operator")
-            return (false, "refused: stale or replayed timestamp")
+        endpointFlush = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [weak self] _ in
+            guard let self else { return }
+            let due = endpoint.withLock { $0.lines.due(nowMicros: WallClock.microseconds() ?? 0) }
+            for (reason, count) in due { events.record("control_rejected", ["reason": reason, "count": count]) }
         }
-        lastControlTimestamp = control.timestamp
+    }
+
+    /// On the socket's thread: decode, the gate's checks on the command's fields, the
+    /// signature (against the operator's key, whatever epoch it names), then the epoch.
+    nonisolated func received(_ bytes: [UInt8], from source: SocketAddress) {
+        let now = WallClock.microseconds() ?? 0
+        // Commands fit in one datagram: fragments are not reassembled here.
+        guard bytes.first == DatagramKind.whole.rawValue else { return reject("not_whole_datagram", now: now) }
+        let frame: Frame
+        do { frame = try Frame.decode(Array(bytes.dropFirst())) } catch { return reject("malformed", now: now) }
+        guard case .control(let control) = frame.envelope.message else { return reject("not_a_command", now: now) }
+        if let reason = endpoint.withLock({ state -> ControlGate.Refusal? in
+            let reason = state.gate.precheck(control, nowMicros: now)
+            if let reason { state.gate.count(reason) }
+            return reason
+        }) {
+            return reject(reason.rawValue, now: now, counted: true)
+        }
+        do { _ = try operatorAuthenticator.authenticate(frame) } catch {
+            return reject("bad_signature", now: now)
+        }
+        let signedFor = frame.envelope.epoch
+        let (verdict, epoch) = endpoint.withLock { state in
+            (state.gate.admit(control, signedFor: signedFor, epoch: state.epoch, nowMicros: now), state.epoch)
+        }
+        switch verdict {
+        case .refuse(let reason, let answer):
+            reject(reason.rawValue, now: now, counted: true)
+            guard answer else { return }
+            let body = "refused: signed for epoch \(signedFor.rawValue); this launch is in epoch \(epoch.rawValue)"
+            Task { await self.reply(control, outcome: .wrongEpoch, body: body, signedFor: signedFor, to: source) }
+        case .accept:
+            Task {
+                let (accepted, body) = await self.onControl(control)
+                await self.reply(control, outcome: accepted ? .done : .refused, body: body, signedFor: signedFor, to: source)
+            }
+        }
+    }
+
+    /// Counts a rejected datagram (the gate counts its own refusals) and records a
+    /// `control_rejected` event if none went out for this reason in the last second.
+    nonisolated func reject(_ reason: String, now: UInt64, counted: Bool = false) {
+        let report = endpoint.withLock { state -> Int? in
+            if !counted { state.rejected[reason, default: 0] += 1 }
+            return state.lines.note(reason, nowMicros: now)
+        }
+        if let report { events.record("control_rejected", ["reason": reason, "count": report]) }
+    }
+
+    /// An accepted command; a refusal here (not a launcher command, one that does not parse)
+    /// is answered: the command was the operator's and fresh.
+    func onControl(_ control: Control) async -> (Bool, String) {
         guard control.command == .launcher else { return (false, "refused: the launcher takes 'launcher' commands; '\(control.command)' goes to a replica") }
         let request: LaunchRequest
         do { request = try JSONDecoder().decode(LaunchRequest.self, from: Data(control.argument)) } catch {
-            rejected("undecodable command", from: "operator")
             return (false, "refused: not a launcher command (\(error))")
         }
         return await handle(request)
     }
 
-    /// Signed in the epoch the command was signed in, so the sender can verify it.
-    func reply(_ control: Control, accepted: Bool, body: String, epoch: Epoch, to address: SocketAddress) {
+    /// Signed with the operator's key in the epoch the command was signed for, so the sender
+    /// can verify it; `epoch` in the reply is this launch's.
+    func reply(_ control: Control, outcome: ControlReply.Outcome, body: String, signedFor: Epoch, to address: SocketAddress) {
         guard let socket = controlSocket else { return }
         var bytes = Array(body.utf8)
         if bytes.count > WireLimits.default.controlBytesMax { bytes = Array(bytes.prefix(WireLimits.default.controlBytesMax)) }
-        let reply = ControlReply(timestamp: control.timestamp, accepted: accepted, body: bytes)
-        let envelope = Envelope.seal(.controlReply(reply), epoch: epoch, signer: operatorKey.signer)
+        let reply = ControlReply(timestamp: control.timestamp, outcome: outcome, epoch: membership.epoch, body: bytes)
+        let envelope = Envelope.seal(.controlReply(reply), epoch: signedFor, signer: operatorKey.signer)
         for datagram in DatagramCodec.datagrams(for: Frame(envelope: envelope).encoded(), messageID: control.timestamp.rawValue) {
             socket.send(datagram, to: address)
         }
     }
+}
 
+/// The launcher's control endpoint: the gate (this run, the launcher's epoch, fresh and
+/// newer than the last accepted; docs/faults.md, *Control security*) and the counts of
+/// what it rejected. The launcher needs no durable high mark: a launcher started again draws
+/// a new run id, which every command recorded before names wrongly.
+struct ControlEndpoint: Sendable {
+    var gate: ControlGate
+    /// The epoch in force as the launcher knows it (`Launcher.membership`).
+    var epoch: Epoch
+    /// Datagrams rejected before the gate, by reason.
+    var rejected: [String: Int] = [:]
+    var lines = RateLimitedCounts<String>()
+
+    var rejectedTotal: Int { rejected.values.reduce(0, +) + gate.refusedTotal }
+
+    /// Reasons the endpoint rejects a datagram for before the gate sees a command.
+    static let reasons = ["not_whole_datagram", "malformed", "not_a_command", "bad_signature"]
+
+    /// What status reports: commands accepted, and refusals by every reason (the endpoint's
+    /// and the gate's).
+    struct Counts: Sendable {
+        var accepted: Int
+        var refused: [String: Int]
+        var highMark: UInt64
+        /// `{"accepted":N,"refused":{reason:N,...},"high_mark":T}`.
+        var json: [String: Any] { ["accepted": accepted, "refused": refused, "high_mark": highMark] }
+    }
+
+    var counts: Counts {
+        var refused: [String: Int] = [:]
+        for reason in Self.reasons { refused[reason] = rejected[reason, default: 0] }
+        for reason in ControlGate.Refusal.allCases { refused[reason.rawValue] = gate.refused(reason) }
+        return Counts(accepted: gate.acceptedCount, refused: refused, highMark: gate.highMark.rawValue)
+    }
 }
 
 /// The replicas as a runner sees them at one moment.
@@ -775,6 +850,12 @@ public struct ClusterSnapshot: Sendable {
         public let joining: Bool
         /// A member of the epoch in force (the launcher's view).
         public let member: Bool
+        /// The members of the epoch it reports; nil when it did not answer.
+        public let members: [ReplicaID]?
+        /// It left the membership and stopped taking part.
+        public let retired: Bool
+        /// An epoch a reconfiguration decided that it has not entered yet.
+        public let nextEpoch: UInt64?
     }
 
     /// Every replica the launch started, retired ones included.

@@ -4,7 +4,7 @@
 // same bytes), so a signature can be checked on re-encoded nested envelopes.
 
 /// The only version this code speaks.
-public let wireVersion: UInt8 = 2
+public let wireVersion: UInt8 = 3
 
 /// Bytes before the payload: version, type, sender kind, sender id, epoch, payload length.
 public let envelopeHeaderBytes = 1 + 1 + 1 + 4 + 8 + 4
@@ -175,9 +175,16 @@ extension ByteWriter {
         case .status(let s):
             u64(s.view.rawValue); u64(s.stableSequence.rawValue); u64(s.lastExecuted.rawValue); u8((s.viewChanging ? 1 : 0) | (s.passive ? 2 : 0) | (s.suspecting ? 4 : 0))
         case .control(let c):
-            u64(c.timestamp.rawValue); u8(c.command.rawValue); lengthPrefixed(c.argument)
+            u64(c.timestamp.rawValue)
+            u8(c.target.kind)
+            switch c.target {
+            case .replica(let id): u32(id.rawValue)
+            case .launcher(let run): u64(run.high); u64(run.low)
+            }
+            u8(c.command.rawValue)
+            lengthPrefixed(c.argument)
         case .controlReply(let r):
-            u64(r.timestamp.rawValue); u8(r.accepted ? 1 : 0); lengthPrefixed(r.body)
+            u64(r.timestamp.rawValue); u8(r.outcome.rawValue); u64(r.epoch.rawValue); lengthPrefixed(r.body)
         case .epochAnnouncement(let a):
             configuration(a.configuration)
             u64(a.firstSequence.rawValue)
@@ -417,16 +424,24 @@ extension ByteReader {
                 viewChanging: flags & 1 != 0, passive: flags & 2 != 0, suspecting: flags & 4 != 0))
         case .control:
             let timestamp = Timestamp(try u64("control.timestamp"))
+            let kind = try u8("control.target.kind")
+            let target: Control.Target
+            switch kind {
+            case 1: target = .replica(ReplicaID(try u32("control.target.replica")))
+            case 2: target = .launcher(RunID(high: try u64("control.target.run"), low: try u64("control.target.run")))
+            default: throw .invalidValue(field: "control.target.kind", reason: "unknown target kind \(kind)")
+            }
             let byte = try u8("control.command")
             guard let command = Control.Command(rawValue: byte) else { throw .invalidValue(field: "control.command", reason: "unknown command \(byte)") }
             let argument = try lengthPrefixed("control.argument", limit: limits.controlBytesMax)
-            return .control(Control(timestamp: timestamp, command: command, argument: argument))
+            return .control(Control(timestamp: timestamp, target: target, command: command, argument: argument))
         case .controlReply:
             let timestamp = Timestamp(try u64("controlReply.timestamp"))
-            let accepted = try u8("controlReply.accepted")
-            guard accepted <= 1 else { throw .invalidValue(field: "controlReply.accepted", reason: "\(accepted) is not 0 or 1") }
+            let byte = try u8("controlReply.outcome")
+            guard let outcome = ControlReply.Outcome(rawValue: byte) else { throw .invalidValue(field: "controlReply.outcome", reason: "unknown outcome \(byte)") }
+            let epoch = Epoch(try u64("controlReply.epoch"))
             let body = try lengthPrefixed("controlReply.body", limit: limits.controlBytesMax)
-            return .controlReply(ControlReply(timestamp: timestamp, accepted: accepted == 1, body: body))
+            return .controlReply(ControlReply(timestamp: timestamp, outcome: outcome, epoch: epoch, body: body))
         case .epochAnnouncement:
             let configuration = try configuration("epochAnnouncement.configuration", limits)
             return .epochAnnouncement(EpochAnnouncement(configuration: configuration, firstSequence: SequenceNumber(try u64("epochAnnouncement.firstSequence"))))

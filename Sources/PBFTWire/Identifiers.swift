@@ -53,6 +53,32 @@ public struct Timestamp: RawRepresentable, Hashable, Comparable, Sendable, Custo
     public var description: String { "t\(rawValue)" }
 }
 
+/// A launch's identity: 16 random bytes its launcher draws when it starts and writes to
+/// `launch.json`. A command for a launcher names the run it is for, so a copy is refused by
+/// the launcher of any other run, the same run directory launched again included.
+public struct RunID: Hashable, Sendable, CustomStringConvertible {
+    public static let byteCount = 16
+    public var high: UInt64, low: UInt64
+
+    public init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    /// Exactly 32 hex digits, as `description` writes them; nil for anything else.
+    public init?(hex: some StringProtocol) {
+        guard let bytes = Hex.decode(hex), bytes.count == Self.byteCount else { return nil }
+        var words: (UInt64, UInt64) = (0, 0)
+        for k in 0..<8 { words.0 = words.0 << 8 | UInt64(bytes[k]) }
+        for k in 8..<16 { words.1 = words.1 << 8 | UInt64(bytes[k]) }
+        (high, low) = words
+    }
+
+    /// Big-endian: the high word's bytes, then the low word's.
+    public var bytes: [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: high >> (56 - 8 * $0)) } + (0..<8).map { UInt8(truncatingIfNeeded: low >> (56 - 8 * $0)) } }
+    public var description: String { Hex.encode(bytes) }
+}
+
 /// Whoever signs a message: a replica, a client, or the operator (the key that signs
 /// reconfiguration and control commands).
 public enum Principal: Hashable, Sendable, CustomStringConvertible {

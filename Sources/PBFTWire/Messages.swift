@@ -310,9 +310,12 @@ public struct Status: Hashable, Sendable {
     }
 }
 
-/// An operator-signed command to one replica's control endpoint. Handled by the replica
-/// process, never by the protocol core. The timestamp must be newer than the last command
-/// the replica accepted and close to its clock, so a recorded command cannot be replayed.
+/// An operator-signed command to one replica's control endpoint, or to a testbed launcher.
+/// Handled by the replica process, never by the protocol core. The signature binds it to
+/// its target (a replica id, or a launcher's run) and to the epoch the envelope names, so a
+/// copy sent to another replica, another launch or a replica in another epoch is refused;
+/// its timestamp must be above the last one the target accepted and close to the target's
+/// clock, so a recorded command cannot be replayed (docs/runtime.md, *Control security*).
 public struct Control: Hashable, Sendable {
     public enum Command: UInt8, CaseIterable, Hashable, Sendable, CustomStringConvertible {
         /// Report view, progress, water marks and counters.
@@ -334,30 +337,79 @@ public struct Control: Hashable, Sendable {
             case .launcher: "launcher"
             }
         }
+
+        /// Whether carrying it out changes what the target does: such a command waits until
+        /// the target's high mark of accepted timestamps is durable (a status report does not).
+        public var changesState: Bool {
+            switch self {
+            case .stop, .byzantine: true
+            case .status, .launcher: false
+            }
+        }
+    }
+
+    /// Whom a command is for. The kind byte is part of the wire format: never renumbered.
+    public enum Target: Hashable, Sendable, CustomStringConvertible {
+        /// One replica's control endpoint (kind 1, then the `u32` id).
+        case replica(ReplicaID)
+        /// The launcher of one run (kind 2, then the 16-byte run id).
+        case launcher(RunID)
+
+        public var kind: UInt8 {
+            switch self {
+            case .replica: 1
+            case .launcher: 2
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .replica(let id): "replica \(id.rawValue)"
+            case .launcher(let run): "the launcher of run \(run)"
+            }
+        }
     }
 
     public var timestamp: Timestamp
+    public var target: Target
     public var command: Command
     /// Command-specific bytes (none for status and stop; later hooks use it).
     public var argument: [UInt8]
 
-    public init(timestamp: Timestamp, command: Command, argument: [UInt8] = []) {
+    public init(timestamp: Timestamp, target: Target, command: Command, argument: [UInt8] = []) {
         self.timestamp = timestamp
+        self.target = target
         self.command = command
         self.argument = argument
     }
 }
 
-/// A replica's signed answer to a control command: whether it was carried out, and a body
-/// (JSON for status, a reason when refused).
+/// The answer to a control command, signed by the replica that answers (or, from a launcher,
+/// with the operator's key): whether it was carried out, the answerer's epoch, and a body
+/// (JSON for status, a reason when refused). A replica also sends one, refused, to whoever
+/// sent a reconfiguration whose signature did not verify.
 public struct ControlReply: Hashable, Sendable {
+    /// The outcome byte. Values are part of the wire format: never renumbered.
+    public enum Outcome: UInt8, CaseIterable, Hashable, Sendable {
+        case refused = 0
+        case done = 1
+        /// Refused because the command was signed for another epoch than the answerer's:
+        /// sign it again in the reply's `epoch`.
+        case wrongEpoch = 2
+    }
+
     public var timestamp: Timestamp
-    public var accepted: Bool
+    public var outcome: Outcome
+    /// The answerer's epoch in force (a launcher's: the epoch it last saw begin).
+    public var epoch: Epoch
     public var body: [UInt8]
 
-    public init(timestamp: Timestamp, accepted: Bool, body: [UInt8]) {
+    public var accepted: Bool { outcome == .done }
+
+    public init(timestamp: Timestamp, outcome: Outcome, epoch: Epoch, body: [UInt8]) {
         self.timestamp = timestamp
-        self.accepted = accepted
+        self.outcome = outcome
+        self.epoch = epoch
         self.body = body
     }
 }
@@ -440,8 +492,8 @@ public enum MessageType: UInt8, CaseIterable, Sendable, CustomStringConvertible 
     }
 
     /// Who may send a message of this type: clients send requests, the operator sends
-    /// reconfigurations and control commands (and, as the launcher, control replies),
-    /// replicas send everything else.
+    /// reconfigurations and control commands (and, as a launcher, control replies),
+    /// replicas send everything else but requests, reconfigurations and control commands.
     public func accepts(_ sender: Principal) -> Bool {
         switch (self, sender) {
         case (.request, .client): true

@@ -4,6 +4,7 @@ import PBFTCluster
 import PBFTCore
 import PBFTRuntime
 import PBFTTestbed
+import PBFTWire
 
 /// One replica as the launcher's status shows it.
 struct BenchReplica: Sendable {
@@ -25,7 +26,7 @@ final class BenchCluster: Sendable {
     /// Whether the bench started the replicas (and stops them).
     let started: Bool
     private let launcher: Launcher?
-    private let remote: (client: ControlClient, host: String, port: Int)?
+    private let remote: (client: ControlClient, host: String, port: Int, run: RunID, epoch: Epoch)?
 
     init(launcher: Launcher, membership: Membership) {
         self.launcher = launcher
@@ -37,7 +38,7 @@ final class BenchCluster: Sendable {
         remote = nil
     }
 
-    private init(membership: Membership, keys: String, run: String, direct: Bool, remote: (ControlClient, String, Int)) {
+    private init(membership: Membership, keys: String, run: String, direct: Bool, remote: (ControlClient, String, Int, RunID, Epoch)) {
         launcher = nil
         self.membership = membership
         keysDirectory = keys
@@ -58,14 +59,14 @@ final class BenchCluster: Sendable {
             membership = try ClusterFile.load(launch.cluster)
             client = try ControlClient(membership: membership, operatorKey: try KeyFile.load(launch.keys + "/operator.key"))
         } catch { throw Failure("\(error)") }
-        let status = try await Self.launchStatus(client, host: launch.host, port: launch.port)
+        let status = try await Self.launchStatus(client, host: launch.host, port: launch.port, run: launch.runID, epoch: launch.epoch)
         if status["load_pid"] != nil {
             await client.close()
             throw Failure("the launch in \(runDirectory) runs its own load (--load): its clients use the keys the bench would use")
         }
         let cluster = BenchCluster(
             membership: membership, keys: launch.keys, run: URL(fileURLWithPath: launch.directory).standardizedFileURL.path,
-            direct: (status["direct"] as? Bool) ?? false, remote: (client, launch.host, launch.port))
+            direct: (status["direct"] as? Bool) ?? false, remote: (client, launch.host, launch.port, launch.runID, launch.epoch))
         do { try await cluster.waitUntilServing(seconds: 10) } catch {
             await cluster.stop()
             throw error
@@ -74,9 +75,9 @@ final class BenchCluster: Sendable {
         return cluster
     }
 
-    static func launchStatus(_ client: ControlClient, host: String, port: Int) async throws -> [String: Any] {
+    static func launchStatus(_ client: ControlClient, host: String, port: Int, run: RunID, epoch: Epoch) async throws -> [String: Any] {
         let argument = try JSONEncoder().encode(LaunchRequest(verb: .status))
-        guard let reply = try await client.sendToLauncher(Array(argument), host: host, port: port, timeoutMilliseconds: 5_000) else {
+        guard let reply = try await client.sendToLauncher(Array(argument), host: host, port: port, run: run, epoch: epoch, timeoutMilliseconds: 5_000) else {
             throw Failure("the launcher at \(host):\(port) did not answer")
         }
         guard reply.accepted, let object = try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any] else {
@@ -95,7 +96,7 @@ final class BenchCluster: Sendable {
             }
             object = parsed
         } else if let remote {
-            object = try await Self.launchStatus(remote.client, host: remote.host, port: remote.port)
+            object = try await Self.launchStatus(remote.client, host: remote.host, port: remote.port, run: remote.run, epoch: remote.epoch)
         } else {
             object = [:]
         }

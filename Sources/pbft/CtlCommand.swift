@@ -50,6 +50,9 @@ struct ControlTarget: ParsableArguments {
         let cluster: String
         let keys: String
         let pid: Int32
+        /// Commands for its launcher name this run and are signed for its epoch.
+        let runID: RunID
+        let epoch: Epoch
     }
 
     func resolve(launchOnly: Bool) throws -> Resolved {
@@ -68,12 +71,13 @@ struct ControlTarget: ParsableArguments {
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file))) as? [String: Any],
               let control = object["control"] as? [String: Any], let host = control["host"] as? String, let port = control["port"] as? Int,
-              let cluster = object["cluster"] as? String, let keys = object["keys"] as? String, let pid = object["pid"] as? Int
-        else { throw Failure("\(file): not a launch file written by pbft launch") }
+              let cluster = object["cluster"] as? String, let keys = object["keys"] as? String, let pid = object["pid"] as? Int,
+              let run = (object["run_id"] as? String).flatMap({ RunID(hex: $0) }), let epoch = object["epoch"] as? Int, epoch >= 0
+        else { throw Failure("\(file): not a launch file written by this pbft launch (it needs control, cluster, keys, pid, run_id and epoch)") }
         guard kill(Int32(pid), 0) == 0 || errno == EPERM else {
             throw Failure("the launch in \(directory) is not running (launcher pid \(pid) is gone)")
         }
-        return .launch(Launch(directory: directory, host: host, port: port, cluster: cluster, keys: keys, pid: Int32(pid)))
+        return .launch(Launch(directory: directory, host: host, port: port, cluster: cluster, keys: keys, pid: Int32(pid), runID: run, epoch: Epoch(UInt64(epoch))))
     }
 
     /// Sends `request` to the launcher; returns its signed reply's verdict and body. A
@@ -83,10 +87,10 @@ struct ControlTarget: ParsableArguments {
         let client = try ControlClient(membership: membership, operatorKey: try KeyFile.load(operatorKey ?? launch.keys + "/operator.key"))
         let argument = try JSONEncoder().encode(request)
         let timeout = request.verb.isReconfiguration ? max(timeoutMs, 90_000) : timeoutMs
-        let answer = try await client.sendToLauncher(Array(argument), host: launch.host, port: launch.port, timeoutMilliseconds: timeout)
+        let answer = try await client.sendToLauncher(Array(argument), host: launch.host, port: launch.port, run: launch.runID, epoch: launch.epoch, timeoutMilliseconds: timeout)
         await client.close()
         guard let reply = answer else {
-            throw Failure("the launcher at \(launch.host):\(launch.port) did not answer within \(timeout) ms")
+            throw Failure("the launcher at \(launch.host):\(launch.port) did not answer within \(timeout) ms" + Self.silentRefusals)
         }
         return (reply.accepted, String(decoding: reply.body, as: UTF8.self))
     }
@@ -112,12 +116,18 @@ struct ControlTarget: ParsableArguments {
         let replies = try await client.send(command, argument: argument, to: [ReplicaID(raw)], timeoutMilliseconds: timeoutMs)
         await client.close()
         guard let reply = replies[ReplicaID(raw)] else {
-            printError("r\(raw): no reply")
+            printError("r\(raw): no reply within \(timeoutMs) ms" + Self.silentRefusals)
             throw ExitCode(1)
         }
         Output.line("r\(raw): \(String(decoding: reply.body, as: UTF8.self))")
         if !reply.accepted { throw ExitCode(1) }
     }
+}
+
+extension ControlTarget {
+    /// What a missing reply may mean besides a target that is down: refusals that are not
+    /// answered (docs/runtime.md, *Control security*).
+    static let silentRefusals = " (it may be down, or it refused the command without answering: a timestamp not newer than the last command it accepted, more than 10 s from its clock, or from before it started; check the clocks, and the `control` counters in its status)"
 }
 
 func printError(_ text: String) {

@@ -57,8 +57,8 @@ struct RunCommand: AsyncParsableCommand {
 struct CheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Check a results folder again: agreement, integrity, checkpoints, linearizability, liveness.",
-        discussion: "Rewrites metrics.csv, summary.json and report.html in the folder. Exits 1 if any verdict failed."
+        abstract: "Check a results folder again: agreement, integrity, checkpoints, epochs, linearizability, liveness, evidence, convergence.",
+        discussion: "Rewrites metrics.csv, summary.json and report.html in the folder. Exits 1 if any verdict failed; a verdict whose records the folder lacks (an older run) is skipped, with the reason."
     )
 
     @Argument(help: "A results folder written by pbft run.") var results: String
@@ -75,9 +75,11 @@ struct CheckCommand: AsyncParsableCommand {
     static func print(_ report: RunReport) {
         for verdict in report.verdicts {
             let lines = verdict.detail.split(separator: "\n")
-            Output.line("\(verdict.passed ? "PASS" : "FAIL")  \(verdict.name): \(lines.first ?? "")")
+            Output.line("\(verdict.skipped ? "SKIP" : verdict.word)  \(verdict.name): \(lines.first ?? "")")
             for line in lines.dropFirst() { Output.line("      \(line)") }
         }
-        Output.line(report.passed ? "all verdicts passed" : "FAILED: \(report.verdicts.filter { !$0.passed }.map(\.name).joined(separator: ", "))")
+        let skipped = report.verdicts.filter(\.skipped).map(\.name)
+        let skippedNote = skipped.isEmpty ? "" : " (skipped: \(skipped.joined(separator: ", ")))"
+        Output.line(report.passed ? "all verdicts passed" + skippedNote : "FAILED: \(report.verdicts.filter(\.failed).map(\.name).joined(separator: ", "))" + skippedNote)
     }
 }

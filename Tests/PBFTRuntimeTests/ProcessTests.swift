@@ -359,7 +359,7 @@ final class ProcessCluster: @unchecked Sendable {
 
         // A control command signed with a client's key, claiming to be the operator's: refused.
         let client0 = try KeyFile.load(keys + "/client-0.key")
-        var forged = Envelope.seal(.control(Control(timestamp: Timestamp(UInt64(Date().timeIntervalSince1970 * 1_000_000)), command: .stop)), epoch: Epoch(0), signer: client0.signer)
+        var forged = Envelope.seal(.control(Control(timestamp: Timestamp(UInt64(Date().timeIntervalSince1970 * 1_000_000)), target: .replica(ReplicaID(2)), command: .stop)), epoch: Epoch(0), signer: client0.signer)
         forged.sender = .operator
         let target = cluster.membership.replica(ReplicaID(2))!
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)

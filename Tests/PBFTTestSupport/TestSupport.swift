@@ -137,3 +137,47 @@ public enum ExecutionLogFile {
         a.compactMap { seq, batch in b[seq].map { $0 == batch ? nil : seq } ?? nil }.sorted()
     }
 }
+
+/// A UDP socket on 127.0.0.1 that sends datagrams and collects what comes back: an outsider
+/// on the wire, replaying what it captured and counting the answers.
+public final class UDPProbe: @unchecked Sendable {
+    let fd: Int32
+
+    public init() throws {
+        fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw TestFailure("bind: \(errno)") }
+        var timeout = timeval(tv_sec: 0, tv_usec: 50_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(fd) }
+
+    public func send(_ bytes: [UInt8], toPort port: Int) {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = bytes.withUnsafeBytes { buffer in
+            withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, buffer.baseAddress, buffer.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
+    }
+
+    /// Every datagram that arrives within `seconds` (or until `until` of them did).
+    public func receive(within seconds: Double, until count: Int = .max) -> [[UInt8]] {
+        var received: [[UInt8]] = []
+        let deadline = Date().addingTimeInterval(seconds)
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while Date() < deadline, received.count < count {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 { received.append(Array(buffer[0..<n])) }
+        }
+        return received
+    }
+}

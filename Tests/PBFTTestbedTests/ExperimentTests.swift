@@ -214,14 +214,14 @@ import Testing
         let run = try run(Self.experiments + "/kill-primary.toml", in: directory)
         #expect(run.result.status == 0, "\(run.result.stdout)\(run.result.stderr)")
         #expect(run.summary["passed"] as? Bool == true)
-        #expect(run.verdicts == ["agreement": true, "integrity": true, "checkpoints": true, "epochs": true, "linearizability": true, "liveness": true, "byzantine evidence": true])
+        #expect(run.verdicts == ["agreement": true, "integrity": true, "checkpoints": true, "epochs": true, "linearizability": true, "liveness": true, "convergence": true, "byzantine evidence": true])
         #expect((run.summary["view_changes"] as? [Any])?.isEmpty == false)
         print("kill-primary: longest gap in service \(run.summary["longest_gap_s"] ?? "?") s")
         let report = try report(run)
         #expect(report.svgs.contains { $0.contains("throughput") } && report.svgs.contains { $0.contains("latency") })
         #expect((report.classes["rect.fault"] ?? 0) >= 2, "the kill is shaded in both plots")
         #expect((report.classes["line.view-change"] ?? 0) >= 2)
-        #expect(report.classes["tr.pass"] == 7 && report.classes["tr.fail"] == nil)
+        #expect(report.classes["tr.pass"] == 8 && report.classes["tr.fail"] == nil)
         for file in ["scenario.toml", "scenario.json", "events.jsonl", "history.jsonl", "metrics.csv", "logs/replica-0.log"] {
             #expect(FileManager.default.fileExists(atPath: run.directory + "/" + file), "\(file)")
         }
@@ -239,6 +239,18 @@ import Testing
         #expect(check.status == 1)
         #expect(check.stdout.contains("FAIL  agreement") && check.stdout.contains("and r3 executed different batches at \(seqA)"), "\(check.stdout)")
         #expect(try self.report(run).classes["tr.fail"] == 1)
+
+        // The runner recorded where every replica ended; make r2's record look stuck in a view change.
+        let events = run.directory + "/events.jsonl"
+        var eventLines = try String(contentsOfFile: events, encoding: .utf8).split(separator: "\n").map(String.init)
+        let final = eventLines.indices.filter { eventLines[$0].contains("\"event\":\"final_status\"") }
+        #expect(final.count == 4 && check.stdout.contains("PASS  convergence: r0, r1, r2, r3 all in e0 v"), "\(check.stdout)")
+        let r2 = try #require(final.first { eventLines[$0].contains("\"replica\":2,") })
+        let view = try #require(eventLines[r2].firstMatch(of: /"view":(\d+),"view_active":true/).flatMap { Int($0.1) })
+        eventLines[r2] = eventLines[r2].replacingOccurrences(of: "\"view\":\(view),\"view_active\":true", with: "\"view\":\(view + 1),\"view_active\":false")
+        try (eventLines.joined(separator: "\n") + "\n").write(toFile: events, atomically: true, encoding: .utf8)
+        let stuck = try PBFTBinary.run(["check", run.directory])
+        #expect(stuck.status == 1 && stuck.stdout.contains("FAIL  convergence: r2 stuck in a view change to v\(view + 1) (the others in v\(view), e0)"), "\(stuck.stdout)")
     }
 
     @Test("an equivocating primary: all verdicts pass, and the primary is named with two conflicting pre-prepares it signed")
@@ -246,7 +258,7 @@ import Testing
         let directory = TemporaryDirectory()
         let run = try run(Self.experiments + "/equivocating-primary.toml", in: directory)
         #expect(run.result.status == 0, "\(run.result.stdout)\(run.result.stderr)")
-        #expect(run.verdicts.values.allSatisfy { $0 } && run.verdicts.count == 7, "\(run.verdicts)")
+        #expect(run.verdicts.values.allSatisfy { $0 } && run.verdicts.count == 8, "\(run.result.stdout)")
         #expect(run.result.stdout.contains("PASS  byzantine evidence: r0 proven faulty") && run.result.stdout.contains("two pre-prepare messages for view 0"), "\(run.result.stdout)")
     }
 
@@ -255,7 +267,7 @@ import Testing
         let directory = TemporaryDirectory()
         let run = try run(Self.experiments + "/equivocating-voter-n5.toml", in: directory)
         #expect(run.result.status == 0, "\(run.result.stdout)\(run.result.stderr)")
-        #expect(run.verdicts.values.allSatisfy { $0 } && run.verdicts.count == 7, "\(run.verdicts)")
+        #expect(run.verdicts.values.allSatisfy { $0 } && run.verdicts.count == 8, "\(run.result.stdout)")
         let views = run.summary["view_changes"] as? [[String: Any]] ?? []
         #expect(views.contains { $0["primary"] as? Int == 1 }, "\(views)")
     }
@@ -265,7 +277,7 @@ import Testing
         let directory = TemporaryDirectory()
         let run = try run(Self.experiments + "/split-brain-set-f.toml", in: directory)
         #expect(run.result.status == 0, "\(run.result.stdout)\(run.result.stderr)")
-        #expect(run.verdicts.values.allSatisfy { $0 } && run.verdicts.count == 7, "\(run.verdicts)")
+        #expect(run.verdicts.values.allSatisfy { $0 } && run.verdicts.count == 8, "\(run.result.stdout)")
         // With quorums of 2f+1 = 3 both sides kept committing (a gap of a tenth of a second).
         let gap = run.summary["longest_gap_s"] as? Double ?? 0
         #expect(gap > 8, "the partition lasts 10 s; the longest gap in service was \(gap) s")
@@ -276,7 +288,7 @@ import Testing
         let directory = TemporaryDirectory()
         let run = try run(Self.experiments + "/lossy-network.toml", in: directory)
         #expect(run.result.status == 0, "\(run.result.stdout)\(run.result.stderr)")
-        #expect(run.verdicts.values.allSatisfy { $0 } && run.verdicts.count == 7, "\(run.verdicts)")
+        #expect(run.verdicts.values.allSatisfy { $0 } && run.verdicts.count == 8, "\(run.result.stdout)")
     }
 
     @Test("grow from 4 to 7 replicas and f = 2 under load, then kill the last epoch's primary: all verdicts pass, every epoch entered alike, the clients follow")
@@ -284,7 +296,7 @@ import Testing
         let directory = TemporaryDirectory()
         let run = try run(Self.experiments + "/grow-4-to-7.toml", in: directory)
         #expect(run.result.status == 0, "\(run.result.stdout)\(run.result.stderr)")
-        #expect(run.verdicts.count == 7 && run.verdicts.values.allSatisfy { $0 }, "\(run.verdicts)")
+        #expect(run.verdicts.count == 8 && run.verdicts.values.allSatisfy { $0 }, "\(run.result.stdout)")
         #expect(run.result.stdout.contains("PASS  epochs: e1 from"), "\(run.result.stdout)")
         for epoch in 1...4 { #expect(run.result.stdout.contains("e\(epoch) from"), "e\(epoch)") }
         #expect(run.result.stdout.contains("e4 from") && run.result.stdout.contains("(n = 7, f = 2; r0,r1,r2,r3,r4,r5,r6): entered by r0, r1, r2, r3"), "\(run.result.stdout)")
@@ -302,7 +314,7 @@ import Testing
         let directory = TemporaryDirectory()
         let run = try run(Self.experiments + "/remove-primary.toml", in: directory)
         #expect(run.result.status == 0, "\(run.result.stdout)\(run.result.stderr)")
-        #expect(run.verdicts.values.allSatisfy { $0 } && run.verdicts.count == 7, "\(run.verdicts)")
+        #expect(run.verdicts.values.allSatisfy { $0 } && run.verdicts.count == 8, "\(run.result.stdout)")
         let events = text(run.directory + "/events.jsonl")
         #expect(events.contains("\"event\":\"replica_retired\"") && !events.contains("\"event\":\"exited\""), "retired, not crashed")
         #expect(run.result.stdout.contains("e1 from") && run.result.stdout.contains("(n = 4, f = 1; r1,r2,r3,r4)"), "\(run.result.stdout)")
@@ -313,13 +325,14 @@ import Testing
         #expect(!(run.summary["view_changes"] as? [[String: Any]] ?? []).contains { ($0["view"] as? Int ?? 0) > 0 }, "no view change: the new epoch started in view 0")
     }
 
-    @Test("beyond the budget on purpose (two of four replicas killed): the run fails its liveness verdict and exits 1")
+    @Test("beyond the budget on purpose (two of four replicas killed): the run fails its liveness verdict and exits 1; convergence judges the two left")
     func beyondTheBudget() throws {
         let directory = TemporaryDirectory()
         let file = directory.write("beyond.toml", """
             name = "beyond"
             description = "two of four replicas down: no quorum"
             liveness_bound_s = 2
+            settle_s = 3
 
             [budget]
             beyond = true
@@ -341,5 +354,8 @@ import Testing
         #expect(run.result.status == 1, "\(run.result.stdout)\(run.result.stderr)")
         #expect(run.verdicts["liveness"] == false && run.verdicts["agreement"] == true && run.verdicts["linearizability"] == true, "\(run.verdicts)")
         #expect(run.result.stdout.contains("FAIL  liveness"))
+        // Judged like any run: the two left must agree where they stand (they do unless one
+        // started a view change, which no quorum can finish); the killed ones are not judged.
+        #expect(run.verdicts["convergence"] != nil && run.result.stdout.contains("not judged: r1 killed, r2 killed"), "\(run.result.stdout)")
     }
 }

@@ -327,6 +327,15 @@ import Testing
             guard let line = status?.stdout, let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return false }
             return object["epoch"] as? Int == 1 && object["joining"] as? Bool == false && (object["last_executed"] as? Int ?? 0) > 0
         }, "replica 4 entered e1 and executes: \(text(joiner + "/replica-4.log").suffix(600))")
+        // The operator's epoch 0 cluster file still works: each replica refuses the command
+        // signed for e0 once, with its epoch, and ctl signs it again for e1.
+        let stale = try PBFTBinary.run(["ctl", "status", "--cluster", keys + "/cluster.toml", "--operator-key", keys + "/operator.key", "--json"])
+        #expect(stale.status == 0, "\(stale.stderr)")
+        let epochs = stale.stdout.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["epoch"] as? Int }
+        #expect(epochs == [1, 1, 1, 1], "\(stale.stdout)")
+        let refused = try PBFTBinary.run(["ctl", "status", "--cluster", keys + "/cluster.toml", "--operator-key", keys + "/operator.key", "--replica", "0", "--json"])
+        let control = (try? JSONSerialization.jsonObject(with: Data(refused.stdout.utf8)) as? [String: Any])?["control"] as? [String: Any]
+        #expect((control?["refused"] as? [String: Int])?["wrong_epoch"] ?? 0 >= 2, "\(String(describing: control))")
     }
 
     @Test("unsigned or wrongly signed commands are rejected by the launcher and by the replicas")
@@ -353,16 +362,71 @@ import Testing
             let asClient = Envelope.seal(.control(control), epoch: membership.epoch, signer: client.signer)
             return [datagram(unsigned), datagram(wrongKey), datagram(clientKey), datagram(asClient)]
         }
-        let kill1 = Control(timestamp: timestamp, command: .launcher, argument: Array(#"{"verb":"kill","replica":"1"}"#.utf8))
+        // Well addressed (this run, replica 1), so that only the signature is wrong.
+        let run = try #require(RunID(hex: launchFile["run_id"] as? String ?? ""))
+        let kill1 = Control(timestamp: timestamp, target: .launcher(run), command: .launcher, argument: Array(#"{"verb":"kill","replica":"1"}"#.utf8))
         for bytes in forged(kill1) { sendDatagram(bytes, toPort: controlPort) }
-        let stop = Control(timestamp: timestamp, command: .stop)
+        let stop = Control(timestamp: timestamp, target: .replica(ReplicaID(1)), command: .stop)
         for bytes in forged(stop) { sendDatagram(bytes, toPort: replicaPort) }
 
         #expect(eventually(within: 5) { ((try? launch.status().rejectedControls) ?? 0) >= 4 }, "the launcher rejected all four")
         let after = try launch.status()
         #expect(after.replicas[1].state == "running" && after.replicas[1].pid == before.replicas[1].pid, "replica 1 was neither killed nor stopped")
         #expect(after.replicas[1].badSignatures >= 3, "replica 1 counted the forged signatures: \(after.replicas[1].badSignatures)")
-        #expect(launch.events.filter { $0["event"] as? String == "control_rejected" }.count >= 4)
+        #expect(eventually(within: 5) { launch.events.filter { $0["event"] as? String == "control_rejected" }.compactMap { $0["count"] as? Int }.reduce(0, +) >= 4 },
+                "control_rejected events count all four (one record per reason per second)")
         #expect(!launch.log(1).contains("stopping on the operator's command"))
+    }
+
+    @Test("a recorded launcher command is refused when replayed, at another launch and for another epoch: 0 obeyed, one answer (the wrong epoch)")
+    func replayedLauncherCommandsAreRefused() throws {
+        let launch = try LaunchHarness()
+        let launchFile = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: launch.run + "/launch.json"))) as! [String: Any]
+        let controlPort = (launchFile["control"] as! [String: Any])["port"] as! Int
+        let run = try #require(RunID(hex: launchFile["run_id"] as? String ?? ""), "launch.json names its run")
+        let operatorKey = try KeyFile.load(launch.run + "/keys/operator.key")
+        func now() -> Timestamp { Timestamp(UInt64(Date().timeIntervalSince1970 * 1_000_000)) }
+        func datagram(_ control: Control, epoch: Epoch = Epoch(0)) -> [UInt8] {
+            [DatagramKind.whole.rawValue] + Frame(envelope: Envelope.seal(.control(control), epoch: epoch, signer: operatorKey.signer)).encoded()
+        }
+        func replies(_ datagrams: [[UInt8]]) -> [ControlReply] {
+            datagrams.compactMap { bytes in
+                guard let frame = try? Frame.decode(Array(bytes.dropFirst())), case .controlReply(let reply) = frame.envelope.message else { return nil }
+                return reply
+            }
+        }
+        func starts(_ id: Int) throws -> Int { ((try launch.status().raw["replicas"] as? [[String: Any]])?[id]["starts"] as? Int) ?? -1 }
+        let restart1 = Array(#"{"verb":"restart","replica":"1"}"#.utf8)
+        let wire = try UDPProbe()
+
+        // The operator's command as it travels: replica 1 restarts once.
+        let recorded = datagram(Control(timestamp: now(), target: .launcher(run), command: .launcher, argument: restart1))
+        wire.send(recorded, toPort: controlPort)
+        #expect(replies(wire.receive(within: 15, until: 1)).first?.accepted == true, "the launcher obeys it")
+        #expect(try starts(1) == 2)
+
+        // (d) The same datagram again; one recorded at another launch; one for another epoch;
+        // a replica's command sent to the launcher.
+        for _ in 0..<20 { wire.send(recorded, toPort: controlPort) }
+        let otherLaunch = datagram(Control(timestamp: now(), target: .launcher(RunID(high: run.high ^ 1, low: run.low)), command: .launcher, argument: restart1))
+        for _ in 0..<5 { wire.send(otherLaunch, toPort: controlPort) }
+        let epoch1 = datagram(Control(timestamp: now(), target: .launcher(run), command: .launcher, argument: restart1), epoch: Epoch(1))
+        for _ in 0..<5 { wire.send(epoch1, toPort: controlPort) }
+        let forReplica = datagram(Control(timestamp: now(), target: .replica(ReplicaID(1)), command: .stop))
+        for _ in 0..<5 { wire.send(forReplica, toPort: controlPort) }
+        let answers = replies(wire.receive(within: 2))
+        #expect(answers.count == 1 && answers.first?.outcome == .wrongEpoch && answers.first?.epoch == Epoch(0), "only the wrong epoch is answered, once: \(answers)")
+        #expect(try starts(1) == 2, "no replay restarted replica 1 again")
+
+        let control = try #require(try launch.status().raw["control"] as? [String: Any])
+        let refused = control["refused"] as? [String: Int] ?? [:]
+        #expect(refused["replayed"] == 20 && refused["wrong_target"] == 10 && refused["wrong_epoch"] == 5, "\(control)")
+        // At most one control_rejected record per reason per second, with the counts.
+        #expect(eventually(within: 5) {
+            launch.events.filter { $0["event"] as? String == "control_rejected" }.compactMap { $0["count"] as? Int }.reduce(0, +) == 35
+        }, "\(launch.events.filter { $0["event"] as? String == "control_rejected" })")
+        let records = launch.events.filter { $0["event"] as? String == "control_rejected" }.count
+        #expect(records <= 6, "\(records) records for 35 refusals")
+        print("launcher: 35 replayed or misdirected commands, 0 obeyed, \(answers.count) answered (wrong epoch), \(records) control_rejected records")
     }
 }

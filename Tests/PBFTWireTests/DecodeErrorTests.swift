@@ -25,8 +25,9 @@ import Testing
     }
 
     /// Version 1 is the format before replies were signed per batch (a single reply in the
-    /// envelope): refused, not misread.
-    @Test(arguments: [0, 1, 3, 255] as [UInt8])
+    /// envelope), version 2 the one before control commands named their target: refused,
+    /// not misread.
+    @Test(arguments: [0, 1, 2, 4, 255] as [UInt8])
     func unknownVersionIsRejected(_ version: UInt8) {
         let bytes = WireBytes.envelope(version: version, type: 7, payload: checkpointPayload())
         #expect(frameError(bytes) == .unsupportedVersion(version))
@@ -266,6 +267,48 @@ import Testing
             return
         }
         #expect(field == "stateChunk.chunkIndex")
+    }
+
+    /// A control command names a replica (kind 1, u32 id) or a launcher's run (kind 2, 16 bytes);
+    /// any other kind, or a target cut short, is rejected.
+    @Test(arguments: [0, 3, 255] as [UInt8])
+    func aControlTargetOfUnknownKindIsRejected(_ kind: UInt8) {
+        var payload = WireBytes()
+        payload.u64(1)
+        payload.u8(kind)
+        payload.u32(0)
+        payload.u8(1)
+        payload.u32(0)
+        let bytes = WireBytes.envelope(type: 13, senderKind: 2, payload: payload.bytes)
+        #expect(envelopeError(bytes) == .invalidValue(field: "control.target.kind", reason: "unknown target kind \(kind)"))
+    }
+
+    @Test func aControlCommandForALauncherCarriesSixteenBytesOfRunID() {
+        func command(runBytes: Int) -> [UInt8] {
+            var payload = WireBytes()
+            payload.u64(1)
+            payload.u8(2)
+            payload.zeros(runBytes)
+            payload.u8(4)
+            payload.u32(0)
+            return WireBytes.envelope(type: 13, senderKind: 2, payload: payload.bytes)
+        }
+        #expect(envelopeError(command(runBytes: 16)) == nil)
+        #expect(envelopeError(command(runBytes: 4)) != nil, "a launcher's run id is not a replica id")
+    }
+
+    @Test(arguments: [3, 4, 255] as [UInt8])
+    func aControlReplyOfUnknownOutcomeIsRejected(_ outcome: UInt8) {
+        var payload = WireBytes()
+        payload.u64(1)
+        payload.u8(outcome)
+        payload.u64(0)
+        payload.u32(0)
+        let bytes = WireBytes.envelope(type: 14, payload: payload.bytes)
+        #expect(envelopeError(bytes) == .invalidValue(field: "controlReply.outcome", reason: "unknown outcome \(outcome)"))
+        var known = payload.bytes
+        known[8] = 2
+        #expect(envelopeError(WireBytes.envelope(type: 14, payload: known)) == nil)
     }
 
     @Test func theLastStateChunkIsAccepted() {

@@ -12,7 +12,7 @@ import Testing
         let envelope = Envelope(sender: .replica(ReplicaID(0x0A0B_0C0D)), epoch: Epoch(0x0102_0304_0506_0708), message: .commit(commit), signature: signature)
         let bytes = envelope.encoded()
         #expect(bytes.count == 19 + 48 + 64)
-        #expect(bytes[HeaderOffset.version] == 2)
+        #expect(bytes[HeaderOffset.version] == 3)
         #expect(bytes[HeaderOffset.type] == 5)
         #expect(bytes[HeaderOffset.senderKind] == 0)
         #expect(Array(bytes[HeaderOffset.senderID..<HeaderOffset.epoch]) == [0x0A, 0x0B, 0x0C, 0x0D])
@@ -68,10 +68,24 @@ import Testing
              u64(4) + d + [0, 0, 0, 1, 0, 0, 0, 2] + u64(3) + [0, 0, 0, 1, 9]),
             (.status(Status(view: ViewNumber(1), stableSequence: SequenceNumber(2), lastExecuted: SequenceNumber(3), viewChanging: true)), u64(1) + u64(2) + u64(3) + [1]),
             (.status(Status(view: ViewNumber(1), stableSequence: SequenceNumber(2), lastExecuted: SequenceNumber(3), passive: true)), u64(1) + u64(2) + u64(3) + [2]),
+            (.control(Control(timestamp: Timestamp(7), target: .replica(ReplicaID(0x0102_0304)), command: .stop)), u64(7) + [1, 1, 2, 3, 4] + [2] + [0, 0, 0, 0]),
+            (.control(Control(timestamp: Timestamp(7), target: .replica(ReplicaID(3)), command: .byzantine, argument: Array("off".utf8))),
+             u64(7) + [1, 0, 0, 0, 3] + [3] + [0, 0, 0, 3, 0x6F, 0x66, 0x66]),
+            (.control(Control(timestamp: Timestamp(7), target: .launcher(RunID(high: 0x1011_1213_1415_1617, low: 0x1819_1A1B_1C1D_1E1F)), command: .launcher, argument: [0x7B, 0x7D])),
+             u64(7) + [2] + Array(0x10...0x1F) + [4] + [0, 0, 0, 2, 0x7B, 0x7D]),
+            (.controlReply(ControlReply(timestamp: Timestamp(7), outcome: .done, epoch: Epoch(5), body: [0x6F, 0x6B])), u64(7) + [1] + u64(5) + [0, 0, 0, 2, 0x6F, 0x6B]),
+            (.controlReply(ControlReply(timestamp: Timestamp(7), outcome: .wrongEpoch, epoch: Epoch(2), body: [])), u64(7) + [2] + u64(2) + [0, 0, 0, 0]),
+            (.controlReply(ControlReply(timestamp: Timestamp(7), outcome: .refused, epoch: Epoch(0), body: [])), u64(7) + [0] + u64(0) + [0, 0, 0, 0]),
         ]
         for (message, payload) in cases {
             #expect(payloadOf(message) == payload, "\(message.type)")
         }
+    }
+
+    /// The example in docs/wire-format.md ("Control commands"), byte for byte.
+    @Test func theDocumentedControlExampleIsWhatTheEncoderWrites() {
+        let stop3 = Control(timestamp: Timestamp(0x0006_3A1B_2C3D_4E5F), target: .replica(ReplicaID(3)), command: .stop)
+        #expect(Hex.encode(payloadOf(.control(stop3))) == "00063a1b2c3d4e5f" + "01" + "00000003" + "02" + "00000000")
     }
 
     @Test func nestedEnvelopesAreLengthPrefixedWholeEnvelopes() {

@@ -84,9 +84,14 @@ struct MessageGenerator {
         case .stateChunk: .stateChunk(stateChunk())
         case .status: .status(Status(view: view(), stableSequence: sequence(), lastExecuted: sequence(), viewChanging: Bool.random(using: &rng), passive: Bool.random(using: &rng)))
         case .control:
-            .control(Control(timestamp: Timestamp(rng.edgy64()), command: Control.Command.allCases.randomElement(using: &rng)!, argument: bytes(upTo: limits.controlBytesMax)))
+            .control(Control(
+                timestamp: Timestamp(rng.edgy64()),
+                target: rng.chance(1, in: 2) ? .replica(ReplicaID(rng.edgy32())) : .launcher(RunID(high: rng.edgy64(), low: rng.edgy64())),
+                command: Control.Command.allCases.randomElement(using: &rng)!, argument: bytes(upTo: limits.controlBytesMax)))
         case .controlReply:
-            .controlReply(ControlReply(timestamp: Timestamp(rng.edgy64()), accepted: Bool.random(using: &rng), body: bytes(upTo: limits.controlBytesMax)))
+            .controlReply(ControlReply(
+                timestamp: Timestamp(rng.edgy64()), outcome: ControlReply.Outcome.allCases.randomElement(using: &rng)!, epoch: Epoch(rng.edgy64()),
+                body: bytes(upTo: limits.controlBytesMax)))
         case .epochAnnouncement:
             .epochAnnouncement(EpochAnnouncement(configuration: configurationRecord(), firstSequence: sequence()))
         }

@@ -18,7 +18,7 @@ struct WireBytes {
     /// A whole envelope: header, then `payload` with its real length unless `payloadLength`
     /// overrides it, then a zero signature.
     static func envelope(
-        version: UInt8 = 2, type: UInt8, senderKind: UInt8 = 0, senderID: UInt32 = 0,
+        version: UInt8 = 3, type: UInt8, senderKind: UInt8 = 0, senderID: UInt32 = 0,
         epoch: UInt64 = 0, payloadLength: UInt32? = nil, payload: [UInt8]
     ) -> [UInt8] {
         var w = WireBytes()
