@@ -11,7 +11,8 @@ struct Sim: AsyncParsableCommand {
             Each run draws loss, duplication, delay, batch size, checkpoint interval and window from
             its seed, runs clients against a simulated cluster, and checks agreement, integrity,
             checkpoint digests, replies and completion. A failing seed replays exactly with
-            `pbft sim --seed S --runs 1`.
+            `pbft sim --seed S --runs 1` and the same --replicas and --generator (the line printed
+            for it).
             """
     )
 

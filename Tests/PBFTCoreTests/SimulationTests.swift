@@ -154,9 +154,11 @@ import Testing
     }
 }
 
-/// The swarm: at least 1,000 seeded runs per `swift test`, each drawing n from {4, 7, 10},
-/// up to f faulty replicas (Byzantine with a random behaviour, or crashed, some restarting),
-/// partitions, loss, duplication and reordering until a stabilisation time; every run must
+/// The swarm: at least 1,000 seeded runs per `swift test`, each drawing n from {4, 7, 10}
+/// (and n != 3f + 1 in a third of them), up to f faulty replicas (Byzantine with a random
+/// behaviour, or crashed, some restarting), partitions, loss, duplication and reordering
+/// until a stabilisation time, and in half of them a lead fault combined with
+/// reconfigurations (the newest `SwarmGenerator`); every run must
 /// pass agreement, integrity, checkpoints, replies and liveness after the heal.
 @Suite struct AdversarialSwarmTests {
     @Test(arguments: Array(0..<20))
@@ -165,7 +167,7 @@ import Testing
         let summary = try Swarm.run(firstSeed: first, runs: 50, replicas: [4, 7, 10], realSignatureEvery: 25, adversarial: true)
         #expect(summary.runs == 50)
         for failure in summary.failures {
-            let replay = "replay: pbft sim --seed \(failure.seed) --runs 1 --replicas 4,7,10 --real-signature-every 25 --adversarial"
+            let replay = "replay: pbft sim --seed \(failure.seed) --runs 1 --replicas 4,7,10 --real-signature-every 25 --adversarial --generator \(SwarmGenerator.newest.rawValue)"
             let broken = failure.violations.filter { !$0.hasPrefix("convergence:") }
             if !broken.isEmpty { Issue.record("seed \(failure.seed) failed: \(broken.prefix(3)); \(replay)") }
             // The convergence checker (issue 18) still finds replicas that cannot catch up
