@@ -2,25 +2,25 @@
 # Runs the adversarial simulator swarm over RUNS seeds from FIRST_SEED, in chunks, and keeps
 # every failing seed with the line that replays it (docs/simulator.md, "A long swarm").
 #
-#   scripts/swarm.sh RUNS [FIRST_SEED] [--replicas 4,7,10] [--chunk 500] [--jobs N]
+#   scripts/swarm.sh RUNS [FIRST_SEED] [--replicas 4,7,10] [--chunk 500] [--jobs N] [--generator G]
 #
 # Prints a line per chunk (seeds done, failures so far, runs/s, elapsed); writes each chunk's
-# output and failures.txt to results/swarm-<first seed>-<time>/; prints the failures at the
-# end. Exit code: 0 if every run passed, 1 if any failed or a chunk crashed, 2 for a bad
+# output and failures.txt to results/swarm-<first seed>-<time>/; prints the combinations the
+# runs met (summed over the chunks) and the failures at the end. Exit code: 0 if every run passed, 1 if any failed or a chunk crashed, 2 for a bad
 # argument, 130 on Ctrl-C and 143 on SIGTERM (after printing what was done).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage="usage: scripts/swarm.sh RUNS [FIRST_SEED] [--replicas 4,7,10] [--chunk 500] [--jobs N]"
+usage="usage: scripts/swarm.sh RUNS [FIRST_SEED] [--replicas 4,7,10] [--chunk 500] [--jobs N] [--generator G]"
 bad_argument() { echo "swarm.sh: $1 ($usage)" >&2; exit 2; }
 
-runs="" first="" replicas="4,7,10" chunk=500 jobs=$(nproc)
+runs="" first="" replicas="4,7,10" chunk=500 jobs=$(nproc) generator=""
 while [ $# -gt 0 ]; do
     case "$1" in
         -h|--help) echo "$usage"; exit 0 ;;
-        --replicas|--chunk|--jobs)
+        --replicas|--chunk|--jobs|--generator)
             [ $# -ge 2 ] || bad_argument "$1 needs a value"
-            case "$1" in --replicas) replicas=$2 ;; --chunk) chunk=$2 ;; --jobs) jobs=$2 ;; esac
+            case "$1" in --replicas) replicas=$2 ;; --chunk) chunk=$2 ;; --jobs) jobs=$2 ;; --generator) generator=$2 ;; esac
             shift 2 ;;
         -*) bad_argument "unknown option $1" ;;
         *)
@@ -38,6 +38,10 @@ first=${first:-10000000}
 [[ "$chunk" =~ ^[1-9][0-9]{0,6}$ ]] || bad_argument "--chunk must be a whole number of runs from 1, got '$chunk'"
 [[ "$jobs" =~ ^[1-9][0-9]{0,3}$ ]] || bad_argument "--jobs must be a whole number from 1, got '$jobs'"
 [[ "$replicas" =~ ^[0-9]+(,[0-9]+)*$ ]] || bad_argument "--replicas must be replica counts separated by commas, e.g. 4,7,10, got '$replicas'"
+[[ -z "$generator" || "$generator" =~ ^[1-9]$ ]] || bad_argument "--generator must be a generator number, e.g. 2, got '$generator'"
+# What a seed draws: pbft sim's newest generator unless --generator names one.
+generator_option=()
+[ -z "$generator" ] || generator_option=(--generator "$generator")
 for n in ${replicas//,/ }; do
     (( 10#$n >= 4 && 10#$n <= 64 )) || bad_argument "--replicas: each count must be from 4 to 64, got $n"
 done
@@ -74,10 +78,44 @@ runs_per_second() {
     awk -v runs="$done_runs" -v s="$s" 'BEGIN { printf "%.1f", runs / (s > 0 ? s : 1) }'
 }
 
+# The combinations the runs met (pbft sim's "combinations:" line and the Byzantine
+# behaviours under it), summed over the chunks that finished.
+combination_totals() {
+    cat "$results"/chunk-*.log 2>/dev/null | awk '
+        function numbers(line, into,    n, i, parts, k) {
+            n = split(line, parts, /[^0-9]+/)
+            k = 0
+            for (i = 1; i <= n; i++) if (parts[i] != "") into[++k] = parts[i] + 0
+            return k
+        }
+        /^combinations: / {
+            line = $0; sub(/3f\+1/, "", line)
+            numbers(line, c)
+            for (i = 1; i <= 4; i++) total[i] += c[i]
+            seen = 1
+            next
+        }
+        seen && /^  [A-Za-z]+: [0-9]+ runs, / {
+            name = $1; sub(/:$/, "", name)
+            if (!(name in runs)) order[++behaviours] = name
+            numbers(substr($0, index($0, ":")), b)
+            runs[name] += b[1]; reconfigured[name] += b[2]; primary[name] += b[3]
+        }
+        END {
+            if (!seen) exit
+            printf "==> combinations: %d runs with n != 3f+1 (%d from the start), %d with loss, state transfer and a reconfiguration, %d with amnesia and a reconfiguration\n", total[1], total[2], total[3], total[4]
+            for (i = 1; i <= behaviours; i++) {
+                name = order[i]
+                printf "  %s: %d runs, %d with a reconfiguration (%d of them as primary of view 0)\n", name, runs[name], reconfigured[name], primary[name]
+            }
+        }'
+}
+
 finish() {
     local status=$1
     local seeds="no seeds"
     (( done_runs == 0 )) || seeds="seeds $first..$(( first + done_runs - 1 ))"
+    combination_totals
     echo "==> $done_runs of $runs runs done ($seeds), $failed_runs failed, $crashed_runs crashed, $(runs_per_second) runs/s, elapsed $(elapsed)"
     if [ -s "$failures_file" ]; then
         echo "==> failures ($failures_file; replay with $binary in place of pbft):"
@@ -96,7 +134,7 @@ trap 'echo "==> terminated during the chunk from seed $seed"; finish 143' TERM
 locate_crash() {
     local from=$1 count=$2 log=$3 last
     set +e
-    "$binary" sim --adversarial --runs "$count" --replicas "$replicas" --seed "$from" --jobs 1 --verbose > "$log" 2>&1
+    "$binary" sim --adversarial "${generator_option[@]}" --runs "$count" --replicas "$replicas" --seed "$from" --jobs 1 --verbose > "$log" 2>&1
     set -e
     last=$(grep -oE '^seed [0-9]+:' "$log" | tail -n 1 | tr -dc 0-9)
     echo $(( ${last:-$(( from - 1 ))} + 1 ))
@@ -121,7 +159,7 @@ while (( ${#pending[@]} > 0 )); do
     log="$results/chunk-$seed.log"
     # pbft sim exits 1 when a run fails: that is a result here, not a reason to stop.
     set +e
-    "$binary" sim --adversarial --runs "$count" --replicas "$replicas" --seed "$seed" --jobs "$jobs" > "$log" 2>&1
+    "$binary" sim --adversarial "${generator_option[@]}" --runs "$count" --replicas "$replicas" --seed "$seed" --jobs "$jobs" > "$log" 2>&1
     status=$?
     set -e
     summary=$(grep -E '^[0-9]+ failed, ' "$log" || true)
@@ -152,7 +190,7 @@ while (( ${#pending[@]} > 0 )); do
         finish 1
     fi
     {
-        echo "CRASHED seed $crashed (exit $status): replay with: pbft sim --seed $crashed --runs 1 --replicas $replicas --real-signature-every 10 --adversarial"
+        echo "CRASHED seed $crashed (exit $status): replay with: pbft sim --seed $crashed --runs 1 --replicas $replicas --real-signature-every 10 --adversarial${generator:+ --generator $generator}"
         crash_reason "$locate_log"
     } | tee -a "$failures_file"
     crashed_runs=$(( crashed_runs + 1 ))

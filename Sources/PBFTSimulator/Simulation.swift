@@ -8,6 +8,8 @@ public import PBFTWire
 public struct SimulationOptions: Hashable, Sendable {
     public var seed: UInt64
     public var replicas: Int
+    /// f of the first membership; nil: the largest `replicas` allows, (n - 1) / 3.
+    public var faultTolerance: Int?
     public var clients: Int
     public var requestsPerClient: Int
     /// Distinct keys the clients' operations touch.
@@ -466,7 +468,7 @@ public struct Simulation {
             Membership.ClientKey(id: ClientID(UInt32(j)), publicKey: makeKey(.client(ClientID(UInt32(j)))))
         }
         membership = try Membership(
-            epoch: Epoch(0), f: Membership.maxFaultTolerance(replicas: options.replicas),
+            epoch: Epoch(0), f: options.f,
             replicas: descriptors, clients: clientKeys, operatorKey: makeKey(.operator))
         // Keys of replicas that reconfigurations bring in, drawn last so that runs without
         // reconfigurations keep the keys they always had.

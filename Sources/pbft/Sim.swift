@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PBFTByzantine
 import PBFTSimulator
 import PBFTWire
 
@@ -10,7 +11,8 @@ struct Sim: AsyncParsableCommand {
             Each run draws loss, duplication, delay, batch size, checkpoint interval and window from
             its seed, runs clients against a simulated cluster, and checks agreement, integrity,
             checkpoint digests, replies and completion. A failing seed replays exactly with
-            `pbft sim --seed S --runs 1`.
+            `pbft sim --seed S --runs 1` and the same --replicas and --generator (the line printed
+            for it).
             """
     )
 
@@ -29,6 +31,9 @@ struct Sim: AsyncParsableCommand {
     @Flag(help: "Faulty replicas (Byzantine, crashed, restarting), partitions and loss until a stabilisation time; then every operation must complete.")
     var adversarial = false
 
+    @Option(help: "With --adversarial: what a seed draws. 1: faults, sizes and changes drawn independently (the swarm until 2026-12, issue 18's seeds); 2: and strata of unequal sizes and combined faults (docs/simulator.md).")
+    var generator: Int = SwarmGenerator.newest.rawValue
+
     @Option(help: "Runs simulated at once, on as many threads (default: one per core). Results and output do not depend on it.")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
 
@@ -45,6 +50,9 @@ struct Sim: AsyncParsableCommand {
         }
         guard runs >= 1 else { throw ValidationError("--runs \(runs): must be at least 1") }
         guard jobs >= 1 else { throw ValidationError("--jobs \(jobs): must be at least 1") }
+        guard let generator = SwarmGenerator(rawValue: generator) else {
+            throw ValidationError("--generator \(self.generator): give one of \(SwarmGenerator.allCases.map { String($0.rawValue) }.joined(separator: ", "))")
+        }
         var traced: Set<ReplicaID> = []
         if let trace {
             let ids = trace.split(separator: ",").map { UInt32($0.trimmingCharacters(in: .whitespaces)) }
@@ -54,19 +62,19 @@ struct Sim: AsyncParsableCommand {
             traced = Set(ids.map { ReplicaID($0!) })
         }
         let start = ContinuousClock.now
-        let summary = try Swarm.run(firstSeed: seed, runs: runs, replicas: sizes, realSignatureEvery: realSignatureEvery, adversarial: adversarial, workers: jobs, traced: traced) { result in
+        let summary = try Swarm.run(firstSeed: seed, runs: runs, replicas: sizes, realSignatureEvery: realSignatureEvery, adversarial: adversarial, generator: generator, workers: jobs, traced: traced) { result in
             for line in result.trace { Output.line(line) }
             let verdict = result.passed ? "ok" : "FAIL"
             if verbose || !result.passed {
                 if !result.passed || verbose && runs == 1 { for line in result.finalStates { Output.line("    " + line) } }
                 let faults = result.options.byzantine.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.rawValue)" }
                     + result.options.crashes.map { "\($0.replica)=crash@\($0.tick)" + ($0.restartTick.map { "..\($0)" } ?? "") + ($0.amnesia ? "(amnesia)" : "") }
-                Output.line("seed \(result.options.seed): \(verdict) n=\(result.options.replicas) \(result.highestView) faults=[\(faults.joined(separator: " "))] ops=\(result.completedOperations)/\(result.history.count) ticks=\(result.ticks) sent=\(result.datagramsSent) lost=\(result.datagramsLost)")
+                Output.line("seed \(result.options.seed): \(verdict) n=\(result.options.replicas) f=\(result.options.f) \(result.highestView) faults=[\(faults.joined(separator: " "))] ops=\(result.completedOperations)/\(result.history.count) ticks=\(result.ticks) sent=\(result.datagramsSent) lost=\(result.datagramsLost)")
             }
         }
         let seconds = (ContinuousClock.now - start).seconds
         for failure in summary.failures {
-            Output.line("FAILED seed \(failure.seed): replay with: pbft sim --seed \(failure.seed) --runs 1 --replicas \(replicas) --real-signature-every \(realSignatureEvery)\(adversarial ? " --adversarial" : "")")
+            Output.line("FAILED seed \(failure.seed): replay with: pbft sim --seed \(failure.seed) --runs 1 --replicas \(replicas) --real-signature-every \(realSignatureEvery)\(adversarial ? " --adversarial --generator \(generator.rawValue)" : "")")
             for violation in failure.violations.prefix(5) { Output.line("    \(violation)") }
         }
         let runsPerSecond = Double(summary.runs) / max(seconds, 1e-9)
@@ -80,6 +88,18 @@ struct Sim: AsyncParsableCommand {
             summary.failures.count, summary.completedOperations, opsPerSimSecond, summary.worstLogEntries, summary.highestView.rawValue))
         if summary.reconfigurations > 0 {
             Output.line("\(summary.reconfigurations) reconfigurations submitted, \(summary.epochsEntered) epochs entered, highest epoch \(summary.highestEpoch.rawValue)")
+        }
+        let met = summary.combinations
+        if adversarial {
+            Output.line(
+                "combinations: \(met.unequalMembership) runs with n != 3f+1 (\(met.unequalMembershipAtStart) from the start), "
+                    + "\(met.lossStateTransferReconfiguration) with loss, state transfer and a reconfiguration, "
+                    + "\(met.amnesiaReconfiguration) with amnesia and a reconfiguration")
+        }
+        for behaviour in ByzantineBehaviour.allCases where met.byzantine[behaviour, default: 0] > 0 {
+            Output.line(
+                "  \(behaviour.rawValue): \(met.byzantine[behaviour, default: 0]) runs, \(met.byzantineReconfigured[behaviour, default: 0]) with a reconfiguration "
+                    + "(\(met.byzantinePrimaryReconfigured[behaviour, default: 0]) of them as primary of view 0)")
         }
         if !summary.failures.isEmpty { throw ExitCode(1) }
     }

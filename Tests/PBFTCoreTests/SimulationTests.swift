@@ -154,11 +154,12 @@ import Testing
     }
 }
 
-/// The swarm: at least 1,000 seeded runs per `swift test`, each drawing n from {4, 7, 10},
-/// up to f faulty replicas (Byzantine with a random behaviour, or crashed, some restarting),
-/// partitions, loss, duplication and reordering until a stabilisation time; every run must
-/// pass agreement, integrity, checkpoints, replies and liveness after the heal, and end
-/// converged (issue 18).
+/// The swarm: at least 1,000 seeded runs per `swift test`, each drawing n from {4, 7, 10}
+/// (and n != 3f + 1 in a third of them), up to f faulty replicas (Byzantine with a random
+/// behaviour, or crashed, some restarting), partitions, loss, duplication and reordering
+/// until a stabilisation time, and in half of them a lead fault combined with
+/// reconfigurations (the newest `SwarmGenerator`); every run must pass agreement,
+/// integrity, checkpoints, replies and liveness after the heal, and end converged.
 @Suite struct AdversarialSwarmTests {
     @Test(arguments: Array(0..<20))
     func thousandAdversarialRuns(_ chunk: Int) throws {
@@ -166,7 +167,7 @@ import Testing
         let summary = try Swarm.run(firstSeed: first, runs: 50, replicas: [4, 7, 10], realSignatureEvery: 25, adversarial: true)
         #expect(summary.runs == 50)
         for failure in summary.failures {
-            let replay = "replay: pbft sim --seed \(failure.seed) --runs 1 --replicas 4,7,10 --real-signature-every 25 --adversarial"
+            let replay = "replay: pbft sim --seed \(failure.seed) --runs 1 --replicas 4,7,10 --real-signature-every 25 --adversarial --generator \(SwarmGenerator.newest.rawValue)"
             Issue.record("seed \(failure.seed) failed: \(failure.violations.prefix(3)); \(replay)")
         }
     }
