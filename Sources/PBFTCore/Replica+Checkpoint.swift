@@ -90,12 +90,14 @@ extension Replica {
         }
     }
 
-    /// The signer of a checkpoint message: a replica of the epoch it signed in. After amnesia
-    /// that includes this replica itself: a checkpoint it signed before it lost its state,
-    /// forwarded back in a proof, is a member's genuine vote, and without it a cluster that
-    /// has moved to the next epoch may hold only a quorum that counts it (seed 10006629).
+    /// The signer of a checkpoint message: a replica of the epoch it signed in, this replica
+    /// included: a checkpoint it signed before it lost its state (amnesia) or before a restart
+    /// took it back to an older checkpoint, forwarded back in a proof, is a member's genuine
+    /// vote, and without it a cluster that has moved to the next epoch may hold only a quorum
+    /// that counts it (seeds 10006629, 10040278: restarted from its disk at 48, it needed the
+    /// proof of 56, the end of its epoch, which four others and itself had signed).
     mutating func checkpointSender(_ envelope: Envelope) -> ReplicaID? {
-        if amnesia != nil, case .replica(let r) = envelope.sender, r == id, knownMemberships[envelope.epoch]?.replica(r) != nil {
+        if case .replica(let r) = envelope.sender, r == id, knownMemberships[envelope.epoch]?.replica(r) != nil {
             return r
         }
         return replicaSender(envelope)
