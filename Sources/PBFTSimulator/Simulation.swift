@@ -125,17 +125,31 @@ public struct SimulationOptions: Hashable, Sendable {
     static func randomReconfigurations(seed: UInt64, replicas: Int, faulty: Set<ReplicaID>, before lastTick: UInt64) -> [ScheduledReconfiguration] {
         var rng = SplitMix64(seed: seed ^ 0x5EC0_4F16)
         guard rng.chance(0.5) else { return [] }
+        return drawReconfigurations(
+            replicas: replicas, f: Membership.maxFaultTolerance(replicas: replicas), faulty: faulty,
+            firstTick: 50...lastTick / 2, gapMax: lastTick / 4, mayLowerF: false, using: &rng)
+    }
+
+    /// 1 to 3 changes from the first tick drawn in `firstTick`, each up to `gapMax` after the
+    /// one before: add, replace or remove a correct replica, raise f (or lower it, with
+    /// `mayLowerF`), each keeping n >= 3f+1 and f at least the number of faulty replicas.
+    /// Both generators draw with it; the first never lowers f, so its draws are unchanged.
+    static func drawReconfigurations(
+        replicas: Int, f startF: Int, faulty: Set<ReplicaID>, firstTick: ClosedRange<UInt64>, gapMax: UInt64, mayLowerF: Bool,
+        using rng: inout SplitMix64
+    ) -> [ScheduledReconfiguration] {
         var members = (0..<replicas).map { ReplicaID(UInt32($0)) }
-        var f = Membership.maxFaultTolerance(replicas: replicas)
+        var f = startF
         var nextID = UInt32(replicas)
         var changes: [ScheduledReconfiguration] = []
-        var tick = UInt64.random(in: 50...lastTick / 2, using: &rng)
+        var tick = UInt64.random(in: firstTick, using: &rng)
         for _ in 0..<Int.random(in: 1...3, using: &rng) {
             let correct = members.filter { !faulty.contains($0) }
             var options: [SimulatedChange] = [.add(ReplicaID(nextID))]
             if let old = correct.randomElement(using: &rng) { options.append(.replace(old, by: ReplicaID(nextID))) }
             if members.count - 1 >= 3 * f + 1, let old = correct.randomElement(using: &rng) { options.append(.remove(old)) }
             if members.count >= 3 * (f + 1) + 1 { options.append(.setFaultTolerance(f + 1)) }
+            if mayLowerF, f - 1 >= max(1, faulty.count) { options.append(.setFaultTolerance(f - 1)) }
             let change = options.randomElement(using: &rng)!
             switch change {
             case .add(let id): members.append(id); nextID += 1
@@ -144,7 +158,7 @@ public struct SimulationOptions: Hashable, Sendable {
             case .setFaultTolerance(let newF): f = newF
             }
             changes.append(ScheduledReconfiguration(tick: tick, change: change))
-            tick += UInt64.random(in: 0...lastTick / 4, using: &rng)
+            tick += UInt64.random(in: 0...gapMax, using: &rng)
         }
         return changes
     }

@@ -104,7 +104,9 @@ extension SimulationOptions {
         if rng.chance(0.5), let cutOff = ids.filter({ !faulty.contains($0) }).randomElement(using: &rng) {
             isolations.append(Isolation(replica: cutOff, ticks: UInt64.random(in: 0...heal / 4, using: &rng)..<heal))
         }
-        reconfigurations = Self.combinedReconfigurations(replicas: replicas, f: f, faulty: faulty, heal: heal, using: &rng)
+        // 1 to 3 changes, the first before GST, f lowered as well as raised.
+        reconfigurations = Self.drawReconfigurations(
+            replicas: replicas, f: f, faulty: faulty, firstTick: 50...heal, gapMax: (heal + 2_000) / 4, mayLowerF: true, using: &rng)
     }
 
     /// One more faulty replica, drawn as `adversarial` draws each: Byzantine with a random
@@ -119,33 +121,4 @@ extension SimulationOptions {
         crashes.append(Crash(replica: id, tick: at, restartTick: restart, amnesia: restart != nil && rng.chance(0.33)))
     }
 
-    /// 1 to 3 changes (add, replace or remove a correct replica, raise or lower f), the
-    /// first before GST, each keeping n >= 3f + 1 and f at least the number of faulty replicas.
-    static func combinedReconfigurations(
-        replicas: Int, f startF: Int, faulty: Set<ReplicaID>, heal: UInt64, using rng: inout SplitMix64
-    ) -> [ScheduledReconfiguration] {
-        var members = (0..<replicas).map { ReplicaID(UInt32($0)) }
-        var f = startF
-        var nextID = UInt32(replicas)
-        var changes: [ScheduledReconfiguration] = []
-        var tick = UInt64.random(in: 50...heal, using: &rng)
-        for _ in 0..<Int.random(in: 1...3, using: &rng) {
-            let correct = members.filter { !faulty.contains($0) }
-            var options: [SimulatedChange] = [.add(ReplicaID(nextID))]
-            if let old = correct.randomElement(using: &rng) { options.append(.replace(old, by: ReplicaID(nextID))) }
-            if members.count - 1 >= 3 * f + 1, let old = correct.randomElement(using: &rng) { options.append(.remove(old)) }
-            if members.count >= 3 * (f + 1) + 1 { options.append(.setFaultTolerance(f + 1)) }
-            if f - 1 >= max(1, faulty.count) { options.append(.setFaultTolerance(f - 1)) }
-            let change = options.randomElement(using: &rng)!
-            switch change {
-            case .add(let id): members.append(id); nextID += 1
-            case .replace(let old, let id): members.removeAll { $0 == old }; members.append(id); nextID += 1
-            case .remove(let old): members.removeAll { $0 == old }
-            case .setFaultTolerance(let newF): f = newF
-            }
-            changes.append(ScheduledReconfiguration(tick: tick, change: change))
-            tick += UInt64.random(in: 0...(heal + 2_000) / 4, using: &rng)
-        }
-        return changes
-    }
 }

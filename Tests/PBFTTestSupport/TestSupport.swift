@@ -104,6 +104,11 @@ public func freeUDPPortRange(count: Int) throws -> Int { try consecutiveFreeUDPP
 public func sendDatagram(_ bytes: [UInt8], toPort port: Int) {
     let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
     defer { close(fd) }
+    sendDatagram(bytes, from: fd, toPort: port)
+}
+
+/// Sends one UDP datagram from socket `fd` to 127.0.0.1:`port`.
+func sendDatagram(_ bytes: [UInt8], from fd: Int32, toPort port: Int) {
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -160,13 +165,7 @@ public final class UDPProbe: @unchecked Sendable {
     deinit { close(fd) }
 
     public func send(_ bytes: [UInt8], toPort port: Int) {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = bytes.withUnsafeBytes { buffer in
-            withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, buffer.baseAddress, buffer.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        }
+        sendDatagram(bytes, from: fd, toPort: port)
     }
 
     /// Every datagram that arrives within `seconds` (or until `until` of them did).
